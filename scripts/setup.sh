@@ -52,17 +52,30 @@ fi
 for tool in cc c++ make cmake; do
   command -v "$tool" >/dev/null || { echo "ERROR: '$tool' not found (Debian: apt-get install build-essential cmake)" >&2; exit 1; }
 done
+# `ros2-venv-build PKG_DIR...` builds ament_cmake packages into the venv prefix: what `colcon build`
+# does on a ROS 2 distro. Also the entry point ../shared/ros2/install_launch_tools.sh expects.
+mkdir -p "$VENV/share/ros2_venv"
+cp "$LOCK" "$VENV/share/ros2_venv/constraints.txt"
+cat > "$VENV/bin/ros2-venv-build" <<BLD
+#!/usr/bin/env bash
+# usage: ros2-venv-build PKG_DIR [PKG_DIR...]  (cmake configure + build + install into $VENV)
+set -euo pipefail
+export AMENT_PREFIX_PATH="$VENV\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}"
+for src in "\$@"; do
+  src="\$(cd "\$src" && pwd)"
+  build="$STATE/build/\$(basename "\$src")"
+  cmake -S "\$src" -B "\$build" \\
+    -DCMAKE_PROJECT_INCLUDE="$ROOT/cmake/drop_missing_wheel_includes.cmake" \\
+    -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \\
+    -DPython3_EXECUTABLE="$VPY" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF
+  cmake --build "\$build" -j "\${JOBS:-$JOBS}"
+  cmake --install "\$build"
+done
+BLD
+chmod +x "$VENV/bin/ros2-venv-build"
 step "building messages and installing ivlm_ros into $VENV (cmake, log: $STATE/build.log)"
-BUILD="$STATE/build"
-export AMENT_PREFIX_PATH="$VENV"
-{
-  cmake -S "$ROOT" -B "$BUILD" \
-    -DCMAKE_PROJECT_INCLUDE="$ROOT/cmake/drop_missing_wheel_includes.cmake" \
-    -DCMAKE_PREFIX_PATH="$VENV" -DCMAKE_INSTALL_PREFIX="$VENV" \
-    -DPython3_EXECUTABLE="$VPY" -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF &&
-  cmake --build "$BUILD" -j "$JOBS" &&
-  cmake --install "$BUILD"
-} > "$STATE/build.log" 2>&1 || { tail -40 "$STATE/build.log"; echo "ERROR: build failed, see $STATE/build.log" >&2; exit 1; }
+"$VENV/bin/ros2-venv-build" "$ROOT" > "$STATE/build.log" 2>&1 \
+  || { tail -40 "$STATE/build.log"; echo "ERROR: build failed, see $STATE/build.log" >&2; exit 1; }
 
 # ament_index_python (share/ lookups, `ros2 launch`) needs AMENT_PREFIX_PATH; default it to the
 # venv for every venv python, the same .pth mechanism the ROS 2 wheels use for their libraries.
