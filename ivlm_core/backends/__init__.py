@@ -1,0 +1,1 @@
+"""Contact estimators behind one interface (see `base.ContactBackend`)."""
