@@ -1,0 +1,160 @@
+"""The anny body model (NAVER, Apache-2.0, shipped) behind the BodyModel interface.
+
+anny's native frame is z up, facing -y, person's left +x (Blender/MakeHuman); the body frame is y up,
+facing +z, so body = C @ anny with C a -90 degree rotation about x. Poses use anny's "local-ref"
+parameterization: each bone's delta rotation is in world-aligned axes, which after conjugation by C is
+exactly the SMPL convention (rotation relative to the parent, in body-frame axes).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import roma
+import torch
+
+from ivlm_core.body.cache import anny_cache_dir, build_lock
+from ivlm_core.body.model import KEYPOINT_NAMES, BodyModel
+from ivlm_core.body.parts import part_labels_from_skinning
+
+logger = logging.getLogger(__name__)
+
+# anny -> body frame: x stays, anny z (up) becomes y, anny -y (front) becomes z.
+ANNY_TO_BODY = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+
+HIP_SPREAD_DEG = 30.0  # InteractVLM's Vitruvian pose: each hip rotated by this about the forward axis
+
+# Arm chains straightened to the T-pose: (bone, bone whose head ends the segment), outward along +-x.
+_ARM_SEGMENTS = (("upperarm01", "lowerarm01"), ("lowerarm01", "wrist"), ("wrist", "finger3-1"))
+
+
+class AnnySkinner(torch.nn.Module):
+    """(rotations (B, J, 3, 3) body-frame axes, phenotypes (B, 6) in [0, 1]) -> vertices (B, V, 3), joints
+    (B, J, 3), in metres in the body frame; joints are the posed bone heads."""
+
+    def __init__(self, anny_model: torch.nn.Module, origin: np.ndarray) -> None:
+        super().__init__()
+        self.anny = anny_model
+        self.register_buffer("to_body", torch.as_tensor(ANNY_TO_BODY, dtype=torch.float32))
+        self.register_buffer("origin", torch.as_tensor(origin, dtype=torch.float32))
+
+    def forward(self, rotations: torch.Tensor, phenotypes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        to_body = self.to_body
+        anny_rotations = to_body.T @ rotations @ to_body
+        deltas = torch.cat(
+            [
+                torch.cat([anny_rotations, torch.zeros_like(anny_rotations[..., :1])], dim=-1),
+                torch.eye(4, dtype=rotations.dtype, device=rotations.device)[3].expand(
+                    *rotations.shape[:-2], 1, 4
+                ),
+            ],
+            dim=-2,
+        )
+        output = self.anny(
+            pose_parameters=deltas, phenotype_kwargs=phenotypes, pose_parameterization="local-ref"
+        )
+        vertices = output["vertices"] @ to_body.T - self.origin
+        joints = output["bone_poses"][..., :3, 3] @ to_body.T - self.origin
+        return vertices, joints
+
+
+def _build_anny(device: str) -> torch.nn.Module:
+    """anny's default full-body model (104 bones, 13,718 vertices), float32, dense LBS (fastest on CPU)."""
+    import anny
+    import anny.paths
+
+    directory = anny_cache_dir()
+    anny.paths.set_anny_cache_path(directory)
+    with build_lock(directory):
+        model = anny.Anny(skinning_method="lbs")
+    return model.to(device=device, dtype=torch.float32)
+
+
+def _minimal_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(3, 3) smallest rotation taking direction `source` onto direction `target`."""
+    a, b = source / np.linalg.norm(source), target / np.linalg.norm(target)
+    axis = np.cross(a, b)
+    angle = np.arctan2(np.linalg.norm(axis), np.dot(a, b))
+    if np.linalg.norm(axis) < 1e-12:
+        return np.eye(3)
+    return roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * angle)).numpy()
+
+
+def vitruvian_pose(skinner: AnnySkinner, bone_names: list[str], parents: list[int],
+                   phenotypes: torch.Tensor) -> np.ndarray:
+    """(J, 3) axis-angle pose: arms straight out along +-x (T-pose), hips spread by +-HIP_SPREAD_DEG.
+
+    Bones are set one at a time from the root down, because in this parameterization a bone's
+    world rotation is the product of its ancestors' rotations and its own.
+    """
+    index = {name: i for i, name in enumerate(bone_names)}
+    rotations = np.tile(np.eye(3), (len(bone_names), 1, 1))
+
+    def world_rotation(bone: int) -> np.ndarray:
+        chain = np.eye(3)
+        while bone >= 0:
+            chain = rotations[bone] @ chain
+            bone = parents[bone]
+        return chain
+
+    def posed_joints() -> np.ndarray:
+        with torch.no_grad():
+            _, joints = skinner(torch.as_tensor(rotations, dtype=torch.float32)[None], phenotypes)
+        return joints[0].numpy().astype(np.float64)
+
+    for side, sign in (("L", 1.0), ("R", -1.0)):
+        for bone, end in _ARM_SEGMENTS:
+            joints = posed_joints()
+            b, e = index[f"{bone}.{side}"], index[f"{end}.{side}"]
+            parent_world = world_rotation(parents[b])
+            turn = _minimal_rotation(joints[e] - joints[b], np.array([sign, 0.0, 0.0]))
+            rotations[b] = parent_world.T @ turn @ parent_world @ rotations[b]
+        hip = index[f"upperleg01.{side}"]
+        spread = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, sign * np.radians(HIP_SPREAD_DEG)]))
+        rotations[hip] = spread.numpy() @ rotations[hip]
+    return roma.rotmat_to_rotvec(torch.as_tensor(rotations)).numpy().astype(np.float32)
+
+
+def load_anny(device: str = "cpu") -> BodyModel:
+    """The anny body model, built from (or into) the on-disk cache; see cache.py."""
+    from anny import KeypointsRegressor
+
+    anny_model = _build_anny(device)
+    bone_names = list(anny_model.bone_labels)
+    parents = [int(p) for p in anny_model.bone_parents]
+    phenotypes = torch.full((1, len(anny_model.phenotype_labels)), 0.5, dtype=torch.float32, device=device)
+    skinner = AnnySkinner(anny_model, origin=np.zeros(3)).to(device)
+
+    pose = vitruvian_pose(skinner, bone_names, parents, phenotypes)
+    with torch.no_grad():
+        vertices, _ = skinner(roma.rotvec_to_rotmat(torch.as_tensor(pose, device=device))[None], phenotypes)
+    vertices = vertices[0].cpu().numpy()
+    origin = 0.5 * (vertices.min(axis=0) + vertices.max(axis=0))
+    skinner.origin.copy_(torch.as_tensor(origin, dtype=torch.float32))
+    canonical = (vertices - origin).astype(np.float32)
+
+    weights = anny_model.vertex_bone_weights.cpu().numpy()
+    bone_ids = anny_model.vertex_bone_indices.cpu().numpy()
+    dominant_bone = bone_ids[np.arange(len(bone_ids)), weights.argmax(axis=1)]
+    part_labels = part_labels_from_skinning(dominant_bone, bone_names, "anny", canonical)
+
+    regressor = KeypointsRegressor.coco(anny_model, labels=list(KEYPOINT_NAMES))
+    keypoint_weights = torch.cat(
+        [regressor.regression_weights.to(torch.float32),
+         torch.zeros(len(KEYPOINT_NAMES), len(bone_names), dtype=torch.float32, device=device)],
+        dim=1,
+    )
+    return BodyModel(
+        name="anny",
+        faces=anny_model.faces.cpu().numpy().astype(np.int64),
+        canonical_vertices=canonical,
+        part_labels=part_labels,
+        joint_names=tuple(bone_names),
+        canonical_pose=pose,
+        shape_names=tuple(anny_model.phenotype_labels),
+        default_shape=np.full(len(anny_model.phenotype_labels), 0.5, dtype=np.float32),
+        skinner=skinner,
+        keypoint_weights=keypoint_weights,
+        device=device,
+    )

@@ -1,0 +1,62 @@
+"""On-disk cache of the body models, and `python -m ivlm_core.body.cache` to build it ahead of time.
+
+anny compiles its rig and blend shapes from the MakeHuman sources on first use (about a minute on
+two cores) and stores the result as safetensors; later loads read it back in about a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """$IVLM_CACHE_DIR, or ~/.cache/ivlm_ros."""
+    return Path(os.environ.get("IVLM_CACHE_DIR") or Path.home() / ".cache" / "ivlm_ros")
+
+
+def anny_cache_dir() -> Path:
+    """Where anny keeps its built model data: $ANNY_CACHE_DIR if set, else <cache_dir()>/anny."""
+    return Path(os.environ.get("ANNY_CACHE_DIR") or cache_dir() / "anny")
+
+
+@contextmanager
+def build_lock(directory: Path) -> Iterator[None]:
+    """Exclusive file lock, so that parallel processes (tests, nodes) build a cache once, not side by side."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".build.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build (first run) or verify (later runs) the cached body model, printing progress and timings."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="anny", help="body model to warm (default: anny)")
+    parser.add_argument("--model-path", default=None, help="folder with licensed SMPL-family model files")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    from ivlm_core.body.loader import load_body_model
+
+    target = anny_cache_dir() if args.model == "anny" else args.model_path
+    print(f"[ivlm body cache] warming '{args.model}' (cache: {target}); a first anny build takes ~1-2 min",
+          flush=True)
+    start = time.perf_counter()
+    model = load_body_model(args.model, model_path=args.model_path)
+    print(f"[ivlm body cache] {model.name}: {model.num_vertices} vertices, {len(model.faces)} faces, "
+          f"{model.num_joints} joints, loaded in {time.perf_counter() - start:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
