@@ -1,0 +1,321 @@
+"""The embedded CPU default backend: pose -> body fit -> semantic contact reasoning -> vertex probabilities.
+
+No gated weights, no GPU: mediapipe's shipped pose model, the shipped anny body, category priors
+from `contact_priors.yaml` and image evidence. Every result lists the evidence that fired.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ivlm_core import detect as lm
+from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
+from ivlm_core.backends.keypoint import evidence as ev
+from ivlm_core.backends.keypoint.priors import PRIORS_PATH, ContactPriors, normalize_label
+from ivlm_core.backends.keypoint.reasoning import PartContact, score_parts
+from ivlm_core.body import PART_NAMES, load_body_model
+from ivlm_core.detect import PersonPose, PoseDetector, to_rgb8
+from ivlm_core.fit import MEDIAPIPE_OF_KEYPOINT, BodyFit, BodyFitter
+from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
+from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
+
+# Where on each part the contact concentrates, in the body's canonical frame (y up, facing +z):
+# the part's vertices nearest the anchor get the part's full confidence, the far side FLOOR of it.
+FLOOR = 0.6
+_KEYPOINT_OF_MEDIAPIPE = {idx: name for name, idx in MEDIAPIPE_OF_KEYPOINT.items()}
+# Camera frame <- object canonical frame (+y up, +z front): optical frame has y down, z forward.
+_OBJECT_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
+# 3D anchor of each part from mediapipe landmarks, for the object's contact region.
+_PART_ANCHOR_LANDMARKS = {
+    "head": (lm.NOSE, lm.MOUTH_LEFT, lm.MOUTH_RIGHT),
+    "neck": (lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER, lm.NOSE),
+    "torso_front": (lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER, lm.LEFT_HIP, lm.RIGHT_HIP),
+    "torso_back": (lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER, lm.LEFT_HIP, lm.RIGHT_HIP),
+    "hips": (lm.LEFT_HIP, lm.RIGHT_HIP),
+    "buttocks": (lm.LEFT_HIP, lm.RIGHT_HIP),
+}
+for _side, _ids in {
+    "left": (
+        lm.LEFT_SHOULDER,
+        lm.LEFT_ELBOW,
+        lm.LEFT_WRIST,
+        lm.LEFT_INDEX,
+        lm.LEFT_HIP,
+        lm.LEFT_KNEE,
+        lm.LEFT_ANKLE,
+        lm.LEFT_FOOT_INDEX,
+    ),
+    "right": (
+        lm.RIGHT_SHOULDER,
+        lm.RIGHT_ELBOW,
+        lm.RIGHT_WRIST,
+        lm.RIGHT_INDEX,
+        lm.RIGHT_HIP,
+        lm.RIGHT_KNEE,
+        lm.RIGHT_ANKLE,
+        lm.RIGHT_FOOT_INDEX,
+    ),
+}.items():
+    s, e, w, i, h, k, a, f = _ids
+    _PART_ANCHOR_LANDMARKS |= {
+        f"{_side}_upper_arm": (s, e),
+        f"{_side}_forearm": (e, w),
+        f"{_side}_hand": (w, i),
+        f"{_side}_thigh": (h, k),
+        f"{_side}_calf": (k, a),
+        f"{_side}_foot": (a, f),
+    }
+
+
+class KeypointBackend(ContactBackend):
+    """Default contact backend for CPUs and for setups without the InteractVLM weights.
+
+    body_model: "anny" (shipped) or an SMPL-family name the body stage can load. video: frames are
+    consecutive (tracking pose graph, previous fit blended in). priors_path: a contact_priors.yaml.
+    object_mesh_folder: user meshes for the object side (see ObjectRegistry).
+    """
+
+    name = "keypoint"
+
+    def __init__(
+        self,
+        body_model: str = "anny",
+        video: bool = False,
+        priors_path: Path | str = PRIORS_PATH,
+        object_mesh_folder: str | None = None,
+        default_fov_deg: float = 60.0,
+    ) -> None:
+        self.video = video
+        self.default_fov_deg = default_fov_deg
+        self.priors = ContactPriors(priors_path)
+        self.detector = PoseDetector()
+        self.body = load_body_model(body_model)
+        self.fitter = BodyFitter(self.body)
+        self.objects = ObjectRegistry(user_folder=object_mesh_folder)
+        self._part_ids = {p: self.body.part_vertex_ids(p) for p in PART_NAMES}
+        self._previous: dict[int, BodyFit] = {}
+        self.last_timings_ms: dict[str, float] = {}
+
+    def close(self) -> None:
+        self.detector.close()
+
+    def estimate(
+        self,
+        image: np.ndarray,
+        detections: Sequence[Detection],
+        camera: CameraIntrinsics | None = None,
+    ) -> list[ContactResult]:
+        t0 = time.perf_counter()
+        image = to_rgb8(image)
+        h, w = image.shape[:2]
+        if camera is None:
+            camera = CameraIntrinsics.from_fov(w, h, self.default_fov_deg)
+        elif (camera.width, camera.height) != (w, h):
+            raise ValueError(
+                f"camera is {camera.width}x{camera.height} but the image is {w}x{h}; "
+                "pass the CameraInfo of this image"
+            )
+        people = [d for d in detections if normalize_label(d.label) == PERSON_LABEL]
+        objects = [d for d in detections if normalize_label(d.label) != PERSON_LABEL]
+        timings = {"pose": 0.0, "fit": 0.0, "reason": 0.0, "vertices": 0.0}
+        if not objects:
+            self.last_timings_ms = {k: 0.0 for k in timings} | {"total": 1e3 * (time.perf_counter() - t0)}
+            return []
+
+        t = time.perf_counter()
+        person_boxes = [_clip_box(p.box_xyxy, w, h) for p in people]
+        if people:
+            poses = self.detector.detect(image, [b for b in person_boxes if b is not None], video=self.video)
+            it = iter(poses)
+            poses = [None if b is None else next(it) for b in person_boxes]
+        else:
+            poses = self.detector.detect(image, None, video=self.video)
+        timings["pose"] = 1e3 * (time.perf_counter() - t)
+
+        results: list[ContactResult] = []
+        if not poses:
+            reason = "no person found in the image (mediapipe pose found nobody; pass person boxes to help)"
+            return self._finish([self._empty(0, o, reason, None) for o in objects], timings, t0)
+
+        for i, pose in enumerate(poses):
+            box = people[i].box_xyxy if people else (pose.box_xyxy if pose is not None else None)
+            if pose is None:
+                why = (
+                    "person box lies outside the image"
+                    if people and person_boxes[i] is None
+                    else ("no body pose found in the person box (too small, cut off or heavily occluded)")
+                )
+                results += [self._empty(i, o, why, box) for o in objects]
+                continue
+            t = time.perf_counter()
+            fit = self.fitter.fit(pose, camera, self._previous.get(i) if self.video else None)
+            if self.video:
+                self._previous[i] = fit
+            timings["fit"] += 1e3 * (time.perf_counter() - t)
+            for obj in objects:
+                results.append(self._pair(i, pose, fit, obj, image.shape[:2], camera, box, timings))
+        return self._finish(results, timings, t0)
+
+    def _pair(
+        self,
+        i: int,
+        pose: PersonPose,
+        fit: BodyFit,
+        obj: Detection,
+        shape: tuple[int, int],
+        camera: CameraIntrinsics,
+        person_box: np.ndarray,
+        timings: dict[str, float],
+    ) -> ContactResult:
+        h, w = shape
+        if _clip_box(obj.box_xyxy, w, h) is None:
+            return self._empty(
+                i, obj, f"object box {obj.box_xyxy.tolist()} lies outside the {w}x{h} image", person_box
+            )
+        t = time.perf_counter()
+        category = self.priors.get(obj.label)
+        region = ev.ObjectRegion.from_detection(obj.box_xyxy, obj.mask, shape)
+        pc = score_parts(pose, region, category, camera, z_person=float(fit.translation[2]))
+        parts = pc.contacted(self.priors.threshold)
+        timings["reason"] += 1e3 * (time.perf_counter() - t)
+
+        t = time.perf_counter()
+        mesh = self.objects.get(obj.label, obj.box_xyxy, camera)
+        body_p = self._body_probabilities(parts, pose, region)
+        obj_p = self._object_probabilities(parts, pose, fit, obj, mesh, pc, camera)
+        timings["vertices"] += 1e3 * (time.perf_counter() - t)
+        reason = ""
+        if not parts:
+            reason = "no body part passed the contact threshold"
+            if not category.known:
+                reason += f" (label '{obj.label}' has no contact prior; a generic hand-held prior was used)"
+        names = ", ".join(p.replace("_", " ") for p in parts)
+        return ContactResult(
+            person_index=i,
+            obj=obj,
+            body_model=self.body.name,
+            body_probabilities=body_p,
+            body_parts=parts,
+            object_mesh_id=mesh.mesh_id,
+            object_probabilities=obj_p,
+            backend=self.name,
+            evidence=pc.evidence,
+            reason=reason,
+            person_box=np.asarray(person_box, np.float64),
+            body_vertices=fit.vertices,
+            body_normals=fit.normals,
+            text=f"The contacting body parts are {names}." if parts else "No body part is in contact.",
+        )
+
+    def _body_probabilities(
+        self, parts: dict[str, float], pose: PersonPose, region: ev.ObjectRegion
+    ) -> np.ndarray:
+        """(V,) float32: each contacted part's confidence on its vertices, highest near the evidence.
+
+        The anchor is found in the canonical mesh: the point along the part's bone (canonical keypoints)
+        that corresponds to the part's landmark closest to the object in the image; seated parts
+        concentrate on their back/underside, feet on the sole.
+        """
+        probs = np.zeros(self.body.num_vertices, np.float32)
+        verts = self.fitter.rest_vertices
+        for part, conf in parts.items():
+            ids = self._part_ids[part]
+            if ids.size == 0:
+                continue
+            pv = verts[ids]
+            anchor = self._canonical_anchor(part, pv, pose, region)
+            extent = float(np.linalg.norm(pv - pv.mean(0), axis=1).max()) + 1e-6
+            d = np.linalg.norm(pv - anchor, axis=1)
+            weight = np.exp(-0.5 * (d / (0.6 * extent)) ** 2)
+            probs[ids] = np.maximum(probs[ids], conf * (FLOOR + (1 - FLOOR) * weight))
+        return probs
+
+    def _canonical_anchor(
+        self, part: str, pv: np.ndarray, pose: PersonPose, region: ev.ObjectRegion
+    ) -> np.ndarray:
+        centre = pv.mean(0)
+        if part.endswith("_foot"):
+            return np.array([centre[0], pv[:, 1].min(), centre[2]])
+        if part in ("buttocks", "torso_back"):
+            return np.array([centre[0], centre[1], pv[:, 2].min()])
+        landmarks = _PART_ANCHOR_LANDMARKS.get(part)
+        if landmarks is None or len(landmarks) != 2:
+            return centre
+        a, b = landmarks
+        dist = region.distance(pose.keypoints[[a, b]])
+        t = 1.0 if dist[1] <= dist[0] else 0.0
+        ka, kb = _KEYPOINT_OF_MEDIAPIPE.get(a), _KEYPOINT_OF_MEDIAPIPE.get(b)
+        if ka is None or kb is None:
+            return centre
+        pa, pb = self.fitter.rest_keypoints[ka], self.fitter.rest_keypoints[kb]
+        return pa + t * (pb - pa)
+
+    def _object_probabilities(
+        self,
+        parts: dict[str, float],
+        pose: PersonPose,
+        fit: BodyFit,
+        obj: Detection,
+        mesh: ObjectMesh,
+        pc: PartContact,
+        camera: CameraIntrinsics,
+    ) -> np.ndarray:
+        """(Vo,) float32: the object's vertices facing each contacted part, with the object placed on its box.
+
+        The object sits on the ray through its box centre, at the contacting parts' depth when in
+        contact (else its own depth estimate), upright and facing the camera.
+        """
+        if not parts:
+            return np.zeros(len(mesh.vertices), np.float32)
+        anchors = {
+            p: pose.world[list(_PART_ANCHOR_LANDMARKS[p])].mean(0) + fit.landmarks_origin for p in parts
+        }
+        depth = float(np.mean([a[2] for a in anchors.values()]))
+        cx, cy = 0.5 * (obj.box_xyxy[0] + obj.box_xyxy[2]), 0.5 * (obj.box_xyxy[1] + obj.box_xyxy[3])
+        centre = np.array([(cx - camera.cx) * depth / camera.fx, (cy - camera.cy) * depth / camera.fy, depth])
+        ov = mesh.vertices.astype(np.float64) @ _OBJECT_TO_CAMERA.T + centre
+        sigma = 0.15 * float(np.max(mesh.size_m))
+        probs = np.zeros(len(ov), np.float32)
+        for part, conf in parts.items():
+            d = np.linalg.norm(ov - anchors[part], axis=1)
+            probs = np.maximum(probs, (conf * np.exp(-0.5 * ((d - d.min()) / sigma) ** 2)).astype(np.float32))
+        return probs
+
+    def _empty(self, i: int, obj: Detection, reason: str, person_box: np.ndarray | None) -> ContactResult:
+        h_mesh = self.objects.get(obj.label, obj.box_xyxy) if obj.label.strip() else None
+        return ContactResult(
+            person_index=i,
+            obj=obj,
+            body_model=self.body.name,
+            body_probabilities=np.zeros(self.body.num_vertices, np.float32),
+            body_parts={},
+            object_mesh_id=h_mesh.mesh_id if h_mesh is not None else "",
+            object_probabilities=np.zeros(0 if h_mesh is None else len(h_mesh.vertices), np.float32),
+            backend=self.name,
+            evidence=[],
+            reason=reason,
+            person_box=None if person_box is None else np.asarray(person_box, np.float64),
+        )
+
+    def _finish(
+        self, results: list[ContactResult], timings: dict[str, float], t0: float
+    ) -> list[ContactResult]:
+        self.last_timings_ms = timings | {"total": 1e3 * (time.perf_counter() - t0)}
+        return results
+
+
+def _clip_box(box: np.ndarray, w: int, h: int) -> np.ndarray | None:
+    """The part of a pixel box inside the image, or None if it has no area there."""
+    x0, y0, x1, y1 = (
+        np.clip(box[0], 0, w),
+        np.clip(box[1], 0, h),
+        np.clip(box[2], 0, w),
+        np.clip(box[3], 0, h),
+    )
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        return None
+    return np.array([x0, y0, x1, y1], np.float64)

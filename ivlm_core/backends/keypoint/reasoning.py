@@ -1,0 +1,92 @@
+"""Semantic contact reasoning: category prior x image evidence x depth agreement, per body part."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ivlm_core.backends.keypoint import evidence as ev
+from ivlm_core.backends.keypoint.priors import CategoryPrior
+from ivlm_core.detect import PersonPose
+from ivlm_core.types import CameraIntrinsics
+
+
+@dataclass
+class PartContact:
+    """Contact confidence of every part the category's prior names, and why."""
+
+    scores: dict[str, float]  # part -> prior x evidence x depth agreement, in [0, 1]
+    evidence: list[str] = field(default_factory=list)  # human-readable, for logs
+    object_depth_m: float | None = None  # from the box and size prior; None if the box is cut off
+    person_depth_m: float = 0.0
+
+    def contacted(self, threshold: float) -> dict[str, float]:
+        return {
+            p: round(s, 3) for p, s in sorted(self.scores.items(), key=lambda kv: -kv[1]) if s >= threshold
+        }
+
+
+def score_parts(
+    pose: PersonPose,
+    region: ev.ObjectRegion,
+    category: CategoryPrior,
+    camera: CameraIntrinsics,
+    z_person: float | None = None,
+) -> PartContact:
+    """Score each part of the category prior with its test (near / seated / support) and the depth check.
+
+    z_person: the person's distance from the camera (metres) from the body fit; estimated from limb
+    lengths when None.
+    """
+    body_px = pose.scale_px
+    pts = ev.part_points(pose.keypoints)
+    evidence = [f"prior:{category.label}" if category.known else "prior:default(unknown label)"]
+
+    if z_person is None:
+        z_person = ev.person_depth(pose, camera)
+    z_object = ev.object_depth(region.box_xyxy, category.size_m, camera)
+    depth = ev.depth_agreement(z_person, z_object)
+    if z_object is None:
+        evidence.append(f"depth:person {z_person:.1f} m, object box cut by the image border (not checked)")
+    else:
+        evidence.append(f"depth:person {z_person:.1f} m, object {z_object:.1f} m, agreement {depth:.2f}")
+
+    flexion = ev.hip_flexion_deg(pose.world)
+    seated = ev.seated_score(flexion)
+    hips_on_object = ev.proximity("hips", pts["buttocks"], region, body_px, sigma=ev.SEAT_SIGMA)
+    if any(p.test == "seated" for p in category.parts):
+        evidence.append(
+            f"seated:{seated:.2f} (hip flexion {flexion:.0f} deg, hips on object {hips_on_object:.2f})"
+        )
+
+    scores: dict[str, float] = {}
+    for prior in category.parts:
+        if prior.test == "seated":
+            e = seated * hips_on_object
+        else:
+            e = ev.proximity(prior.part, pts[prior.part], region, body_px)
+        scores[prior.part] = prior.prior * e * depth
+        if e >= 0.5:
+            tag = {"near": "near", "support": "support", "seated": "seated_on"}[prior.test]
+            evidence.append(f"{tag}:{prior.part}({e:.2f})")
+        if prior.test != "seated" and e >= 0.99:
+            kp_vis = _part_visibility(pose, prior.part)
+            if kp_vis is not None and kp_vis < 0.5:
+                evidence.append(f"occluded:{prior.part} (hidden, likely behind the object)")
+    return PartContact(scores=scores, evidence=evidence, object_depth_m=z_object, person_depth_m=z_person)
+
+
+_PART_LANDMARKS = {
+    "left_hand": (15, 17, 19, 21),
+    "right_hand": (16, 18, 20, 22),
+    "left_foot": (27, 29, 31),
+    "right_foot": (28, 30, 32),
+    "head": (0, 7, 8, 9, 10),
+}
+
+
+def _part_visibility(pose: PersonPose, part: str) -> float | None:
+    """Mean landmark visibility of an extremity (None for other parts)."""
+    ids = _PART_LANDMARKS.get(part)
+    return None if ids is None else float(np.mean(pose.visibility[list(ids)]))
