@@ -134,10 +134,11 @@ def load_anny(device: str = "cpu") -> BodyModel:
     skinner.origin.copy_(torch.as_tensor(origin, dtype=torch.float32))
     canonical = (vertices - origin).astype(np.float32)
 
-    weights = anny_model.vertex_bone_weights.cpu().numpy()
-    bone_ids = anny_model.vertex_bone_indices.cpu().numpy()
-    dominant_bone = bone_ids[np.arange(len(bone_ids)), weights.argmax(axis=1)]
-    part_labels = part_labels_from_skinning(dominant_bone, bone_names, "anny", canonical)
+    sparse_weights = anny_model.vertex_bone_weights.cpu().numpy()
+    skinning_weights = np.zeros((len(canonical), len(bone_names)))
+    vertex_ids = np.arange(len(canonical))[:, None]
+    np.add.at(skinning_weights, (vertex_ids, anny_model.vertex_bone_indices.cpu().numpy()), sparse_weights)
+    part_labels = part_labels_from_skinning(skinning_weights, bone_names, "anny", canonical)
 
     regressor = KeypointsRegressor.coco(anny_model, labels=list(KEYPOINT_NAMES))
     keypoint_weights = torch.cat(

@@ -55,6 +55,9 @@ _SMPL_BONE_PARTS: tuple[tuple[str, str], ...] = (
     (r"^(?P<side>left|right)_(ankle|foot)$", "foot"),
 )
 
+# A thigh vertex whose pelvis-bone weights reach this share counts as pelvis (hips / buttocks).
+PELVIS_SHARE = 0.1
+
 _SIDE = {"L": "left", "R": "right", "left": "left", "right": "right"}
 
 
@@ -104,18 +107,22 @@ def _front_mask(points: np.ndarray, bins: int = 16) -> np.ndarray:
 
 
 def part_labels_from_skinning(
-    dominant_bone: np.ndarray, bone_names: list[str] | tuple[str, ...], family: str,
+    skinning_weights: np.ndarray, bone_names: list[str] | tuple[str, ...], family: str,
     canonical_vertices: np.ndarray,
 ) -> np.ndarray:
     """Per-vertex part index into PART_NAMES.
 
-    dominant_bone: (V,) int, the bone with the largest skinning weight of each vertex.
+    skinning_weights: (V, J) float, each vertex's weight on each bone (dense).
     canonical_vertices: (V, 3) float, metres, y up, body facing +z (used for front/back splits).
-    Returns (V,) int16.
+    Each vertex takes the part of its heaviest bone, except that thigh vertices which the pelvis
+    bones still move noticeably (the gluteal fold and the groin) join the pelvis, as in SMPL's
+    segmentation where the buttocks belong to the hips. Returns (V,) int16.
     """
-    table = bone_part_table(bone_names, family)
-    groups = np.array(table, dtype=object)[dominant_bone]
-    labels = np.full(len(dominant_bone), -1, dtype=np.int16)
+    table = np.array(bone_part_table(bone_names, family), dtype=object)
+    groups = table[skinning_weights.argmax(axis=1)]
+    pelvis_share = skinning_weights[:, table == "pelvis"].sum(axis=1)
+    groups[np.isin(groups, ["left_thigh", "right_thigh"]) & (pelvis_share >= PELVIS_SHARE)] = "pelvis"
+    labels = np.full(len(groups), -1, dtype=np.int16)
     for index, name in enumerate(PART_NAMES):
         labels[groups == name] = index
     for group, (front, back) in _FRONT_BACK.items():

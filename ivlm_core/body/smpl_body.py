@@ -130,8 +130,8 @@ def load_smpl_family(name: str, model_path: str | None, device: str = "cpu") -> 
     skinner.origin.copy_(torch.as_tensor(origin, dtype=torch.float32))
     canonical = (vertices - origin).astype(np.float32)
 
-    dominant_bone = smplx_model.lbs_weights.argmax(dim=1).cpu().numpy()
-    part_labels = part_labels_from_skinning(dominant_bone, joint_names, "smpl", canonical)
+    skinning_weights = smplx_model.lbs_weights.cpu().numpy()
+    part_labels = part_labels_from_skinning(skinning_weights, joint_names, "smpl", canonical)
 
     ids = vertex_ids["smplx" if name == "smplx" else "smplh"]
     keypoint_weights = torch.zeros(len(KEYPOINT_NAMES), num_vertices + len(joint_names), dtype=torch.float32)
