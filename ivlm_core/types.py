@@ -85,6 +85,14 @@ class Reconstruction:
     reason: str = ""  # why ok is False
     object_contact_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     object_contact_normals: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    # Ids the contact points above belong to (object mesh / body model vertices, probability >= threshold).
+    object_contact_vertex_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    body_contact_vertex_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    body_contact_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    body_contact_normals: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    # Object surface with a clearance from every contact: candidate grasp regions for a robot (handover).
+    grasp_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    grasp_normals: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
 
 
 @dataclass

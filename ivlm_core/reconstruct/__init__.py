@@ -1,0 +1,6 @@
+"""Joint human-object reconstruction: the object's pose, contact points and grasp regions in 3D."""
+
+from ivlm_core.reconstruct.joint import ReconstructConfig, reconstruct
+from ivlm_core.reconstruct.pose import PoseWeights
+
+__all__ = ["PoseWeights", "ReconstructConfig", "reconstruct"]

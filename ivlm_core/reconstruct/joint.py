@@ -1,0 +1,372 @@
+"""Joint human-object reconstruction: place the object in 3D against the fitted body, in the camera frame.
+
+One call per (person, object) pair: the posed body, its contact probabilities, the object's metric mesh
+and contact probabilities, the object's box (and mask) give the object pose, contact points and normals
+on both surfaces, candidate grasp regions away from the person, and a quality score with checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+import trimesh
+from scipy.ndimage import distance_transform_edt
+from scipy.spatial import cKDTree
+
+from ivlm_core.reconstruct.pose import (
+    DEFAULT_SCHEDULE,
+    PoseFit,
+    PoseTargets,
+    PoseWeights,
+    Stage,
+    fit_object_pose,
+    initial_rotations,
+)
+from ivlm_core.types import CameraIntrinsics, Reconstruction
+
+
+class MeshLike(Protocol):
+    """Any metric triangle mesh, e.g. `ivlm_core.objects.ObjectMesh`: vertices (V, 3) metres, faces (F, 3)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Every knob of the reconstruction, with the defaults used by the backends."""
+
+    contact_threshold: float = 0.5  # vertices at or above this probability form the contact regions
+    scale_range: tuple[float, float] = (0.75, 1.33)  # bounds on the scale, relative to the mesh's metric size
+    grasp_clearance_m: float = 0.05  # grasp candidates keep at least this distance from every contact
+    grasp_samples: int = 256  # object surface samples the grasp candidates are drawn from
+    silhouette_points: int = 128  # object points whose projection is compared with the box and mask
+    contact_points: int = 96  # at most this many points per contact region in the optimisation
+    body_points: int = 600  # at most this many body vertices near the contact for interpenetration
+    mask_samples: int = 64  # mask pixels that must be covered by the projected object
+    mask_resolution: int = 96  # the mask's distance map is computed at most this many pixels wide
+    schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE  # how many starting rotations survive, Adam steps
+    weights: PoseWeights = field(default_factory=PoseWeights)
+    # Checks a pose must pass to be reported as good (Reconstruction.ok).
+    max_contact_gap_m: float = 0.04  # median distance from the body's contact region to the object
+    min_box_iou: float = 0.5  # projected object box vs detected box
+    max_penetration_m: float = 0.03  # 90th percentile depth of object surface inside the body
+    min_depth_m: float = 0.1  # every object point in front of the camera by at least this
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale_range
+        if not 0 < lo <= 1 <= hi:
+            raise ValueError(f"scale_range must satisfy 0 < low <= 1 <= high, got {self.scale_range}")
+        if not 0 < self.contact_threshold <= 1:
+            raise ValueError(f"contact_threshold must be in (0, 1], got {self.contact_threshold}")
+        if self.grasp_clearance_m < 0:
+            raise ValueError(f"grasp_clearance_m must be >= 0, got {self.grasp_clearance_m}")
+
+
+def _even_subset(n: int, k: int) -> np.ndarray:
+    """k indices spread evenly over range(n) (all of them when n <= k)."""
+    return np.arange(n) if n <= k else np.linspace(0, n - 1, k).round().astype(np.int64)
+
+
+def _check_inputs(
+    body_vertices: np.ndarray,
+    body_faces: np.ndarray,
+    body_contact_probs: np.ndarray,
+    object_vertices: np.ndarray,
+    object_faces: np.ndarray,
+    object_contact_probs: np.ndarray,
+    object_box: np.ndarray,
+    object_mask: np.ndarray | None,
+    camera: CameraIntrinsics,
+) -> None:
+    for name, v, f, p in (
+        ("body", body_vertices, body_faces, body_contact_probs),
+        ("object", object_vertices, object_faces, object_contact_probs),
+    ):
+        if v.ndim != 2 or v.shape[1] != 3 or len(v) < 4 or not np.all(np.isfinite(v)):
+            raise ValueError(
+                f"{name} vertices must be a finite (V, 3) array with V >= 4, got shape {v.shape}"
+            )
+        if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0 or f.min() < 0 or f.max() >= len(v):
+            raise ValueError(f"{name} faces must be a non-empty (F, 3) array of vertex ids < {len(v)}")
+        if p.shape != (len(v),) or not np.all(np.isfinite(p)):
+            raise ValueError(
+                f"{name} contact probabilities must be finite with shape ({len(v)},), got {p.shape}"
+            )
+    if (
+        object_box.shape != (4,)
+        or not np.all(np.isfinite(object_box))
+        or np.any(object_box[2:] <= object_box[:2])
+    ):
+        raise ValueError(f"object box must be finite [x0, y0, x1, y1] with x1>x0, y1>y0, got {object_box}")
+    if object_mask is not None and object_mask.shape != (camera.height, camera.width):
+        raise ValueError(
+            f"object mask must be (H, W) = ({camera.height}, {camera.width}) like the camera, "
+            f"got {object_mask.shape}"
+        )
+
+
+def _mask_targets(
+    mask: np.ndarray, box: np.ndarray, resolution: int, n_samples: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Distance map (pixels) to the mask in a window around the box, and some mask pixels; None if empty."""
+    h, w = mask.shape
+    pad = 0.25 * (box[2:] - box[:2])
+    x0, y0 = np.maximum(np.floor(box[:2] - pad), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(box[2:] + pad), [w, h]).astype(int)
+    crop = mask[y0:y1, x0:x1]
+    ys, xs = np.nonzero(crop)
+    if len(xs) == 0:
+        return None
+    step = max(1, int(np.ceil(max(crop.shape) / resolution)))
+    small = crop[::step, ::step]
+    dist = distance_transform_edt(~small) * step
+    window = np.array([x0, y0, x0 + small.shape[1] * step, y0 + small.shape[0] * step], np.float32)
+    pick = _even_subset(len(xs), n_samples)
+    samples = np.stack([xs[pick] + x0 + 0.5, ys[pick] + y0 + 0.5], axis=1)
+    return (
+        torch.as_tensor(dist, dtype=torch.float32)[None, None],
+        torch.as_tensor(window),
+        torch.as_tensor(samples, dtype=torch.float32),
+    )
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = float(np.prod(np.clip(hi - lo, 0, None)))
+    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _failed(reason: str, body_ids: np.ndarray, body_pts: np.ndarray, body_nrm: np.ndarray) -> Reconstruction:
+    return Reconstruction(
+        ok=False,
+        object_pose=np.eye(4),
+        object_scale=1.0,
+        quality=0.0,
+        reason=reason,
+        body_contact_vertex_ids=body_ids,
+        body_contact_points=body_pts,
+        body_contact_normals=body_nrm,
+    )
+
+
+def reconstruct(
+    body_vertices: np.ndarray,
+    body_faces: np.ndarray,
+    body_contact_probs: np.ndarray,
+    object_mesh: MeshLike,
+    object_contact_probs: np.ndarray,
+    object_box: np.ndarray,
+    camera: CameraIntrinsics,
+    object_mask: np.ndarray | None = None,
+    body_normals: np.ndarray | None = None,
+    init: Reconstruction | None = None,
+    config: ReconstructConfig | None = None,
+) -> Reconstruction:
+    """Place `object_mesh` against the body so that the contact regions meet and the image agrees.
+
+    body_vertices: (V, 3) posed body in the camera frame, metres; body_faces: (F, 3);
+    body_contact_probs: (V,) in [0, 1]. object_mesh: metric mesh in its own frame (vertices (Vo, 3),
+    metres); object_contact_probs: (Vo,). object_box: (4,) [x0, y0, x1, y1] pixels; object_mask:
+    optional (H, W) bool. body_normals: optional (V, 3) outward unit normals (computed when None).
+    init: the previous frame's result for this pair, used as an extra starting pose when it was ok.
+
+    Returns a Reconstruction whose pose maps a mesh point p to `R @ (scale * p) + t`. When no body
+    vertex is in contact, or the best pose fails the checks, `ok` is False and `reason` says why;
+    such a result carries no object-side points.
+    """
+    cfg = config or ReconstructConfig()
+    bv = np.asarray(body_vertices, dtype=np.float64)
+    bf = np.asarray(body_faces, dtype=np.int64)
+    bp = np.asarray(body_contact_probs, dtype=np.float64).reshape(-1)
+    ov = np.asarray(object_mesh.vertices, dtype=np.float64)
+    of = np.asarray(object_mesh.faces, dtype=np.int64)
+    op = np.asarray(object_contact_probs, dtype=np.float64).reshape(-1)
+    box = np.asarray(object_box, dtype=np.float64).reshape(-1)
+    mask = None if object_mask is None else np.asarray(object_mask, dtype=bool)
+    _check_inputs(bv, bf, bp, ov, of, op, box, mask, camera)
+
+    if body_normals is None:
+        body_normals = trimesh.Trimesh(bv, bf, process=False).vertex_normals
+    bn = np.asarray(body_normals, dtype=np.float64)
+    if bn.shape != bv.shape:
+        raise ValueError(f"body normals must have the body vertices' shape {bv.shape}, got {bn.shape}")
+    thr = cfg.contact_threshold
+    body_ids = np.flatnonzero(bp >= thr)
+    body_pts, body_nrm = bv[body_ids].astype(np.float32), bn[body_ids].astype(np.float32)
+    if len(body_ids) == 0:
+        return _failed(
+            f"no body vertex reaches contact probability {thr:.2f}: nothing to place the object against",
+            body_ids,
+            body_pts,
+            body_nrm,
+        )
+
+    obj = trimesh.Trimesh(ov, of, process=False)
+    samples, sample_faces = trimesh.sample.sample_surface(obj, max(cfg.grasp_samples, 64), seed=0)
+    sample_normals = obj.face_normals[sample_faces]
+    obj_ids = np.flatnonzero(op >= thr)
+    obj_vertex_normals = obj.vertex_normals
+
+    # Contact regions (weighted by probability) and the body surface around the body's contact.
+    cb = body_ids[_even_subset(len(body_ids), cfg.contact_points)]
+    co = obj_ids[_even_subset(len(obj_ids), cfg.contact_points)]
+    body_c_w = bp[cb]
+    if len(co):
+        obj_c, obj_c_w = ov[co], op[co]
+    else:  # no object contact known: any object surface point may touch the body
+        obj_c, obj_c_w = samples[_even_subset(len(samples), cfg.contact_points)], None
+    centre_b = (bv[cb] * body_c_w[:, None]).sum(0) / body_c_w.sum()
+    extent = float(np.linalg.norm(ov.max(0) - ov.min(0)))
+    near = np.flatnonzero(np.linalg.norm(bv - centre_b, axis=1) < extent * cfg.scale_range[1] + 0.1)
+    near = near[_even_subset(len(near), cfg.body_points)]
+
+    def t32(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)
+
+    # The projected box of a mesh is that of its convex hull's vertices; samples fill the silhouette.
+    hull = obj.convex_hull.vertices
+    sil = np.concatenate(
+        [hull[_even_subset(len(hull), cfg.silhouette_points)], samples[: cfg.silhouette_points]]
+    )
+    pen = _even_subset(len(samples), 128)
+    targets = PoseTargets(
+        K=t32(camera.K),
+        box=t32(box),
+        silhouette_points=t32(sil),
+        surface_points=t32(samples[pen]),
+        surface_normals=t32(sample_normals[pen]),
+        object_contact_points=t32(obj_c),
+        object_contact_weights=t32(obj_c_w if obj_c_w is not None else np.zeros(len(obj_c))),
+        body_contact_points=t32(bv[cb]),
+        body_contact_weights=t32(body_c_w),
+        body_points=t32(bv[near]),
+        body_normals=t32(bn[near]),
+    )
+    if mask is not None:
+        mask_targets = _mask_targets(mask, box, cfg.mask_resolution, cfg.mask_samples)
+        if mask_targets is not None:
+            targets.mask_distance, targets.mask_window, targets.mask_samples = mask_targets
+
+    # Starting poses: the cube-group rotations (plus the previous frame's pose), each translated so the
+    # object's contact centroid sits on the body's.
+    R0 = initial_rotations()
+    centre_o = obj_c.mean(0) if obj_c_w is None else (obj_c * obj_c_w[:, None]).sum(0) / obj_c_w.sum()
+    t0 = centre_b[None] - R0 @ centre_o
+    if obj_c_w is None:  # keep the object outside the body: push it out along the contact normal
+        n = bn[cb].mean(0)
+        t0 = t0 + 0.5 * extent * n / max(np.linalg.norm(n), 1e-9)
+    if init is not None and init.ok:
+        R0 = np.concatenate([init.object_pose[None, :3, :3], R0])
+        t0 = np.concatenate([init.object_pose[None, :3, 3], t0])
+
+    fit = fit_object_pose(
+        targets,
+        R0,
+        t0,
+        scale_prior=1.0,
+        scale_range=cfg.scale_range,
+        weights=cfg.weights,
+        schedule=cfg.schedule,
+    )
+    return _checked_result(
+        fit,
+        cfg,
+        camera,
+        box,
+        bv,
+        bn,
+        bv[cb],
+        near,
+        ov,
+        obj_vertex_normals,
+        obj_ids,
+        samples,
+        sample_normals,
+        body_ids,
+        body_pts,
+        body_nrm,
+    )
+
+
+def _checked_result(
+    fit: PoseFit,
+    cfg: ReconstructConfig,
+    camera: CameraIntrinsics,
+    box: np.ndarray,
+    bv: np.ndarray,
+    bn: np.ndarray,
+    body_contact: np.ndarray,
+    near: np.ndarray,
+    ov: np.ndarray,
+    ovn: np.ndarray,
+    obj_ids: np.ndarray,
+    samples: np.ndarray,
+    sample_normals: np.ndarray,
+    body_ids: np.ndarray,
+    body_pts: np.ndarray,
+    body_nrm: np.ndarray,
+) -> Reconstruction:
+    """Apply the fitted pose, run the checks, score the pair and fill the result."""
+    R, t, s = fit.rotation, fit.translation, fit.scale
+    placed_v = s * ov @ R.T + t
+    placed_s = s * samples @ R.T + t
+    surface = np.concatenate([placed_v, placed_s])
+
+    uv = placed_v[:, :2] / np.clip(placed_v[:, 2:], 1e-6, None) * [camera.fx, camera.fy] + [
+        camera.cx,
+        camera.cy,
+    ]
+    iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
+    gap = float(np.median(cKDTree(surface).query(body_contact)[0]))
+    _, nn = cKDTree(bv[near]).query(placed_s)
+    inside = -np.einsum("ij,ij->i", placed_s - bv[near][nn], bn[near][nn])
+    penetration = float(np.percentile(np.clip(inside, 0, None), 90))
+    min_depth = float(surface[:, 2].min())
+
+    failures = []
+    if gap > cfg.max_contact_gap_m:
+        failures.append(
+            f"contact regions {gap * 100:.1f} cm apart (limit {cfg.max_contact_gap_m * 100:.1f} cm)"
+        )
+    if iou < cfg.min_box_iou:
+        failures.append(f"projected object matches its box with IoU {iou:.2f} (needs {cfg.min_box_iou:.2f})")
+    if penetration > cfg.max_penetration_m:
+        failures.append(
+            f"object {penetration * 100:.1f} cm inside the body (limit {cfg.max_penetration_m * 100:.1f} cm)"
+        )
+    if min_depth < cfg.min_depth_m:
+        failures.append(
+            f"object reaches {min_depth:.2f} m from the camera plane (needs {cfg.min_depth_m:.2f} m)"
+        )
+    quality = iou * np.exp(-gap / cfg.max_contact_gap_m) * np.exp(-penetration / cfg.max_penetration_m)
+    pose = np.eye(4)
+    pose[:3, :3], pose[:3, 3] = R, t
+    if failures:
+        result = _failed(
+            "reconstruction failed its checks: " + "; ".join(failures), body_ids, body_pts, body_nrm
+        )
+        result.object_pose, result.object_scale, result.quality = pose, s, float(quality)
+        return result
+
+    contact_pts = np.concatenate([body_contact, placed_v[obj_ids]])
+    clearance = cKDTree(contact_pts).query(placed_s[: cfg.grasp_samples])[0]
+    grasp = np.flatnonzero(clearance >= cfg.grasp_clearance_m)
+    return Reconstruction(
+        ok=True,
+        object_pose=pose,
+        object_scale=s,
+        quality=float(quality),
+        object_contact_vertex_ids=obj_ids,
+        object_contact_points=placed_v[obj_ids].astype(np.float32),
+        object_contact_normals=(ovn[obj_ids] @ R.T).astype(np.float32),
+        body_contact_vertex_ids=body_ids,
+        body_contact_points=body_pts,
+        body_contact_normals=body_nrm,
+        grasp_points=placed_s[grasp].astype(np.float32),
+        grasp_normals=(sample_normals[grasp] @ R.T).astype(np.float32),
+    )
