@@ -1,0 +1,140 @@
+"""RViz markers: body mesh coloured by contact probability, object mesh at its pose, contact points.
+
+The body mesh is decimated once (vertex clustering on the body model's template, at configure) to a
+triangle budget; per frame only the posed positions of the kept vertices and the per-cluster maximum
+probability are gathered, so a small contact patch never disappears in the decimated mesh.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from geometry_msgs.msg import Point
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ivlm_core.types import ContactResult
+
+NO_CONTACT_RGB = np.array([0.75, 0.75, 0.75], np.float32)
+CONTACT_RGB = np.array([1.0, 0.1, 0.1], np.float32)
+OBJECT_RGB = np.array([0.2, 0.5, 1.0], np.float32)
+
+
+@dataclass(frozen=True)
+class DecimatedMesh:
+    """A mesh reduced by vertex clustering: kept vertices, their faces, and each vertex's cluster."""
+
+    kept: np.ndarray  # (K,) int, original vertex id standing for each cluster
+    faces: np.ndarray  # (F', 3) int, indices into `kept`
+    cluster: np.ndarray  # (V,) int, cluster of each original vertex
+
+
+def decimate(vertices: np.ndarray, faces: np.ndarray, max_triangles: int) -> DecimatedMesh:
+    """Vertex-cluster `vertices`: (V, 3) / `faces`: (F, 3) down to at most `max_triangles` faces.
+
+    The grid resolution is the finest (by bisection) whose clustered mesh fits the budget.
+    """
+    vertices, faces = np.asarray(vertices, np.float64), np.asarray(faces, np.int64)
+    if max_triangles < 1:
+        raise ValueError(f"marker triangle budget must be >= 1, got {max_triangles}")
+    if len(faces) <= max_triangles:
+        return DecimatedMesh(np.arange(len(vertices)), faces, np.arange(len(vertices)))
+    lo_v, extent = vertices.min(0), np.ptp(vertices, axis=0).max()
+
+    def cluster_at(cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        grid = np.floor((vertices - lo_v) / extent * cells).astype(np.int64)
+        _, first, labels = np.unique(grid, axis=0, return_index=True, return_inverse=True)
+        f = labels.reshape(-1)[faces]
+        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+        _, unique_rows = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+        return first, f[np.sort(unique_rows)], labels.reshape(-1)
+
+    lo, hi = 1, 512
+    best = cluster_at(lo)
+    while lo < hi - 1:
+        mid = (lo + hi) // 2
+        trial = cluster_at(mid)
+        if len(trial[1]) <= max_triangles:
+            lo, best = mid, trial
+        else:
+            hi = mid
+    return DecimatedMesh(*best)
+
+
+def contact_colours(p: np.ndarray, alpha: float) -> np.ndarray:
+    """Probabilities (N,) in [0, 1] -> RGBA (N, 4): grey (no contact) to red (contact)."""
+    p = np.clip(np.asarray(p, np.float32), 0.0, 1.0)[:, None]
+    rgb = (1.0 - p) * NO_CONTACT_RGB + p * CONTACT_RGB
+    return np.hstack([rgb, np.full((len(rgb), 1), alpha, np.float32)])
+
+
+def _triangle_marker(header: Any, ns: str, marker_id: int, vertices: np.ndarray, faces: np.ndarray,
+                     rgba: np.ndarray) -> Marker:
+    m = Marker(header=header, ns=ns, id=marker_id, type=Marker.TRIANGLE_LIST, action=Marker.ADD)
+    m.pose.orientation.w = 1.0
+    m.scale.x = m.scale.y = m.scale.z = 1.0
+    corners = faces.reshape(-1)
+    m.points = [Point(x=x, y=y, z=z) for x, y, z in vertices[corners].tolist()]
+    m.colors = [ColorRGBA(r=r, g=g, b=b, a=a) for r, g, b, a in rgba[corners].tolist()]
+    return m
+
+
+def body_marker(header: Any, marker_id: int, vertices: np.ndarray, probabilities: np.ndarray,
+                mesh: DecimatedMesh, alpha: float = 0.9) -> Marker:
+    """Posed body `vertices`: (V, 3) metres, camera frame, coloured by `probabilities`: (V,)."""
+    p = np.zeros(len(mesh.kept), np.float32)
+    np.maximum.at(p, mesh.cluster, np.asarray(probabilities, np.float32))
+    return _triangle_marker(header, "body", marker_id, np.asarray(vertices)[mesh.kept], mesh.faces,
+                            contact_colours(p, alpha))
+
+
+def object_marker(header: Any, marker_id: int, vertices: np.ndarray, faces: np.ndarray,
+                  probabilities: np.ndarray, pose: np.ndarray, scale: float, alpha: float = 0.9) -> Marker:
+    """Object mesh `vertices`: (Vo, 3) mesh units, placed by `pose` (4, 4) and `scale`, in contact colours."""
+    placed = (np.asarray(vertices, np.float64) * scale) @ pose[:3, :3].T + pose[:3, 3]
+    p = np.asarray(probabilities, np.float32)
+    rgb = contact_colours(p, alpha) if len(p) == len(vertices) else np.tile(np.append(OBJECT_RGB, alpha),
+                                                                             (len(vertices), 1))
+    return _triangle_marker(header, "object", marker_id, placed, np.asarray(faces), rgb)
+
+
+def points_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.02) -> Marker:
+    """Contact points (N, 3), metres, as a red SPHERE_LIST."""
+    m = Marker(header=header, ns="contact_points", id=marker_id, type=Marker.SPHERE_LIST, action=Marker.ADD)
+    m.pose.orientation.w = 1.0
+    m.scale.x = m.scale.y = m.scale.z = float(diameter)
+    m.color = ColorRGBA(r=1.0, g=0.1, b=0.1, a=1.0)
+    m.points = [Point(x=x, y=y, z=z) for x, y, z in np.asarray(points, np.float64).tolist()]
+    return m
+
+
+def contact_markers(header: Any, results: list[ContactResult], person_ids: list[int], threshold: float,
+                    body_mesh: DecimatedMesh | None,
+                    object_mesh: Callable[[str], tuple[np.ndarray, np.ndarray] | None]) -> MarkerArray:
+    """All markers of one frame: a DELETEALL first (stale people vanish), then per person the body,
+    per reconstructed object its mesh, and per pair the body contact points.
+
+    object_mesh: mesh id -> (vertices (Vo, 3), faces (Fo, 3)), or None when the mesh is unknown.
+    """
+    out = MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
+    drawn_people = set()
+    for k, (result, pid) in enumerate(zip(results, person_ids, strict=True)):
+        if result.body_vertices is not None and body_mesh is not None and pid not in drawn_people:
+            same_person = [r for r, q in zip(results, person_ids, strict=True) if q == pid]
+            p = np.max([np.asarray(r.body_probabilities, np.float32) for r in same_person], axis=0)
+            if len(p) == len(body_mesh.cluster) == len(result.body_vertices):
+                out.markers.append(body_marker(header, pid, result.body_vertices, p, body_mesh))
+                drawn_people.add(pid)
+        rec = result.reconstruction
+        mesh = object_mesh(result.object_mesh_id) if rec is not None and rec.ok else None
+        if mesh is not None:
+            out.markers.append(object_marker(header, k, mesh[0], mesh[1], result.object_probabilities,
+                                             rec.object_pose, rec.object_scale))
+        if result.body_vertices is not None:
+            ids = result.contact_vertex_ids(threshold)
+            if ids.size:
+                out.markers.append(points_marker(header, k, np.asarray(result.body_vertices)[ids]))
+    return out

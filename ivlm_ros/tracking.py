@@ -1,0 +1,136 @@
+"""Video: stable person ids across frames, and temporal smoothing of contact per person-object pair.
+
+Plain Python (no ROS): the node keeps one `PersonTracker` and one `ContactSmoother` per stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ivlm_core.types import ContactResult
+
+UNTRACKED = 0
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes a: (N, 4) and b: (M, 4), [x0, y0, x1, y1] pixels -> (N, M)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=-1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+@dataclass
+class _Track:
+    box: np.ndarray
+    missed: int = 0
+
+
+@dataclass
+class PersonTracker:
+    """Assigns stable ids to person boxes, by the detector's track id when it has one, else by IoU.
+
+    A track survives `max_missed` frames without a match; boxes overlapping a track by less than
+    `min_iou` start a new id. Ids start at 1 and are never reused within one stream; a person
+    without a box gets `UNTRACKED` (0).
+    """
+
+    min_iou: float = 0.3
+    max_missed: int = 15
+    _tracks: dict[int, _Track] = field(default_factory=dict)
+    _by_detector_id: dict[str, int] = field(default_factory=dict)
+    _next_id: int = 0
+
+    def _new(self, box: np.ndarray) -> int:
+        self._next_id += 1
+        self._tracks[self._next_id] = _Track(box)
+        return self._next_id
+
+    def update(self, boxes: list[np.ndarray | None], detector_ids: list[str] | None = None) -> list[int]:
+        """One id per person of this frame (boxes: (4,) pixels, or None when the backend gave none).
+
+        detector_ids: the detector's track id of each person, "" where it has none.
+        """
+        detector_ids = detector_ids or [""] * len(boxes)
+        ids: list[int | None] = [None] * len(boxes)
+        for i, det_id in enumerate(detector_ids):
+            if det_id and boxes[i] is not None:
+                track = self._by_detector_id.get(det_id)
+                if track is None or track not in self._tracks:
+                    track = self._by_detector_id[det_id] = self._new(boxes[i])
+                ids[i] = track
+        free_tracks = [t for t in self._tracks if t not in ids]
+        todo = [i for i, b in enumerate(boxes) if ids[i] is None and b is not None]
+        if free_tracks and todo:
+            old_boxes = np.stack([self._tracks[t].box for t in free_tracks])
+            iou = box_iou(np.stack([boxes[i] for i in todo]), old_boxes)
+            for r, c in zip(*linear_sum_assignment(-iou), strict=True):
+                if iou[r, c] >= self.min_iou:
+                    ids[todo[r]] = free_tracks[c]
+        for i, b in enumerate(boxes):
+            if ids[i] is None:
+                ids[i] = self._new(b) if b is not None else UNTRACKED
+        for t, track in list(self._tracks.items()):
+            if t in ids:
+                track.box, track.missed = boxes[ids.index(t)], 0
+            else:
+                track.missed += 1
+                if track.missed > self.max_missed:
+                    del self._tracks[t]
+        return [int(i) for i in ids]
+
+    def reset(self) -> None:
+        self._tracks.clear()
+        self._by_detector_id.clear()
+
+
+@dataclass
+class ContactSmoother:
+    """Exponential moving average of per-vertex contact probabilities per (person id, object key).
+
+    `alpha` is the weight of the newest frame: 1 turns smoothing off; 0.3 keeps ~3 frames of memory.
+    Pairs unseen for `max_missed` frames are forgotten, so a returning pair starts fresh.
+    """
+
+    alpha: float = 1.0
+    max_missed: int = 15
+    _state: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha <= 1.0:
+            raise ValueError(f"smoothing alpha must be in (0, 1], got {self.alpha}")
+
+    @staticmethod
+    def key(result: ContactResult, person_id: int) -> tuple[int, str]:
+        return person_id, result.obj.id or result.obj.label
+
+    def update(self, results: list[ContactResult], person_ids: list[int]) -> list[ContactResult]:
+        """Smooth `results` in place (body and object probabilities) and return them."""
+        seen = set()
+        for result, pid in zip(results, person_ids, strict=True):
+            key = self.key(result, pid)
+            seen.add(key)
+            body = np.asarray(result.body_probabilities, np.float32)
+            obj = np.asarray(result.object_probabilities, np.float32)
+            old = self._state.get(key)
+            same_shape = old is not None and old[0].shape == body.shape and old[1].shape == obj.shape
+            if self.alpha < 1.0 and same_shape:
+                body = self.alpha * body + (1.0 - self.alpha) * old[0]
+                obj = self.alpha * obj + (1.0 - self.alpha) * old[1]
+            result.body_probabilities, result.object_probabilities = body, obj
+            self._state[key] = (body, obj, 0)
+        for key, (body, obj, missed) in list(self._state.items()):
+            if key not in seen:
+                if missed + 1 > self.max_missed:
+                    del self._state[key]
+                else:
+                    self._state[key] = (body, obj, missed + 1)
+        return results
+
+    def reset(self) -> None:
+        self._state.clear()

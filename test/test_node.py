@@ -1,0 +1,254 @@
+"""The contact node over real DDS: real photo + detections in, ContactArray / markers / diagnostics out.
+
+One node (real keypoint backend) serves the whole module; a helper node publishes like a camera
+driver and a detector would, and drives the lifecycle through its services.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+rclpy = pytest.importorskip("rclpy")
+pytest.importorskip("ivlm_ros.msg", reason="ivlm_ros messages are not built")
+keypoint = pytest.importorskip("ivlm_core.backends.keypoint", reason="keypoint backend not available yet")
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from lifecycle_msgs.msg import State, Transition  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from ivlm_core.types import CameraIntrinsics  # noqa: E402
+from ivlm_ros import conversions  # noqa: E402
+from ivlm_ros.contact_node import ContactNode  # noqa: E402
+from ivlm_ros.msg import ContactArray, ObjectDetectionArray  # noqa: E402
+from ivlm_ros.player import load_labels  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data" / "player"
+PHOTO = "man_holding_drink_glass.jpg"
+
+
+class Harness:
+    """A camera + detector stand-in and a listener, spinning with the node under test."""
+
+    def __init__(self, context: rclpy.Context) -> None:
+        self.node = rclpy.create_node("ivlm_test_harness", context=context)
+        self.image_pub = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.info_pub = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.det_pub = self.node.create_publisher(ObjectDetectionArray, "detections", 10)
+        self.contacts: list[ContactArray] = []
+        self.markers: list[MarkerArray] = []
+        self.diagnostics: list[DiagnosticStatus] = []
+        self.node.create_subscription(ContactArray, "contacts", self.contacts.append, 10)
+        self.node.create_subscription(MarkerArray, "contact_markers", self.markers.append, 10)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                      lambda m: self.diagnostics.extend(m.status), 50)
+        self.stamp_sec = 1000
+
+    def call(self, srv_type: type, name: str, request: object) -> object:
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=10.0), f"service {name} not available"
+        future = client.call_async(request)
+        deadline = time.monotonic() + 120.0
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.node.destroy_client(client)
+        assert future.done(), f"{name} did not answer"
+        return future.result()
+
+    def transition(self, transition_id: int) -> bool:
+        return self.call(ChangeState, "contact_node/change_state",
+                         ChangeState.Request(transition=Transition(id=transition_id))).success
+
+    def state(self) -> int:
+        return self.call(GetState, "contact_node/get_state", GetState.Request()).current_state.id
+
+    def publish(self, rgb: np.ndarray, detections, *, encoding: str = "rgb8",
+                camera: CameraInfo | None = None, image: Image | None = None) -> Header:
+        """One frame: camera info, image and detections with one fresh stamp (like a driver + detector)."""
+        self.stamp_sec += 1
+        header = Header(frame_id="test_camera_optical")
+        header.stamp.sec, header.stamp.nanosec = self.stamp_sec, 123456789
+        h, w = rgb.shape[:2]
+        info = camera or conversions.camera_to_info(CameraIntrinsics.from_fov(w, h, 60.0), header)
+        info.header = header
+        self.info_pub.publish(info)
+        time.sleep(0.05)  # camera info first, as drivers do
+        msg = image or conversions.rgb_to_image(rgb, header, encoding)
+        msg.header = header
+        self.image_pub.publish(msg)
+        self.det_pub.publish(conversions.detections_to_ivlm_msg(detections, header))
+        return header
+
+    def wait_contacts(self, header: Header, timeout: float = 30.0) -> ContactArray | None:
+        return _wait(lambda: next((c for c in self.contacts if c.header == header), None), timeout)
+
+    def wait_error(self, text: str, timeout: float = 30.0) -> DiagnosticStatus | None:
+        def find():
+            errors = (d for d in self.diagnostics if d.level == DiagnosticStatus.ERROR)
+            return next((d for d in errors if text in d.message), None)
+
+        return _wait(find, timeout)
+
+
+def _wait(get, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = get()
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    return None
+
+
+@pytest.fixture(scope="module")
+def ros():
+    """A node under test (configured and active) and the harness, in a private rclpy context."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = ContactNode(context=context, parameter_overrides=[
+        Parameter("detections_type", value="ivlm"), Parameter("marker_rate_hz", value=50.0),
+        Parameter("diagnostics_period_s", value=0.2), Parameter("max_rate_hz", value=0.0),
+        Parameter("smoothing_alpha", value=1.0),
+    ])
+    harness = Harness(context)
+    executor = MultiThreadedExecutor(num_threads=4, context=context)
+    executor.add_node(node)
+    executor.add_node(harness.node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    assert harness.transition(Transition.TRANSITION_CONFIGURE)
+    assert harness.transition(Transition.TRANSITION_ACTIVATE)
+    yield node, harness
+    assert harness.transition(Transition.TRANSITION_DEACTIVATE)
+    assert harness.transition(Transition.TRANSITION_CLEANUP)
+    executor.shutdown()
+    node.destroy_node()
+    harness.node.destroy_node()
+    rclpy.shutdown(context=context)
+    spinner.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    bgr = cv2.imread(str(DATA / PHOTO))
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), load_labels(str(DATA / "labels.json"))[PHOTO]
+
+
+def _check_triangle_marker(m: Marker) -> None:
+    assert m.type == Marker.TRIANGLE_LIST
+    assert len(m.points) > 0 and len(m.points) % 3 == 0
+    assert len(m.colors) == len(m.points)
+    assert all(c.a > 0 for c in m.colors)
+    xyz = np.array([[p.x, p.y, p.z] for p in m.points])
+    assert np.all(np.isfinite(xyz))
+
+
+def test_photo_with_detections_gives_contacts_with_the_image_header_and_valid_markers(ros, photo):
+    node, h = ros
+    rgb, detections = photo
+    header = h.publish(rgb, detections)
+    out = h.wait_contacts(header)
+    assert out is not None, "no ContactArray for the published image"
+    assert out.header.stamp == header.stamp and out.header.frame_id == header.frame_id
+    assert len(out.contacts) >= 1
+    cup = out.contacts[0]
+    assert cup.object_label == "cup" and cup.backend == "keypoint" and cup.body_model == "anny"
+    assert cup.body_vertex_count == 13718 and cup.person_id >= 1
+    assert len(cup.body_vertex_ids) == len(cup.body_vertex_probabilities)
+    assert cup.in_contact and cup.body_parts, "labels.json says this man holds the cup"
+    markers = _wait(lambda: next((m for m in h.markers if m.markers and m.markers[0].header == header), None),
+                    10.0)
+    assert markers is not None, "no MarkerArray for the published image"
+    assert markers.markers[0].action == Marker.DELETEALL
+    bodies = [m for m in markers.markers if m.ns == "body"]
+    assert bodies, "no body mesh marker"
+    for m in bodies:
+        _check_triangle_marker(m)
+        assert len(m.points) // 3 <= node.p["marker_max_triangles"]
+
+
+def test_person_id_is_stable_across_frames(ros, photo):
+    _, h = ros
+    rgb, detections = photo
+    ids = []
+    for _ in range(3):
+        out = h.wait_contacts(h.publish(rgb, detections))
+        assert out is not None and out.contacts
+        ids.append(out.contacts[0].person_id)
+    assert len(set(ids)) == 1
+
+
+@pytest.mark.parametrize("bad", ["encoding", "empty", "nan_intrinsics", "unknown_label"])
+def test_bad_frame_reports_a_diagnostics_error_and_the_next_good_frame_is_processed(ros, photo, bad):
+    _, h = ros
+    rgb, detections = photo
+    h.diagnostics.clear()
+    if bad == "encoding":
+        image = conversions.rgb_to_image(rgb, Header(), "rgb8")
+        image.encoding = "yuv422_yuy2"
+        h.publish(rgb, detections, image=image)
+        expected = "unsupported image encoding"
+    elif bad == "empty":
+        h.publish(rgb, detections, image=Image(encoding="rgb8"))
+        expected = "empty image"
+    elif bad == "nan_intrinsics":
+        info = CameraInfo(width=rgb.shape[1], height=rgb.shape[0], k=[float("nan")] * 9)
+        h.publish(rgb, detections, camera=info)
+        expected = "camera K"
+    else:
+        renamed = [type(d)("flux capacitor" if d.label != "person" else d.label, d.box_xyxy, d.score, d.id)
+                   for d in detections]
+        h.publish(rgb, renamed)
+        expected = "unknown object label"
+    status = h.wait_error(expected)
+    assert status is not None, f"no diagnostics error containing {expected!r}"
+    assert expected in {v.key: v.value for v in status.values}["last_error"]
+    good = h.wait_contacts(h.publish(rgb, detections))
+    assert good is not None and good.contacts, "the good frame after a bad one was not processed"
+
+
+def test_slow_consumer_drops_old_frames_instead_of_queueing(ros, photo):
+    node, h = ros
+    rgb, detections = photo
+    dropped_before = node._stats.dropped
+    node.p["max_rate_hz"] = 1.0
+    try:
+        headers = []
+        for _ in range(8):
+            headers.append(h.publish(rgb, detections))
+            time.sleep(0.05)
+        last = h.wait_contacts(headers[-1], timeout=15.0)
+    finally:
+        node.p["max_rate_hz"] = 0.0
+    assert last is not None, "the newest frame was not processed"
+    processed = sum(any(c.header == hd for c in h.contacts) for hd in headers)
+    assert processed <= 3
+    assert node._stats.dropped - dropped_before >= 8 - processed - 1
+
+
+def test_lifecycle_inactive_node_is_silent_and_cleanup_frees_the_backend(ros, photo):
+    node, h = ros
+    rgb, detections = photo
+    assert h.state() == State.PRIMARY_STATE_ACTIVE
+    assert h.transition(Transition.TRANSITION_DEACTIVATE)
+    assert h.state() == State.PRIMARY_STATE_INACTIVE
+    header = h.publish(rgb, detections)
+    assert h.wait_contacts(header, timeout=2.0) is None, "an inactive node published contacts"
+    assert h.transition(Transition.TRANSITION_CLEANUP)
+    assert h.state() == State.PRIMARY_STATE_UNCONFIGURED and node._backend is None
+    assert h.transition(Transition.TRANSITION_CONFIGURE)
+    assert h.transition(Transition.TRANSITION_ACTIVATE)
+    assert h.wait_contacts(h.publish(rgb, detections)) is not None, "no output after re-activation"
