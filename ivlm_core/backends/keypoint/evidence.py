@@ -23,6 +23,7 @@ SEATED_FLEXION_DEG = (
 )  # hip flexion mapped to a seated score of 0 .. 1 (mediapipe 3D under-reads it)
 DEPTH_TOLERANCE = np.log(2.5)  # object/person depth ratio accepted without penalty (size priors are rough)
 DEPTH_SIGMA = 0.5  # log-ratio fall-off beyond the tolerance
+OUT_OF_FRAME_WEIGHT = 0.5  # landmarks outside the image are guesses: they count half
 EXTREMITIES = ("left_hand", "right_hand", "left_foot", "right_foot", "head")
 
 
@@ -97,6 +98,7 @@ class ObjectRegion:
     """Where the object is in the image: its box and, when the detector gave one, its mask."""
 
     box_xyxy: np.ndarray  # (4,) pixels
+    image_size: tuple[int, int]  # (H, W) pixels
     mask_distance: np.ndarray | None = None  # (H, W) float32 pixels to the nearest mask pixel
 
     @classmethod
@@ -104,14 +106,14 @@ class ObjectRegion:
         cls, box_xyxy: np.ndarray, mask: np.ndarray | None, shape: tuple[int, int]
     ) -> ObjectRegion:
         if mask is None:
-            return cls(np.asarray(box_xyxy, np.float64))
+            return cls(np.asarray(box_xyxy, np.float64), shape)
         m = np.asarray(mask, bool)
         if m.shape != shape:
             raise ValueError(f"object mask shape {m.shape} does not match the image {shape}")
         if not m.any():
-            return cls(np.asarray(box_xyxy, np.float64))
+            return cls(np.asarray(box_xyxy, np.float64), shape)
         dist = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
-        return cls(np.asarray(box_xyxy, np.float64), dist)
+        return cls(np.asarray(box_xyxy, np.float64), shape, dist)
 
     def distance(self, pts: np.ndarray) -> np.ndarray:
         """(N,) pixel distance from pts (N, 2) to the object (0 inside)."""
@@ -133,10 +135,13 @@ def proximity(
     """How close a part is to the object: 1 inside, Gaussian fall-off outside.
 
     Extremities (hands, feet, head) count their closest point; limbs and torso the mean of their
-    closer half, so a box grazing one end of a thigh is weak evidence.
+    closer half, so a box grazing one end of a thigh is weak evidence. Points outside the image
+    (mediapipe extrapolates hidden limbs) count OUT_OF_FRAME_WEIGHT.
     """
     d = region.distance(pts) / (sigma * body_px)
-    s = np.exp(-0.5 * d**2)
+    h, w = region.image_size
+    in_frame = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+    s = np.exp(-0.5 * d**2) * np.where(in_frame, 1.0, OUT_OF_FRAME_WEIGHT)
     if part in EXTREMITIES:
         return float(s.max())
     top = np.sort(s)[::-1][: max(1, len(s) // 2)]

@@ -12,6 +12,10 @@ from ivlm_core.detect import PersonPose
 from ivlm_core.types import CameraIntrinsics
 
 
+HIDDEN_VISIBILITY = 0.3  # mediapipe visibility below which an extremity counts as not seen
+HIDDEN_MIN_WEIGHT = 0.35  # the least weight a hidden extremity's 2D evidence keeps
+
+
 @dataclass
 class PartContact:
     """Contact confidence of every part the category's prior names, and why."""
@@ -66,14 +70,16 @@ def score_parts(
             e = seated * hips_on_object
         else:
             e = ev.proximity(prior.part, pts[prior.part], region, body_px)
+            vis = _part_visibility(pose, prior.part)
+            if e >= 0.5 and vis is not None and vis < HIDDEN_VISIBILITY:
+                # occlusion order: a hidden extremity on the object is either behind it (grasped from
+                # behind) or guessed by the pose model; it counts less than one that is seen
+                e *= max(HIDDEN_MIN_WEIGHT, vis / HIDDEN_VISIBILITY)
+                evidence.append(f"hidden:{prior.part}(visibility {vis:.2f}, evidence {e:.2f})")
         scores[prior.part] = prior.prior * e * depth
         if e >= 0.5:
             tag = {"near": "near", "support": "support", "seated": "seated_on"}[prior.test]
             evidence.append(f"{tag}:{prior.part}({e:.2f})")
-        if prior.test != "seated" and e >= 0.99:
-            kp_vis = _part_visibility(pose, prior.part)
-            if kp_vis is not None and kp_vis < 0.5:
-                evidence.append(f"occluded:{prior.part} (hidden, likely behind the object)")
     return PartContact(scores=scores, evidence=evidence, object_depth_m=z_object, person_depth_m=z_person)
 
 

@@ -1,0 +1,102 @@
+"""The embedded CPU backend on real photos: named contact parts, honest empties, robust input handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import skimage.data
+
+from ivlm_core.backends.keypoint import KeypointBackend
+from ivlm_core.backends.keypoint.priors import ContactPriors
+from ivlm_core.body import PART_NAMES
+from ivlm_core.types import CameraIntrinsics, Detection
+
+CAMERA_BOX = np.array([245.0, 135.0, 335.0, 245.0])  # the camcorder on its tripod head in camera.png
+CAMERAMAN_BOX = np.array([0.0, 60.0, 340.0, 512.0])
+HELMET_BOX = np.array([275.0, 340.0, 512.0, 512.0])  # the helmet at the astronaut's side
+ASTRONAUT_BOX = np.array([15.0, 10.0, 365.0, 512.0])
+COCO_CLASSES = (
+    "bicycle car motorcycle airplane bus train truck boat traffic_light fire_hydrant stop_sign parking_meter "
+    "bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella handbag tie suitcase "
+    "frisbee skis snowboard sports_ball kite baseball_bat baseball_glove skateboard surfboard tennis_racket "
+    "bottle wine_glass cup fork knife spoon bowl banana apple sandwich orange broccoli carrot hot_dog pizza "
+    "donut cake chair couch potted_plant bed dining_table toilet tv laptop mouse remote keyboard cell_phone "
+    "microwave oven toaster sink refrigerator book clock vase scissors teddy_bear hair_drier toothbrush"
+).split()
+
+
+@pytest.fixture(scope="module")
+def backend():
+    b = KeypointBackend()
+    yield b
+    b.close()
+
+
+def _hands(parts: dict[str, float]) -> set[str]:
+    return {p for p in parts if p.endswith("_hand")}
+
+
+@pytest.mark.parametrize("person_box", [None, CAMERAMAN_BOX], ids=["found_person", "given_person_box"])
+def test_cameraman_touches_camera_with_hands(backend, person_box):
+    dets = [Detection("camera", CAMERA_BOX)]
+    if person_box is not None:
+        dets.insert(0, Detection("person", person_box))
+    (res,) = backend.estimate(skimage.data.camera(), dets)  # grey-scale input on purpose
+    assert _hands(res.body_parts), res.evidence
+    lower_body = {p for p in res.body_parts if p.split("_")[-1] in ("thigh", "calf", "foot", "buttocks")}
+    assert not lower_body
+    assert res.reason == ""
+    assert any(e.startswith("near:") and "hand" in e for e in res.evidence)
+    # per-vertex probabilities live on the named parts that were reported
+    probs = res.body_probabilities
+    assert probs.shape == (backend.body.num_vertices,) and probs.dtype == np.float32
+    hand_ids = np.concatenate([backend.body.part_vertex_ids(p) for p in _hands(res.body_parts)])
+    assert probs[hand_ids].max() >= 0.5
+    foot_ids = backend.body.part_vertex_ids("left_foot")
+    assert probs[foot_ids].max() == 0.0
+    assert res.object_probabilities.max() > 0.5
+    # the body is placed in front of the camera at a plausible distance, in metres
+    assert 0.3 < float(np.median(res.body_vertices[:, 2])) < 5.0
+
+
+@pytest.mark.parametrize("person_box", [None, ASTRONAUT_BOX], ids=["found_person", "given_person_box"])
+def test_astronaut_does_not_hold_helmet(backend, person_box):
+    dets = [Detection("helmet", HELMET_BOX)]
+    if person_box is not None:
+        dets.insert(0, Detection("person", person_box))
+    (res,) = backend.estimate(skimage.data.astronaut(), dets)
+    assert not _hands(res.body_parts), res.evidence
+    assert res.body_parts == {} and res.reason
+    assert float(res.body_probabilities.max()) < 0.5
+
+
+def test_every_coco_category_has_a_prior():
+    priors = ContactPriors()
+    for name in COCO_CLASSES:
+        cat = priors.get(name)
+        assert cat.known, name
+        assert all(p.part in PART_NAMES for p in cat.parts)
+        assert any(p.prior >= priors.threshold for p in cat.parts), f"{name} can never be in contact"
+
+
+def test_unknown_label_and_empty_image_give_reasons(backend):
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    (res,) = backend.estimate(blank, [Detection("flux capacitor", np.array([10.0, 10.0, 50.0, 50.0]))])
+    assert res.body_parts == {} and "no person" in res.reason
+    assert not res.body_probabilities.any()
+
+
+def test_box_outside_image_and_16_bit_input(backend):
+    img16 = skimage.data.camera().astype(np.uint16) * 257
+    dets = [Detection("camera", np.array([600.0, 600.0, 700.0, 700.0])), Detection("camera", CAMERA_BOX)]
+    outside, inside = backend.estimate(img16, dets)
+    assert outside.body_parts == {} and "outside" in outside.reason
+    assert _hands(inside.body_parts)
+
+
+def test_bad_input_raises_value_error(backend):
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        backend.estimate(np.zeros((64, 64, 3), np.float32), [Detection("cup", CAMERA_BOX)])
+    cam = CameraIntrinsics.from_fov(640, 480)
+    with pytest.raises(ValueError, match="CameraInfo"):
+        backend.estimate(skimage.data.camera(), [Detection("camera", CAMERA_BOX)], cam)
