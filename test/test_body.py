@@ -92,6 +92,10 @@ def test_anny_canonical_pose_is_vitruvian_and_faces_plus_z(anny):
     assert kp["nose"][2] > kp["left_ear"][2] + 0.05 and kp["nose"][2] > kp["right_ear"][2] + 0.05
     assert kp["left_big_toe"][2] > kp["left_heel"][2] + 0.1
     assert kp["left_eye"][0] > 0 > kp["right_eye"][0]  # person's left eye on +x
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        for point in ("pinky", "index", "thumb"):  # MediaPipe's hand points lie beyond the wrist
+            assert sign * kp[f"{side}_{point}"][0] > sign * kp[f"{side}_wrist"][0] + 0.04, (side, point)
+        assert kp[f"{side}_thumb"][2] > kp[f"{side}_pinky"][2] + 0.05  # palms down, thumbs forward
     assert 1.4 < np.ptp(anny.canonical_vertices[:, 1]) < 1.9  # an adult, in metres
 
 

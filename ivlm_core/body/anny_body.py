@@ -15,7 +15,7 @@ import roma
 import torch
 
 from ivlm_core.body.cache import anny_cache_dir, build_lock
-from ivlm_core.body.model import KEYPOINT_NAMES, BodyModel
+from ivlm_core.body.model import COCO_KEYPOINT_NAMES, KEYPOINT_NAMES, BodyModel
 from ivlm_core.body.parts import part_labels_from_skinning
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,9 @@ HIP_SPREAD_DEG = 30.0  # InteractVLM's Vitruvian pose: each hip rotated by this 
 
 # Arm chains straightened to the T-pose: (bone, bone whose head ends the segment), outward along +-x.
 _ARM_SEGMENTS = (("upperarm01", "lowerarm01"), ("lowerarm01", "wrist"), ("wrist", "finger3-1"))
+
+# MediaPipe hand keypoints as bone heads (MakeHuman: finger1 thumb ... finger5 pinky; -1 proximal, -3 distal).
+_HAND_KEYPOINT_BONES = {"pinky": "finger5-1", "index": "finger2-1", "thumb": "finger1-3"}
 
 
 class AnnySkinner(torch.nn.Module):
@@ -140,12 +143,13 @@ def load_anny(device: str = "cpu") -> BodyModel:
     np.add.at(skinning_weights, (vertex_ids, anny_model.vertex_bone_indices.cpu().numpy()), sparse_weights)
     part_labels = part_labels_from_skinning(skinning_weights, bone_names, "anny", canonical)
 
-    regressor = KeypointsRegressor.coco(anny_model, labels=list(KEYPOINT_NAMES))
-    keypoint_weights = torch.cat(
-        [regressor.regression_weights.to(torch.float32),
-         torch.zeros(len(KEYPOINT_NAMES), len(bone_names), dtype=torch.float32, device=device)],
-        dim=1,
-    )
+    regressor = KeypointsRegressor.coco(anny_model, labels=list(COCO_KEYPOINT_NAMES))
+    keypoint_weights = torch.zeros(len(KEYPOINT_NAMES), len(canonical) + len(bone_names), device=device)
+    keypoint_weights[: len(COCO_KEYPOINT_NAMES), : len(canonical)] = regressor.regression_weights
+    for name, bone in _HAND_KEYPOINT_BONES.items():
+        for side, suffix in (("left", "L"), ("right", "R")):
+            row = KEYPOINT_NAMES.index(f"{side}_{name}")
+            keypoint_weights[row, len(canonical) + bone_names.index(f"{bone}.{suffix}")] = 1.0
     return BodyModel(
         name="anny",
         faces=anny_model.faces.cpu().numpy().astype(np.int64),

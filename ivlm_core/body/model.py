@@ -14,14 +14,19 @@ import torch
 
 from ivlm_core.body.parts import PART_NAMES
 
-# Named 3D keypoints every model provides, in this order (COCO-WholeBody body + feet). MediaPipe Pose
-# landmarks map onto them by name (its "foot_index" is the big toe).
-KEYPOINT_NAMES: tuple[str, ...] = (
+# Named 3D keypoints every model provides, in this order: COCO-WholeBody body + feet, then MediaPipe
+# Pose's hand points. MediaPipe landmarks map onto them by name (its "foot_index" is the big toe;
+# "pinky"/"index" are the first knuckles, "thumb" the thumb's last joint).
+COCO_KEYPOINT_NAMES: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
     "left_big_toe", "right_big_toe", "left_small_toe", "right_small_toe", "left_heel", "right_heel",
 )
+HAND_KEYPOINT_NAMES: tuple[str, ...] = (
+    "left_pinky", "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb",
+)
+KEYPOINT_NAMES: tuple[str, ...] = COCO_KEYPOINT_NAMES + HAND_KEYPOINT_NAMES
 
 
 @dataclass(frozen=True, eq=False)

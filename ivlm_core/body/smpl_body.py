@@ -25,7 +25,11 @@ _JOINT_KEYPOINTS = (
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
     "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
+# MediaPipe's hand points: finger joints where the model has them (SMPL-H, SMPL-X), else fingertip vertices.
+_HAND_JOINTS = {"pinky": "pinky1", "index": "index1", "thumb": "thumb3"}
 _VERTEX_KEYPOINTS = {
+    "left_pinky": "lpinky", "right_pinky": "rpinky", "left_index": "lindex", "right_index": "rindex",
+    "left_thumb": "lthumb", "right_thumb": "rthumb",
     "nose": "nose", "left_eye": "leye", "right_eye": "reye", "left_ear": "lear", "right_ear": "rear",
     "left_big_toe": "LBigToe", "right_big_toe": "RBigToe", "left_small_toe": "LSmallToe",
     "right_small_toe": "RSmallToe", "left_heel": "LHeel", "right_heel": "RHeel",
@@ -136,8 +140,12 @@ def load_smpl_family(name: str, model_path: str | None, device: str = "cpu") -> 
     ids = vertex_ids["smplx" if name == "smplx" else "smplh"]
     keypoint_weights = torch.zeros(len(KEYPOINT_NAMES), num_vertices + len(joint_names), dtype=torch.float32)
     for k, keypoint in enumerate(KEYPOINT_NAMES):
+        side, _, point = keypoint.partition("_")
+        hand_joint = f"{side}_{_HAND_JOINTS[point]}" if point in _HAND_JOINTS else None
         if keypoint in _JOINT_KEYPOINTS:
             keypoint_weights[k, num_vertices + joint_names.index(keypoint)] = 1.0
+        elif hand_joint in joint_names:
+            keypoint_weights[k, num_vertices + joint_names.index(hand_joint)] = 1.0
         elif ids[_VERTEX_KEYPOINTS[keypoint]] < num_vertices:
             keypoint_weights[k, ids[_VERTEX_KEYPOINTS[keypoint]]] = 1.0
         else:
