@@ -37,7 +37,10 @@ in float v_depth;
 layout(location = 0) out vec4 out_bary_depth;
 layout(location = 1) out int out_face;
 void main() {
-    out_bary_depth = vec4(v_bary, v_depth);
+    // The pixel centre is inside the face, but llvmpipe's snapped float interpolation can leave weights
+    // ~1e-2 below 0 and ~1e-3 off a unit sum: clamp and renormalise.
+    vec3 b = max(v_bary, vec3(0.0));
+    out_bary_depth = vec4(b / (b.x + b.y + b.z), v_depth);
     out_face = gl_PrimitiveID + 1;
 }
 """
@@ -66,6 +69,11 @@ class ModernglBackend:
         self._vao = None
 
     def rasterize(self, mesh: CameraSpaceMesh) -> Raster:
+        # Several rasterizers (several EGL contexts) may live in one process: make ours current.
+        with self._ctx:
+            return self._draw(mesh)
+
+    def _draw(self, mesh: CameraSpaceMesh) -> Raster:
         import moderngl
 
         H, W = self.size
@@ -96,8 +104,9 @@ class ModernglBackend:
 
     def close(self) -> None:
         """Release the GL objects and the context."""
-        for obj in (self._vao, self._vbo, self._fbo, self._color, self._face, self._depth, self._prog):
-            if obj is not None:
-                obj.release()
+        with self._ctx:
+            for obj in (self._vao, self._vbo, self._fbo, self._color, self._face, self._depth, self._prog):
+                if obj is not None:
+                    obj.release()
         self._vao = self._vbo = None
         self._ctx.release()

@@ -1,0 +1,241 @@
+"""Cameras reproduce PyTorch3D's look-at rig; the rasterizer backends agree; localizer renders look right."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from ivlm_core.body import load_body_model
+from ivlm_core.render import (
+    HUMAN_VIEWS,
+    OBJECT_ENCODING_VIEWS,
+    OBJECT_VIEWS,
+    Rasterizer,
+    View,
+    interpolate,
+    normalize_cam_params,
+    normalize_object_vertices,
+    render_body_views,
+    render_object_views,
+    vertex_normals,
+)
+
+SIZE = 512
+
+
+@pytest.fixture(scope="module")
+def body():
+    return load_body_model("anny")
+
+
+def _rasterizer(backend: str, size: int = SIZE) -> Rasterizer:
+    try:
+        return Rasterizer(size, backend=backend)
+    except RuntimeError as e:
+        pytest.skip(f"{backend} backend unavailable here: {e}")
+
+
+@pytest.fixture(scope="module")
+def gl():
+    r = _rasterizer("moderngl")
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def numpy_rasterizer():
+    return Rasterizer(SIZE, backend="numpy")
+
+
+def _project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
+    return np.stack(
+        [
+            K[0, 0] * points_cam[:, 0] / points_cam[:, 2] + K[0, 2],
+            K[1, 1] * points_cam[:, 1] / points_cam[:, 2] + K[1, 2],
+        ],
+        axis=1,
+    )
+
+
+def test_look_at_matches_pytorch3d_front_camera():
+    # PyTorch3D: look_at_view_transform(2.7, 0, 0) -> R = diag(-1, 1, -1), T = (0, 0, 2.7).
+    R, T = View("front", 2.7, 0.0, 0.0).pytorch3d_rt()
+    np.testing.assert_allclose(R, np.diag([-1.0, 1.0, -1.0]), atol=1e-12)
+    np.testing.assert_allclose(T, [0.0, 0.0, 2.7], atol=1e-12)
+
+
+def test_rig_cameras_look_at_origin_from_their_spherical_position():
+    for view in HUMAN_VIEWS + OBJECT_VIEWS:
+        R, T = view.pytorch3d_rt()
+        np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-12)
+        assert np.linalg.det(R) == pytest.approx(1.0)
+        eye = view.camera_position()
+        assert np.linalg.norm(eye) == pytest.approx(view.distance)
+        # The eye maps to the view origin (plus offsets); the world origin to (x_trans, y_trans, distance).
+        np.testing.assert_allclose(eye @ R + T, [view.x_trans, view.y_trans, 0.0], atol=1e-12)
+        np.testing.assert_allclose(T, [view.x_trans, view.y_trans, view.distance], atol=1e-12)
+        # The optical-frame extrinsics are the PyTorch3D ones with x and y flipped.
+        p = np.array([0.3, -0.2, 0.1])
+        M = view.world_to_camera()
+        np.testing.assert_allclose(M[:3, :3] @ p + M[:3, 3], (p @ R + T) * [-1, -1, 1], atol=1e-12)
+
+
+def test_world_axes_land_where_pytorch3d_puts_them():
+    # Front camera on +z: world +x appears on the image's right, world +y at the top.
+    cam = View("front", 2.0, 0.0, 0.0).camera(SIZE)
+    M, K = cam.world_to_camera, cam.intrinsics.K
+    uv = _project(np.array([[0, 0, 0], [0.5, 0, 0], [0, 0.5, 0]]) @ M[:3, :3].T + M[:3, 3], K)
+    assert uv[0] == pytest.approx([SIZE / 2, SIZE / 2])
+    assert uv[1, 0] > SIZE / 2 and uv[1, 1] == pytest.approx(SIZE / 2)
+    assert uv[2, 1] < SIZE / 2 and uv[2, 0] == pytest.approx(SIZE / 2)
+    # bottomfront's y_trans = 0.3 moves the origin up by 0.3 at distance 2 (60° FoV: f = 256 / tan 30°).
+    cam = HUMAN_VIEWS[1].camera(SIZE)
+    origin = _project(cam.world_to_camera[None, :3, 3], cam.intrinsics.K)[0]
+    f = (SIZE / 2) / np.tan(np.radians(30))
+    assert origin == pytest.approx([SIZE / 2, SIZE / 2 - f * 0.3 / 2.0])
+
+
+def test_normalized_camera_params_match_the_original():
+    np.testing.assert_allclose(normalize_cam_params(HUMAN_VIEWS[0]), [0.2, 0.125, 0.875, 0.5, 0.5])
+    np.testing.assert_allclose(
+        normalize_cam_params(HUMAN_VIEWS[1]), [0.2, 315 / 360, 0.875, 0.5, 0.65], rtol=1e-6
+    )
+    assert [v.name for v in HUMAN_VIEWS] == ["topfront", "bottomfront", "topback", "bottomback"]
+    assert [v.name for v in OBJECT_VIEWS] == ["frontleft", "frontright", "backleft", "backright"]
+    assert all(v.distance == 1.5 for v in OBJECT_VIEWS) and all(
+        v.distance == 2.0 for v in OBJECT_ENCODING_VIEWS
+    )
+
+
+def test_moderngl_and_numpy_backends_agree_on_the_body(body, gl, numpy_rasterizer):
+    for view in HUMAN_VIEWS:
+        a = gl.rasterize(body.canonical_vertices, body.faces, view)
+        b = numpy_rasterizer.rasterize(body.canonical_vertices, body.faces, view)
+        covered = a.mask | b.mask
+        same = a.triangle_id == b.triangle_id
+        assert covered.sum() > 10_000
+        assert same[covered].mean() >= 0.99, view.name
+        both = same & a.mask
+        assert np.abs(a.barycentrics - b.barycentrics)[both].max() < 0.02
+        assert np.abs(a.depth - b.depth)[both].max() < 1e-3
+        assert np.all(a.depth[~a.mask] == 0) and np.all(a.barycentrics[~a.mask] == 0)
+
+
+@pytest.mark.parametrize("backend", ["moderngl", "numpy"])
+def test_barycentrics_and_depth_reproject_to_pixel_centres(body, backend, gl, numpy_rasterizer):
+    # Perspective-correct barycentrics interpolate the 3D surface point seen through each pixel centre.
+    r = gl if backend == "moderngl" else numpy_rasterizer
+    cam = HUMAN_VIEWS[0].camera(SIZE)
+    M = cam.world_to_camera
+    v_cam = body.canonical_vertices @ M[:3, :3].T + M[:3, 3]
+    raster = r.rasterize(body.canonical_vertices, body.faces, HUMAN_VIEWS[0])
+    points = interpolate(raster, v_cam, body.faces)[raster.mask].astype(np.float64)
+    rows, cols = np.nonzero(raster.mask)
+    uv = _project(points, cam.intrinsics.K)
+    assert np.abs(uv - np.stack([cols + 0.5, rows + 0.5], 1)).max() < 0.02
+    assert np.abs(points[:, 2] - raster.depth[raster.mask]).max() < 3e-3  # llvmpipe interpolates in float32
+    np.testing.assert_allclose(raster.barycentrics[raster.mask].sum(1), 1.0, atol=1e-5)
+    assert raster.barycentrics[raster.mask].min() >= -1e-5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="nvdiffrast backend needs CUDA")
+def test_nvdiffrast_matches_numpy(body, numpy_rasterizer):
+    pytest.importorskip("nvdiffrast.torch")
+    r = Rasterizer(SIZE, backend="nvdiffrast", device="cuda")
+    for view in HUMAN_VIEWS:
+        a = r.rasterize(body.canonical_vertices, body.faces, view)
+        b = numpy_rasterizer.rasterize(body.canonical_vertices, body.faces, view)
+        covered = a.mask | b.mask
+        assert (a.triangle_id == b.triangle_id)[covered].mean() >= 0.99
+        both = (a.triangle_id == b.triangle_id) & a.mask
+        assert np.abs(a.barycentrics - b.barycentrics)[both].max() < 0.02
+        assert np.abs(a.depth - b.depth)[both].max() < 1e-3
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_auto_backend_on_cpu_is_moderngl_and_says_so(gl):
+    logger = logging.getLogger("ivlm_core.render.rasterize")
+    records, level = _Records(), logger.level
+    logger.addHandler(records)
+    logger.setLevel(logging.INFO)
+    try:
+        r = Rasterizer(64, backend="auto", device="cpu")
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+    assert r.backend == "moderngl"
+    assert any(m.startswith("rasterizer: moderngl") for m in records.messages)
+    r.close()
+
+
+def test_bad_input_raises_value_error(numpy_rasterizer):
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float32)
+    f = np.array([[0, 1, 2]])
+    view = HUMAN_VIEWS[0]
+    with pytest.raises(ValueError, match="non-empty"):
+        numpy_rasterizer.rasterize(np.zeros((0, 3)), f, view)
+    with pytest.raises(ValueError, match="non-empty"):
+        numpy_rasterizer.rasterize(v, np.zeros((0, 3), int), view)
+    with pytest.raises(ValueError, match="NaN"):
+        numpy_rasterizer.rasterize(np.where(np.eye(3, dtype=bool), np.nan, v), f, view)
+    with pytest.raises(ValueError, match="index vertices"):
+        numpy_rasterizer.rasterize(v, np.array([[0, 1, 3]]), view)
+    with pytest.raises(ValueError, match="integer"):
+        numpy_rasterizer.rasterize(v, f.astype(float), view)
+    with pytest.raises(ValueError, match="rasterizer is"):
+        numpy_rasterizer.rasterize(v, f, view.camera(256))
+    with pytest.raises(ValueError, match="unknown rasterizer backend"):
+        Rasterizer(SIZE, backend="vulkan")
+
+
+def test_body_render_is_normal_coloured_phong_on_white(body, gl):
+    rig = render_body_views(gl, body.canonical_vertices, body.faces)
+    assert rig.images.shape == (4, SIZE, SIZE, 3) and rig.images.dtype == np.uint8
+    white = (rig.images == 255).all(-1)
+    np.testing.assert_array_equal(white, ~rig.masks)
+    np.testing.assert_allclose(rig.cam_params[0], [0.2, 0.125, 0.875, 0.5, 0.5])
+    # Shading scales all channels alike and specular adds equally, so channel order follows the normal's.
+    normals = vertex_normals(body.canonical_vertices, body.faces)
+    for k, view in enumerate(HUMAN_VIEWS):
+        raster = gl.rasterize(body.canonical_vertices, body.faces, view)
+        n = interpolate(raster, normals, body.faces)[raster.mask]
+        c = rig.images[k][raster.mask].astype(int)
+        clear = np.abs(n[:, 0] - n[:, 1]) > 0.1
+        assert (np.sign(c[clear, 0] - c[clear, 1]) == np.sign(n[clear, 0] - n[clear, 1])).mean() > 0.98
+    # The light sits in front (+z) for topfront: surfaces facing it are brighter than those facing away.
+    raster = gl.rasterize(body.canonical_vertices, body.faces, HUMAN_VIEWS[0])
+    nz = interpolate(raster, normals, body.faces)[raster.mask][:, 2]
+    brightness = rig.images[0][raster.mask].astype(float).sum(1)
+    assert brightness[nz > 0.5].mean() > brightness[nz < -0.5].mean() + 20
+
+
+def test_object_render_uses_normalised_xyz_colours(gl):
+    trimesh = pytest.importorskip("trimesh")
+    cup = trimesh.creation.cylinder(radius=0.04, height=0.1, sections=48)
+    v = normalize_object_vertices(cup.vertices * 3.0 + [1.0, 2.0, 3.0])
+    assert np.abs(v.mean(0)).max() < 1e-6
+    assert (v.max(0) - v.min(0)).max() == pytest.approx(1.0)
+    rig = render_object_views(gl, cup.vertices, cup.faces)
+    np.testing.assert_allclose(rig.vertices, normalize_object_vertices(cup.vertices), atol=1e-6)
+    np.testing.assert_allclose(rig.cam_params[:, 0], 0.2)  # encoded at distance 2, rendered at 1.5
+    white = (rig.images == 255).all(-1)
+    np.testing.assert_array_equal(white, ~rig.masks)
+    assert rig.masks.mean() > 0.05
+    # Colour channels order like the normalised coordinates they encode (x -> red, y -> green).
+    for k, view in enumerate(OBJECT_VIEWS):
+        raster = gl.rasterize(rig.vertices, cup.faces, view)
+        p = interpolate(raster, (rig.vertices - rig.vertices.min(0)) / np.ptp(rig.vertices, 0), cup.faces)
+        p, c = p[raster.mask], rig.images[k][raster.mask].astype(int)
+        clear = np.abs(p[:, 0] - p[:, 1]) > 0.1
+        assert (np.sign(c[clear, 0] - c[clear, 1]) == np.sign(p[clear, 0] - p[clear, 1])).mean() > 0.98
