@@ -1,0 +1,319 @@
+"""Object label -> metric mesh: user meshes from a folder, built-in procedural shapes, generic boxes.
+
+Canonical frame of every ObjectMesh (built-in and generic; user meshes keep their own axes, which
+should follow it): metres, real-world size, origin at the bounding-box centre, +y is the object's
+natural up (as it stands or is held upright), x is its longest horizontal extent (a bicycle's
+length, a couch's width), and +z is its front (the side a person faces or uses: the couch seat,
+the TV screen, the laptop's keyboard edge).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import trimesh
+import yaml
+
+from ivlm_core.objects.shapes import build_object, generic_parts
+from ivlm_core.types import CameraIntrinsics
+
+LOG = logging.getLogger(__name__)
+
+CATEGORIES_PATH = Path(__file__).with_name("categories.yaml")
+# glTF is metres by specification; trimesh sets `units` for it and for formats that carry units.
+MESH_SUFFIXES = tuple(sorted({f".{fmt}" for fmt in trimesh.available_formats()} - {".xyz", ".zip", ".bz2"}))
+
+
+def normalize_name(name: str) -> str:
+    """Case-, space-, underscore- and hyphen-insensitive key for labels, synonyms and file stems."""
+    return "".join(ch for ch in name.lower() if ch not in " _-\t")
+
+
+@dataclass(frozen=True)
+class ObjectCategory:
+    """One row of categories.yaml: a label, its synonyms, its size prior and its shape recipe."""
+
+    label: str
+    synonyms: tuple[str, ...]
+    size_m: np.ndarray  # (3,) float64, typical extents along x, y, z of the canonical frame, metres
+    parts: tuple[dict[str, Any], ...]  # recipe, see ivlm_core.objects.shapes
+    like: str | None = None  # built from this category's recipe, stretched to size_m
+
+
+@dataclass(frozen=True)
+class ObjectMesh:
+    """A metric object mesh in its canonical frame (see the module docstring); arrays are read-only."""
+
+    mesh_id: str  # "builtin:<label>", "file:<absolute path>" or "generic:<label>"
+    label: str  # the category label for built-in and matched user meshes, else the requested label
+    vertices: np.ndarray  # (V, 3) float32, metres, centred on the bounding-box centre
+    faces: np.ndarray  # (F, 3) int64
+    size_m: np.ndarray  # (3,) float64 bounding-box extents along x, y, z, metres
+    synonyms: tuple[str, ...]  # every name that selects this mesh (label included)
+
+    def to_trimesh(self) -> trimesh.Trimesh:
+        """The mesh as a trimesh.Trimesh (a copy; vertex order kept)."""
+        return trimesh.Trimesh(self.vertices.copy(), self.faces.copy(), process=False)
+
+
+def normalize_for_render(vertices: np.ndarray) -> np.ndarray:
+    """Centre on the vertex mean and divide by the largest bounding-box extent, as InteractVLM does.
+
+    vertices: (V, 3) any unit -> (V, 3) float32, unitless, largest extent 1. This is the object
+    normalisation of InteractVLM's `utils/demo_utils.py::normalize_mesh` (facts §3b), applied before
+    the four object views are rendered.
+    """
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
+        raise ValueError(f"vertices must be a non-empty (V, 3) array, got shape {v.shape}")
+    if not np.all(np.isfinite(v)):
+        raise ValueError("vertices contain NaN or infinite values")
+    centred = v - v.mean(axis=0)
+    extent = (centred.max(axis=0) - centred.min(axis=0)).max()
+    if extent <= 0:
+        raise ValueError("vertices are all at one point; cannot normalise a mesh of zero size")
+    return (centred / extent).astype(np.float32)
+
+
+def load_categories(path: Path = CATEGORIES_PATH) -> dict[str, ObjectCategory]:
+    """Read the category table; raises ValueError on a malformed row or a name used twice."""
+    with open(path, encoding="utf-8") as f:
+        table = yaml.safe_load(f)
+    categories: dict[str, ObjectCategory] = {}
+    seen: dict[str, str] = {}
+    for label, row in table["categories"].items():
+        size = np.asarray(row.get("size_m", ()), dtype=np.float64)
+        if size.shape != (3,) or not np.all(size > 0):
+            raise ValueError(
+                f"{path}: category {label!r} needs size_m: [x, y, z] > 0, got {row.get('size_m')!r}"
+            )
+        recipes = [key for key in ("parts", "shape", "like") if key in row]
+        if len(recipes) != 1:
+            raise ValueError(f"{path}: category {label!r} needs exactly one of `parts`, `shape` or `like`")
+        if "parts" in row:
+            parts = row["parts"]
+        elif "shape" in row:
+            parts = generic_parts(row["shape"], size)
+        else:
+            like = table["categories"].get(row["like"])
+            if like is None or "parts" not in like:
+                raise ValueError(
+                    f"{path}: category {label!r} is `like` {row['like']!r}, which has no `parts`"
+                )
+            parts = like["parts"]
+        synonyms = (label, *row.get("synonyms", ()))
+        for name in synonyms:
+            key = normalize_name(name)
+            if key in seen and seen[key] != label:
+                raise ValueError(f"{path}: name {name!r} is used by both {seen[key]!r} and {label!r}")
+            seen[key] = label
+        categories[label] = ObjectCategory(label, tuple(synonyms), size, tuple(parts), row.get("like"))
+    return categories
+
+
+def _freeze(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
+
+
+def _make_mesh(mesh_id: str, label: str, mesh: trimesh.Trimesh, synonyms: tuple[str, ...]) -> ObjectMesh:
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    vertices = vertices - (vertices.min(axis=0) + vertices.max(axis=0)) / 2.0
+    return ObjectMesh(
+        mesh_id=mesh_id,
+        label=label,
+        vertices=_freeze(vertices.astype(np.float32)),
+        faces=_freeze(np.asarray(mesh.faces, dtype=np.int64).copy()),
+        size_m=_freeze(vertices.max(axis=0) - vertices.min(axis=0)),
+        synonyms=synonyms,
+    )
+
+
+def load_user_mesh(path: Path) -> tuple[trimesh.Trimesh, str | None]:
+    """Load and check one user mesh; returns it and the units its file states (None when unitless).
+
+    Raises ValueError saying what is wrong with the file (unreadable, empty, NaN, non-manifold).
+    """
+    try:
+        raw = trimesh.load(path, force="mesh", process=False)
+    except Exception as exc:  # trimesh raises many types for unreadable files
+        raise ValueError(f"object mesh {path}: trimesh could not read it ({exc})") from exc
+    vertices = np.asarray(getattr(raw, "vertices", np.zeros((0, 3))), dtype=np.float64)
+    faces = np.asarray(getattr(raw, "faces", np.zeros((0, 3))), dtype=np.int64)
+    if len(vertices) == 0 or len(faces) == 0:
+        raise ValueError(f"object mesh {path} is empty ({len(vertices)} vertices, {len(faces)} faces)")
+    bad = ~np.all(np.isfinite(vertices), axis=1)
+    if bad.any():
+        raise ValueError(f"object mesh {path} has {int(bad.sum())} vertices with NaN or infinite coordinates")
+    mesh = trimesh.Trimesh(vertices, faces, process=True)  # merges vertices split at UV seams
+    _, counts = np.unique(mesh.edges_sorted, axis=0, return_counts=True)
+    if np.any(counts > 2):
+        raise ValueError(
+            f"object mesh {path} is non-manifold: {int(np.sum(counts > 2))} edges are shared by more than "
+            "two faces; repair it (e.g. Blender: Select > All by Trait > Non Manifold) and try again"
+        )
+    if mesh.extents.max() <= 0:
+        raise ValueError(f"object mesh {path} has zero size")
+    return mesh, raw.units
+
+
+class ObjectRegistry:
+    """Gives every detection label a metric mesh: the user's file, else a built-in shape, else a box.
+
+    user_folder: meshes in any format trimesh reads, named after a label or synonym (`mug.obj`,
+    `Tennis_Racket.glb`); they are loaded and checked here, once. Meshes whose file carries units
+    (glTF, ...) are converted to metres; unitless ones (obj, ply, stl, ...) are scaled so their
+    largest extent equals their category's size prior (or taken as metres when the label has no
+    category), with a warning. assumed_depth_m: distance used to turn an unknown object's pixel box
+    into metres. default_size_m: largest extent of an unknown object when there is no camera.
+    """
+
+    def __init__(
+        self,
+        user_folder: str | None = None,
+        assumed_depth_m: float = 2.0,
+        default_size_m: float = 0.3,
+    ) -> None:
+        if not assumed_depth_m > 0 or not default_size_m > 0:
+            raise ValueError(
+                f"assumed_depth_m and default_size_m must be > 0, got {assumed_depth_m} and {default_size_m}"
+            )
+        self.assumed_depth_m = float(assumed_depth_m)
+        self.default_size_m = float(default_size_m)
+        self.categories = load_categories()
+        self._category_of = {
+            normalize_name(name): cat.label for cat in self.categories.values() for name in cat.synonyms
+        }
+        self._lock = threading.Lock()
+        self._cache: dict[str, ObjectMesh] = {}
+        self._warned: set[str] = set()
+        self._user: dict[str, ObjectMesh] = {}
+        if user_folder is not None:
+            self._load_user_folder(Path(user_folder))
+
+    def category(self, label: str) -> ObjectCategory | None:
+        """The built-in category a label or synonym names, or None."""
+        name = self._category_of.get(normalize_name(label))
+        return None if name is None else self.categories[name]
+
+    def get(
+        self,
+        label: str,
+        box_xyxy: np.ndarray | None = None,
+        camera: CameraIntrinsics | None = None,
+    ) -> ObjectMesh:
+        """The mesh for a detection label; never raises for an unknown label.
+
+        Order: user mesh named like the label, user mesh named like a synonym of its category,
+        built-in shape, generic box sized from `box_xyxy` ((4,) pixels) and `camera`.
+        """
+        if not isinstance(label, str) or not label.strip():
+            raise ValueError(f"object label must be a non-empty string, got {label!r}")
+        key = normalize_name(label)
+        if key in self._user:
+            return self._user[key]
+        category = self.category(label)
+        if category is not None:
+            for name in category.synonyms:
+                user = self._user.get(normalize_name(name))
+                if user is not None:
+                    return user
+            return self._builtin(category)
+        return self._generic(label.strip(), box_xyxy, camera)
+
+    def builtin(self, label: str) -> ObjectMesh:
+        """The built-in shape of a category (ignoring user meshes); ValueError for an unknown label."""
+        category = self.category(label)
+        if category is None:
+            raise ValueError(f"no built-in object category named {label!r}; see {CATEGORIES_PATH}")
+        return self._builtin(category)
+
+    def _builtin(self, category: ObjectCategory) -> ObjectMesh:
+        mesh_id = f"builtin:{category.label.replace(' ', '_')}"
+        with self._lock:
+            if mesh_id not in self._cache:
+                mesh = build_object(category.parts, category.size_m)
+                if category.like is not None:
+                    mesh.apply_transform(np.diag([*(category.size_m / mesh.extents), 1.0]))
+                self._cache[mesh_id] = _make_mesh(mesh_id, category.label, mesh, category.synonyms)
+            return self._cache[mesh_id]
+
+    def _generic(
+        self, label: str, box_xyxy: np.ndarray | None, camera: CameraIntrinsics | None
+    ) -> ObjectMesh:
+        if box_xyxy is None:
+            size = np.full(3, self.default_size_m)
+        else:
+            box = np.asarray(box_xyxy, dtype=np.float64).reshape(-1)
+            if box.shape != (4,) or not np.all(np.isfinite(box)) or box[2] <= box[0] or box[3] <= box[1]:
+                raise ValueError(
+                    f"box_xyxy must be finite [x0, y0, x1, y1] with x1>x0 and y1>y0, got {box_xyxy!r}"
+                )
+            w_px, h_px = box[2] - box[0], box[3] - box[1]
+            if camera is None:
+                w, h = np.array([w_px, h_px]) * self.default_size_m / max(w_px, h_px)
+            else:
+                w, h = w_px / camera.fx * self.assumed_depth_m, h_px / camera.fy * self.assumed_depth_m
+            size = np.array([w, h, min(w, h)])
+        mesh_id = f"generic:{label}"
+        with self._lock:
+            if label not in self._warned:
+                self._warned.add(label)
+                LOG.warning(
+                    "no mesh for object label %r (not a built-in category or synonym, no user mesh): "
+                    "using a generic box of %.2f x %.2f x %.2f m; put a mesh named after the label in the "
+                    "user mesh folder for real contact regions",
+                    label,
+                    *size,
+                )
+            cached = self._cache.get(mesh_id)
+            if cached is not None and np.allclose(cached.size_m, size, rtol=1e-3):
+                return cached
+            mesh = build_object(generic_parts("box", size), size)
+            self._cache[mesh_id] = _make_mesh(mesh_id, label, mesh, (label,))
+            return self._cache[mesh_id]
+
+    def _load_user_folder(self, folder: Path) -> None:
+        if not folder.is_dir():
+            raise ValueError(f"user object mesh folder {folder} does not exist or is not a folder")
+        sources: dict[str, tuple[Path, str]] = {}
+        for path in sorted(folder.iterdir()):
+            suffix = next((s for s in MESH_SUFFIXES if path.name.lower().endswith(s)), None)
+            if suffix is None or not path.is_file():
+                continue
+            stem = path.name[: -len(suffix)]
+            key = normalize_name(stem)
+            if key in sources:
+                raise ValueError(
+                    f"user object meshes {sources[key][0].name} and {path.name} both match label {stem!r}; "
+                    "keep one of them"
+                )
+            sources[key] = (path, stem)
+        for key, (path, stem) in sources.items():
+            mesh, units = load_user_mesh(path)
+            category = self.category(key)
+            label = category.label if category is not None else stem
+            if units is not None:
+                mesh.apply_scale(trimesh.units.unit_conversion(units, "meters"))
+            elif category is not None:
+                scale = category.size_m.max() / mesh.extents.max()
+                mesh.apply_scale(scale)
+                LOG.warning(
+                    "object mesh %s has no units: scaled by %.4g so its largest extent is %.2f m, the size "
+                    "prior of %r (export as glTF/GLB, which is in metres, to keep its own size)",
+                    path,
+                    scale,
+                    category.size_m.max(),
+                    category.label,
+                )
+            else:
+                LOG.warning("object mesh %s has no units and no size prior: reading it as metres", path)
+            resolved = str(path.resolve())
+            synonyms = category.synonyms if category is not None else (label,)
+            self._user[key] = _make_mesh(f"file:{resolved}", label, mesh, synonyms)
+        LOG.info("loaded %d user object meshes from %s", len(self._user), folder)

@@ -1,0 +1,168 @@
+"""Object mesh registry: built-in shapes, user meshes, generic fallbacks, render normalisation."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import trimesh
+
+from ivlm_core.objects import ObjectRegistry, load_categories, normalize_for_render
+from ivlm_core.types import CameraIntrinsics
+
+COCO_80 = [
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
+    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
+    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
+    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
+    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
+    "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant",
+    "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote", "keyboard", "cell phone",
+    "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
+    "teddy bear", "hair drier", "toothbrush",
+]  # fmt: skip
+CATEGORIES = load_categories()
+
+
+@pytest.fixture(scope="module")
+def registry() -> ObjectRegistry:
+    return ObjectRegistry()
+
+
+@pytest.fixture
+def registry_log(caplog, monkeypatch) -> pytest.LogCaptureFixture:
+    """caplog for the registry's warnings.
+
+    The launch_testing pytest plugin installs launch's logger class, whose loggers do not
+    propagate to the root logger where caplog listens; re-enable propagation for this logger.
+    """
+    monkeypatch.setattr(logging.getLogger("ivlm_core.objects.registry"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="ivlm_core.objects.registry")
+    return caplog
+
+
+def test_categories_cover_all_80_coco_classes_and_ski_pole():
+    assert len(COCO_80) == 80
+    missing = sorted(set([*COCO_80, "ski pole"]) - set(CATEGORIES))
+    assert not missing, f"categories.yaml lacks {missing}"
+
+
+@pytest.mark.parametrize("label", sorted(CATEGORIES))
+def test_builtin_category_builds_a_valid_mesh_within_its_size_prior(registry, label):
+    obj = registry.get(label)
+    assert obj.mesh_id == f"builtin:{label.replace(' ', '_')}"
+    assert obj.label == label
+    assert obj.vertices.dtype == np.float32 and obj.vertices.shape[1] == 3
+    assert obj.faces.dtype == np.int64 and obj.faces.shape[1] == 3
+    assert np.all(np.isfinite(obj.vertices))
+    assert 300 <= len(obj.vertices) <= 3000
+    mesh = obj.to_trimesh()
+    assert mesh.is_winding_consistent and mesh.is_watertight
+    assert mesh.volume > 0, "faces must wind outwards"
+    prior = CATEGORIES[label].size_m
+    np.testing.assert_allclose(obj.size_m, prior, rtol=0.15)
+    np.testing.assert_allclose(obj.vertices.max(0) + obj.vertices.min(0), 0.0, atol=1e-5)
+
+
+def test_builtin_meshes_are_built_once_and_read_only(registry):
+    first = registry.get("bicycle")
+    assert registry.get("Bike") is first
+    with pytest.raises(ValueError):
+        first.vertices[0, 0] = 1.0
+
+
+@pytest.mark.parametrize(
+    ("label", "category"),
+    [("Mug", "cup"), ("tennis_racket", "tennis racket"), ("SOFA", "couch"), ("cell-phone", "cell phone"),
+     ("Ski Poles", "ski pole"), ("tvmonitor", "tv"), ("motorbike", "motorcycle")],
+)  # fmt: skip
+def test_label_lookup_accepts_synonyms_and_spelling_variants(registry, label, category):
+    assert registry.get(label).label == category
+
+
+def test_unknown_label_gets_a_box_sized_from_the_pixel_box_and_camera(registry_log):
+    registry = ObjectRegistry(assumed_depth_m=2.0)
+    camera = CameraIntrinsics.from_fov(640, 480, fov_deg=60.0)
+    obj = registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
+    registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
+    assert obj.mesh_id == "generic:power drill"
+    width = 100.0 / camera.fx * 2.0
+    height = 50.0 / camera.fy * 2.0
+    np.testing.assert_allclose(obj.size_m, [width, height, height], rtol=1e-4)
+    assert obj.to_trimesh().is_watertight
+    warnings = [r for r in registry_log.records if "power drill" in r.getMessage()]
+    assert len(warnings) == 1, "the warning is given once per label, not per frame"
+
+
+def test_unknown_label_without_camera_gets_the_default_size():
+    registry = ObjectRegistry(default_size_m=0.3)
+    np.testing.assert_allclose(registry.get("gizmo").size_m, [0.3, 0.3, 0.3], rtol=1e-4)
+    boxed = registry.get("gizmo", box_xyxy=[0, 0, 40, 20])
+    np.testing.assert_allclose(boxed.size_m, [0.3, 0.15, 0.15], rtol=1e-4)
+
+
+def test_user_mesh_is_picked_over_the_builtin_and_scaled_to_the_size_prior(tmp_path, registry_log):
+    trimesh.creation.cylinder(radius=4.0, height=10.0, sections=48).export(tmp_path / "Coffee_Mug.obj")
+    registry = ObjectRegistry(user_folder=str(tmp_path))
+    obj = registry.get("cup")
+    assert obj.mesh_id == f"file:{(tmp_path / 'Coffee_Mug.obj').resolve()}"
+    assert obj.label == "cup"
+    assert registry.get("mug") is obj
+    assert obj.size_m.max() == pytest.approx(CATEGORIES["cup"].size_m.max(), rel=1e-5)
+    assert any("no units" in r.getMessage() for r in registry_log.records)
+    assert registry.get("bottle").mesh_id == "builtin:bottle"
+
+
+def test_user_mesh_with_units_keeps_its_size_and_unknown_labels_match_by_file_stem(tmp_path):
+    trimesh.creation.box(extents=[0.3, 0.2, 0.1]).export(tmp_path / "cordless_drill.glb")
+    registry = ObjectRegistry(user_folder=str(tmp_path))
+    obj = registry.get("Cordless Drill")
+    assert obj.mesh_id.startswith("file:") and obj.label == "cordless_drill"
+    np.testing.assert_allclose(np.sort(obj.size_m), [0.1, 0.2, 0.3], rtol=1e-5)
+
+
+def _write_obj(path, vertices, faces):
+    lines = [f"v {x} {y} {z}" for x, y, z in vertices] + [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("vertices", "faces", "message"),
+    [
+        ([], [], "empty"),
+        ([[0, 0, 0], [1, 0, 0], [0, float("nan"), 0]], [[0, 1, 2]], "NaN"),
+        (
+            [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1]],
+            [[0, 1, 2], [1, 0, 3], [0, 1, 4]],
+            "non-manifold",
+        ),
+    ],
+    ids=["empty", "nan", "non-manifold"],
+)
+def test_bad_user_mesh_raises_a_value_error_naming_the_problem(tmp_path, vertices, faces, message):
+    _write_obj(tmp_path / "cup.obj", vertices, faces)
+    with pytest.raises(ValueError, match=message):
+        ObjectRegistry(user_folder=str(tmp_path))
+
+
+def test_user_folder_problems_raise_value_errors(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        ObjectRegistry(user_folder=str(tmp_path / "missing"))
+    trimesh.creation.box().export(tmp_path / "cup.obj")
+    trimesh.creation.box().export(tmp_path / "CUP.ply")
+    with pytest.raises(ValueError, match="both match"):
+        ObjectRegistry(user_folder=str(tmp_path))
+
+
+def test_normalize_for_render_centres_on_the_vertex_mean_and_scales_the_largest_extent_to_one(registry):
+    cup = registry.get("cup")
+    vertices = cup.vertices
+    normalized = normalize_for_render(vertices * 3.0 + np.array([1.0, -2.0, 5.0], dtype=np.float32))
+    np.testing.assert_allclose(normalized.mean(axis=0), 0.0, atol=1e-6)
+    extents = normalized.max(axis=0) - normalized.min(axis=0)
+    assert extents.max() == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_allclose(extents, cup.size_m / cup.size_m.max(), rtol=1e-5)
+    with pytest.raises(ValueError, match="NaN"):
+        normalize_for_render(np.array([[0.0, 0.0, np.nan]]))
