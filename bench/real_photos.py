@@ -47,8 +47,18 @@ def main() -> int:
             n_calls += 1
             pred, gt = sorted(res.body_parts), sorted(pair["parts"])
             f1 = part_prf(pred, gt, sided=False).f1 if (pred or gt) else 1.0
-            rows.append({"file": entry["file"], "object": pair["object"], "gt": gt, "pred": pred, "f1": f1,
-                         "contact": pair["contact"], "evidence": res.evidence, "reason": res.reason})
+            rows.append(
+                {
+                    "file": entry["file"],
+                    "object": pair["object"],
+                    "gt": gt,
+                    "pred": pred,
+                    "f1": f1,
+                    "contact": pair["contact"],
+                    "evidence": res.evidence,
+                    "reason": res.reason,
+                }
+            )
             print(f"{f1:4.2f}  {entry['file'][:34]:34s} {pair['object']:14s} gt={gt} pred={res.body_parts}")
             if args.verbose:
                 print("      evidence:", "; ".join(res.evidence), res.reason)

@@ -119,6 +119,7 @@ class PoseDetector:
             )
             # the first inference initialises the TFLite delegates and logs; do it here, not per frame
             self._static.process(np.zeros((64, 64, 3), np.uint8))
+        self._warmed: set[int] = set()
 
     def close(self) -> None:
         self._static.close()
@@ -162,11 +163,15 @@ class PoseDetector:
                 return pose
         return None
 
-    @staticmethod
     def _run(
-        graph, crop: np.ndarray, box: np.ndarray, offset: tuple[float, float], scale: float
+        self, graph, crop: np.ndarray, box: np.ndarray, offset: tuple[float, float], scale: float
     ) -> PersonPose | None:
-        res = graph.process(np.ascontiguousarray(crop))
+        if id(graph) in self._warmed:
+            res = graph.process(np.ascontiguousarray(crop))
+        else:  # a graph's first landmark pass logs calculator warnings: keep them out of user output
+            with _quiet_stderr():
+                res = graph.process(np.ascontiguousarray(crop))
+            self._warmed.add(id(graph))
         if res.pose_landmarks is None:
             return None
         ch, cw = crop.shape[:2]

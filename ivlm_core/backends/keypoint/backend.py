@@ -99,6 +99,7 @@ class KeypointBackend(ContactBackend):
         self._part_ids = {p: self.body.part_vertex_ids(p) for p in PART_NAMES}
         self._previous: dict[int, BodyFit] = {}
         self.last_timings_ms: dict[str, float] = {}
+        self.last_poses: list[PersonPose | None] = []  # per person index, for overlays and debugging
 
     def close(self) -> None:
         self.detector.close()
@@ -110,6 +111,7 @@ class KeypointBackend(ContactBackend):
         camera: CameraIntrinsics | None = None,
     ) -> list[ContactResult]:
         t0 = time.perf_counter()
+        self.last_poses = []
         image = to_rgb8(image)
         h, w = image.shape[:2]
         if camera is None:
@@ -135,6 +137,7 @@ class KeypointBackend(ContactBackend):
         else:
             poses = self.detector.detect(image, None, video=self.video)
         timings["pose"] = 1e3 * (time.perf_counter() - t)
+        self.last_poses = list(poses)
 
         results: list[ContactResult] = []
         if not poses:

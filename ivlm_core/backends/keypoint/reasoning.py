@@ -11,7 +11,6 @@ from ivlm_core.backends.keypoint.priors import CategoryPrior
 from ivlm_core.detect import PersonPose
 from ivlm_core.types import CameraIntrinsics
 
-
 HIDDEN_VISIBILITY = 0.3  # mediapipe visibility below which an extremity counts as not seen
 HIDDEN_MIN_WEIGHT = 0.35  # the least weight a hidden extremity's 2D evidence keeps
 

@@ -1,0 +1,180 @@
+"""Command line: contact on one image file with the embedded CPU backend.
+
+    python -m ivlm_core.cli IMAGE --object LABEL X0,Y0,X1,Y1 [--object ...] [--person X0,Y0,X1,Y1 ...]
+                            [--out DIR] [--fov DEG | --K fx,fy,cx,cy]
+
+Writes DIR/result.json (parts, evidence, reasons, contact vertex ids), DIR/overlay.png (the contact
+drawn on the image: look at this first) and, per person-object pair k, DIR/pair<k>_body.glb and
+DIR/pair<k>_object.glb (meshes coloured grey -> red by contact probability).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import trimesh
+
+from ivlm_core.backends.keypoint import KeypointBackend
+from ivlm_core.backends.keypoint.evidence import EXTREMITIES, part_points
+from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
+
+GREY = np.array([200, 200, 200], np.float32)
+RED = np.array([230, 30, 25], np.float32)
+CONTACT_THRESHOLD = 0.5
+
+
+def _box(text: str) -> np.ndarray:
+    try:
+        vals = [float(v) for v in text.split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 4:
+        raise argparse.ArgumentTypeError(f"a box is X0,Y0,X1,Y1 in pixels, got {text!r}")
+    return np.array(vals)
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m ivlm_core.cli", description=__doc__.splitlines()[0])
+    ap.add_argument("image", type=Path, help="image file (PNG, JPEG, ...; grey, colour or 16-bit)")
+    ap.add_argument(
+        "--object",
+        nargs=2,
+        action="append",
+        metavar=("LABEL", "BOX"),
+        required=True,
+        help="object label and box X0,Y0,X1,Y1 (repeat for several objects)",
+    )
+    ap.add_argument(
+        "--person",
+        type=_box,
+        action="append",
+        default=[],
+        metavar="BOX",
+        help="person box X0,Y0,X1,Y1 (repeat; without it one person is searched for)",
+    )
+    ap.add_argument("--out", type=Path, default=Path("ivlm_out"), help="output folder (default ./ivlm_out)")
+    cam = ap.add_mutually_exclusive_group()
+    cam.add_argument("--fov", type=float, default=60.0, help="horizontal field of view, degrees (default 60)")
+    cam.add_argument("--K", help="intrinsics fx,fy,cx,cy in pixels (sensor_msgs/CameraInfo K)")
+    ap.add_argument("--body-model", default="anny", help="body model (default anny)")
+    return ap
+
+
+def _colours(probs: np.ndarray) -> np.ndarray:
+    """(N, 4) uint8 RGBA, grey -> red with probability."""
+    p = np.clip(probs, 0.0, 1.0)[:, None]
+    rgb = (GREY * (1 - p) + RED * p).astype(np.uint8)
+    return np.concatenate([rgb, np.full((len(p), 1), 255, np.uint8)], axis=1)
+
+
+def draw_overlay(image: np.ndarray, results: list[ContactResult], poses: list) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: boxes, and the contacted parts' landmarks in red (thicker = more confident)."""
+    out = image.copy()
+    for res in results:
+        x0, y0, x1, y1 = res.obj.box_xyxy.astype(int)
+        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), 2)
+        cv2.putText(
+            out, res.obj.label, (x0 + 2, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 200, 0), 1
+        )
+        if res.person_box is not None:
+            px0, py0, px1, py1 = res.person_box.astype(int)
+            cv2.rectangle(out, (px0, py0), (px1, py1), (0, 200, 255), 1)
+        pose = poses[res.person_index] if res.person_index < len(poses) else None
+        if pose is None:
+            continue
+        pts = part_points(pose.keypoints)
+        for part, conf in res.body_parts.items():
+            p = pts[part].astype(int)
+            thickness = 2 + int(6 * conf)
+            if part not in EXTREMITIES:
+                cv2.polylines(out, [p.reshape(-1, 1, 2)], False, (255, 40, 30), thickness)
+            for q in p:
+                cv2.circle(out, (int(q[0]), int(q[1])), thickness, (255, 40, 30), -1)
+    return out
+
+
+def _result_json(k: int, res: ContactResult) -> dict:
+    return {
+        "pair": k,
+        "person_index": res.person_index,
+        "object": res.obj.label,
+        "object_box_xyxy": res.obj.box_xyxy.tolist(),
+        "person_box_xyxy": None if res.person_box is None else res.person_box.tolist(),
+        "body_model": res.body_model,
+        "body_parts": res.body_parts,
+        "text": res.text,
+        "reason": res.reason,
+        "evidence": res.evidence,
+        "body_contact_vertex_ids": res.contact_vertex_ids(CONTACT_THRESHOLD).tolist(),
+        "num_body_vertices": int(res.body_probabilities.shape[0]),
+        "object_mesh_id": res.object_mesh_id,
+        "object_contact_vertex_ids": np.flatnonzero(res.object_probabilities >= CONTACT_THRESHOLD).tolist(),
+        "backend": res.backend,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    bgr = cv2.imread(str(args.image), cv2.IMREAD_UNCHANGED)
+    if bgr is None:
+        print(f"error: cannot read image {args.image}", file=sys.stderr)
+        return 2
+    if bgr.ndim == 3 and bgr.shape[2] == 4:
+        image = cv2.cvtColor(bgr, cv2.COLOR_BGRA2RGB)
+    elif bgr.ndim == 3:
+        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    else:
+        image = bgr
+    h, w = image.shape[:2]
+    try:
+        objects = [Detection(label, _box(box)) for label, box in args.object]
+        people = [Detection("person", b) for b in args.person]
+        if args.K:
+            fx, fy, cx, cy = (float(v) for v in args.K.split(","))
+            camera = CameraIntrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), w, h)
+        else:
+            camera = CameraIntrinsics.from_fov(w, h, args.fov)
+        backend = KeypointBackend(body_model=args.body_model)
+        results = backend.estimate(image, people + objects, camera)
+    except (ValueError, argparse.ArgumentTypeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    overlay = draw_overlay(
+        image if image.ndim == 3 else np.stack([image] * 3, -1), results, backend.last_poses
+    )
+    cv2.imwrite(str(args.out / "overlay.png"), cv2.cvtColor(overlay.astype(np.uint8), cv2.COLOR_RGB2BGR))
+    for k, res in enumerate(results):
+        if res.body_vertices is not None:
+            body = trimesh.Trimesh(res.body_vertices, backend.body.faces, process=False)
+            body.visual.vertex_colors = _colours(res.body_probabilities)
+            body.export(args.out / f"pair{k}_body.glb")
+        mesh = backend.objects.get(res.obj.label, res.obj.box_xyxy, camera)
+        if mesh.mesh_id == res.object_mesh_id and len(mesh.vertices) == len(res.object_probabilities):
+            obj = mesh.to_trimesh()
+            obj.visual.vertex_colors = _colours(res.object_probabilities)
+            obj.export(args.out / f"pair{k}_object.glb")
+    summary = {
+        "image": str(args.image),
+        "camera_K": camera.K.tolist(),
+        "timings_ms": {k: round(v, 1) for k, v in backend.last_timings_ms.items()},
+        "results": [_result_json(k, r) for k, r in enumerate(results)],
+    }
+    (args.out / "result.json").write_text(json.dumps(summary, indent=1))
+    for k, res in enumerate(results):
+        parts = ", ".join(f"{p} {c:.2f}" for p, c in res.body_parts.items()) or f"none ({res.reason})"
+        print(f"pair {k}: person {res.person_index} - {res.obj.label}: {parts}")
+    print(f"wrote {args.out / 'result.json'}, {args.out / 'overlay.png'} and {2 * len(results)} GLB meshes")
+    backend.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
