@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 import time
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 from ivlm_core.body import KEYPOINT_NAMES, PART_NAMES, load_body_model
-from ivlm_core.body.cache import anny_cache_dir
+from ivlm_core.body.anny_body import load_anny
+from ivlm_core.body.cache import anny_cache_dir, prune_anny_intermediates
 from ivlm_core.body.cache import main as cache_main
 from ivlm_core.body.parts import SIDED_PARTS
 
@@ -164,6 +166,22 @@ def test_anny_cache_is_reused(anny, capsys):
     assert time.perf_counter() - start < 20.0  # a rebuild takes a minute or more
     assert "13718 vertices" in capsys.readouterr().out
     assert np.array_equal(load_body_model("anny").part_labels, anny.part_labels)
+
+
+def test_pruned_anny_cache_still_loads(anny, tmp_path, monkeypatch):
+    compact = next(anny_cache_dir().glob("v*/build_compact_model_data_*.safetensors"))
+    version_dir = tmp_path / compact.parent.name
+    version_dir.mkdir()
+    shutil.copy(compact, version_dir / compact.name)
+    (version_dir / "load_data_0.safetensors").write_bytes(b"intermediate")
+    assert prune_anny_intermediates(tmp_path) == len(b"intermediate")
+    assert [p.name for p in version_dir.iterdir()] == [compact.name]
+    monkeypatch.setenv("ANNY_CACHE_DIR", str(tmp_path))
+    start = time.perf_counter()
+    reloaded = load_anny()  # from the compact file alone: nothing is rebuilt
+    assert time.perf_counter() - start < 20.0
+    assert np.array_equal(reloaded.canonical_vertices, anny.canonical_vertices)
+    assert [p.name for p in version_dir.glob("*.safetensors")] == [compact.name]
 
 
 def test_smpl_family_without_files_names_the_expected_ones(tmp_path):

@@ -103,8 +103,9 @@ def vitruvian_pose(skinner: AnnySkinner, bone_names: list[str], parents: list[in
 
     def posed_joints() -> np.ndarray:
         with torch.no_grad():
-            _, joints = skinner(torch.as_tensor(rotations, dtype=torch.float32)[None], phenotypes)
-        return joints[0].numpy().astype(np.float64)
+            rotation_t = torch.as_tensor(rotations, dtype=torch.float32, device=phenotypes.device)
+            _, joints = skinner(rotation_t[None], phenotypes)
+        return joints[0].cpu().numpy().astype(np.float64)
 
     for side, sign in (("L", 1.0), ("R", -1.0)):
         for bone, end in _ARM_SEGMENTS:

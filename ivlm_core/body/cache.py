@@ -38,11 +38,27 @@ def build_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+def prune_anny_intermediates(directory: Path | None = None) -> int:
+    """Delete anny's intermediate build files, keeping the compact model it actually loads.
+
+    anny caches three stages (~790 MB); once `build_compact_model_data_*` exists only that one
+    (~50 MB) is read. Returns the number of bytes freed.
+    """
+    freed = 0
+    for path in (directory or anny_cache_dir()).glob("v*/*.safetensors"):
+        if not path.name.startswith("build_compact_model_data_"):
+            freed += path.stat().st_size
+            path.unlink()
+    return freed
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build (first run) or verify (later runs) the cached body model, printing progress and timings."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="anny", help="body model to warm (default: anny)")
     parser.add_argument("--model-path", default=None, help="folder with licensed SMPL-family model files")
+    parser.add_argument("--prune", action="store_true",
+                        help="then delete anny's intermediate build files (~740 MB) that loading never reads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
 
@@ -55,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     model = load_body_model(args.model, model_path=args.model_path)
     print(f"[ivlm body cache] {model.name}: {model.num_vertices} vertices, {len(model.faces)} faces, "
           f"{model.num_joints} joints, loaded in {time.perf_counter() - start:.1f} s", flush=True)
+    if args.prune and args.model == "anny":
+        with build_lock(anny_cache_dir()):
+            freed = prune_anny_intermediates()
+        print(f"[ivlm body cache] pruned {freed / 1e6:.0f} MB of intermediate files", flush=True)
     return 0
 
 
