@@ -3,8 +3,8 @@
 Canonical frame of every ObjectMesh (built-in and generic; user meshes keep their own axes, which
 should follow it): metres, real-world size, origin at the bounding-box centre, +y is the object's
 natural up (as it stands or is held upright), x is its longest horizontal extent (a bicycle's
-length, a couch's width), and +z is its front (the side a person faces or uses: the couch seat,
-the TV screen, the laptop's keyboard edge).
+length, a couch's width) and +z is its front (the side a person faces or uses: the couch seat,
+the TV screen, the laptop's keyboard edge); vehicles and animals head towards +x.
 """
 
 from __future__ import annotations
@@ -193,6 +193,8 @@ class ObjectRegistry:
         self._cache: dict[str, ObjectMesh] = {}
         self._warned: set[str] = set()
         self._user: dict[str, ObjectMesh] = {}
+        # unknown labels get this 1 m cube stretched to their size: no meshing per detection
+        self._unit_box = build_object(generic_parts("box", (1.0, 1.0, 1.0)), (1.0, 1.0, 1.0))
         if user_folder is not None:
             self._load_user_folder(Path(user_folder))
 
@@ -274,7 +276,7 @@ class ObjectRegistry:
             cached = self._cache.get(mesh_id)
             if cached is not None and np.allclose(cached.size_m, size, rtol=1e-3):
                 return cached
-            mesh = build_object(generic_parts("box", size), size)
+            mesh = trimesh.Trimesh(self._unit_box.vertices * size, self._unit_box.faces, process=False)
             self._cache[mesh_id] = _make_mesh(mesh_id, label, mesh, (label,))
             return self._cache[mesh_id]
 
