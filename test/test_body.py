@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from ivlm_core.body import KEYPOINT_NAMES, PART_NAMES, load_body_model
+from ivlm_core.body import KEYPOINT_NAMES, PART_NAMES, clear_body_model_cache, load_body_model
 from ivlm_core.body.anny_body import load_anny
 from ivlm_core.body.cache import anny_cache_dir, prune_anny_intermediates
 from ivlm_core.body.cache import main as cache_main
@@ -158,9 +158,9 @@ def test_bad_inputs_raise_value_errors(anny):
 
 
 def test_anny_cache_is_reused(anny, capsys):
-    assert load_body_model("anny") is anny  # once per process
+    assert load_body_model(name="anny", model_path="", device="cpu") is anny  # once per process
     assert list(anny_cache_dir().rglob("*.safetensors"))  # once per machine
-    load_body_model.cache_clear()
+    clear_body_model_cache()
     start = time.perf_counter()
     assert cache_main([]) == 0  # the setup entry point, reading the warm on-disk cache
     assert time.perf_counter() - start < 20.0  # a rebuild takes a minute or more

@@ -7,8 +7,16 @@
     out.vertices, out.joints, out.keypoints                   # (B, V, 3), (B, J, 3), (B, K, 3)
 """
 
-from ivlm_core.body.loader import BODY_MODEL_NAMES, load_body_model
+from ivlm_core.body.loader import BODY_MODEL_NAMES, clear_body_model_cache, load_body_model
 from ivlm_core.body.model import KEYPOINT_NAMES, BodyModel, BodyOutput
 from ivlm_core.body.parts import PART_NAMES
 
-__all__ = ["BODY_MODEL_NAMES", "KEYPOINT_NAMES", "PART_NAMES", "BodyModel", "BodyOutput", "load_body_model"]
+__all__ = [
+    "BODY_MODEL_NAMES",
+    "KEYPOINT_NAMES",
+    "PART_NAMES",
+    "BodyModel",
+    "BodyOutput",
+    "clear_body_model_cache",
+    "load_body_model",
+]

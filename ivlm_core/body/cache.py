@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     from ivlm_core.body.loader import load_body_model
 
     target = anny_cache_dir() if args.model == "anny" else args.model_path
-    print(f"[ivlm body cache] warming '{args.model}' (cache: {target}); a first anny build takes ~1-2 min",
-          flush=True)
+    print(f"[ivlm body cache] loading '{args.model}' (cache: {target})", flush=True)
+    if args.model == "anny" and not any(anny_cache_dir().glob("v*/build_compact_model_data_*.safetensors")):
+        print("[ivlm body cache] no anny cache yet: building it (1-3 min, 0.8 GB disk)", flush=True)
     start = time.perf_counter()
     model = load_body_model(args.model, model_path=args.model_path)
     print(f"[ivlm body cache] {model.name}: {model.num_vertices} vertices, {len(model.faces)} faces, "
