@@ -11,6 +11,9 @@
   nearest ground-truth vertex (DECO's reported number), `fn_cm` the mean over ground-truth
   vertices of the distance to the nearest predicted vertex. With an empty set both use every
   vertex instead, so an empty ground truth gives fp_cm = 0 and an empty prediction gives fn_cm = 0.
+  To compare with InteractVLM's published "Geo": its `evaluate.py` swaps the arguments, so it
+  reports a GT -> prediction distance, i.e. fn_cm (with vertices at probability exactly 1.0 as the
+  prediction).
   Distances are shortest paths on the mesh edge graph (scipy's multi-source Dijkstra with
   `min_only=True`: one pass per set, no V x V matrix), in the mesh's units times 100 (cm for meshes
   in metres). The original reads a precomputed SMPL geodesic matrix instead; see GeodesicGraph for

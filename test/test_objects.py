@@ -76,7 +76,7 @@ def test_builtin_meshes_are_built_once_and_read_only(registry):
 @pytest.mark.parametrize(
     ("label", "category"),
     [("Mug", "cup"), ("tennis_racket", "tennis racket"), ("SOFA", "couch"), ("cell-phone", "cell phone"),
-     ("Ski Poles", "ski pole"), ("tvmonitor", "tv"), ("motorbike", "motorcycle")],
+     ("Ski Poles", "ski pole"), ("tvmonitor", "tv"), ("motorbike", "motorcycle"), ("Bottles", "bottle")],
 )  # fmt: skip
 def test_label_lookup_accepts_synonyms_and_spelling_variants(registry, label, category):
     assert registry.get(label).label == category

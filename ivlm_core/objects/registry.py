@@ -199,8 +199,11 @@ class ObjectRegistry:
             self._load_user_folder(Path(user_folder))
 
     def category(self, label: str) -> ObjectCategory | None:
-        """The built-in category a label or synonym names, or None."""
-        name = self._category_of.get(normalize_name(label))
+        """The built-in category a label or synonym names (a plural "cups" names "cup"), or None."""
+        key = normalize_name(label)
+        name = self._category_of.get(key)
+        if name is None and key.endswith("s"):
+            name = self._category_of.get(key[:-1])
         return None if name is None else self.categories[name]
 
     def get(
