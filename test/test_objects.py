@@ -147,7 +147,10 @@ def test_bad_user_mesh_raises_a_value_error_naming_the_problem(tmp_path, vertice
         ObjectRegistry(user_folder=str(tmp_path))
 
 
-def test_user_folder_problems_raise_value_errors(tmp_path):
+def test_user_folder_problems_raise_value_errors(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trimesh.creation.box().export(tmp_path / "bottle.obj")
+    assert ObjectRegistry(user_folder="").get("bottle").mesh_id == "builtin:bottle", "'' means no folder"
     with pytest.raises(ValueError, match="does not exist"):
         ObjectRegistry(user_folder=str(tmp_path / "missing"))
     trimesh.creation.box().export(tmp_path / "cup.obj")

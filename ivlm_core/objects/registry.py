@@ -166,11 +166,12 @@ class ObjectRegistry:
     """Gives every detection label a metric mesh: the user's file, else a built-in shape, else a box.
 
     user_folder: meshes in any format trimesh reads, named after a label or synonym (`mug.obj`,
-    `Tennis_Racket.glb`); they are loaded and checked here, once. Meshes whose file carries units
-    (glTF, ...) are converted to metres; unitless ones (obj, ply, stl, ...) are scaled so their
-    largest extent equals their category's size prior (or taken as metres when the label has no
-    category), with a warning. assumed_depth_m: distance used to turn an unknown object's pixel box
-    into metres. default_size_m: largest extent of an unknown object when there is no camera.
+    `Tennis_Racket.glb`), y up like the built-ins; they are loaded and checked here, once. Meshes
+    whose file carries units (glTF, ...) are converted to metres; unitless ones (obj, ply, stl, ...)
+    are scaled so their largest extent equals their category's size prior (or taken as metres when
+    the label has no category), with a warning. None or "" means built-in shapes only.
+    assumed_depth_m: distance used to turn an unknown object's pixel box into metres.
+    default_size_m: largest extent of an unknown object when there is no camera.
     """
 
     def __init__(
@@ -195,8 +196,8 @@ class ObjectRegistry:
         self._user: dict[str, ObjectMesh] = {}
         # unknown labels get this 1 m cube stretched to their size: no meshing per detection
         self._unit_box = build_object(generic_parts("box", (1.0, 1.0, 1.0)), (1.0, 1.0, 1.0))
-        if user_folder is not None:
-            self._load_user_folder(Path(user_folder))
+        if user_folder:  # None or "" (an unset ROS parameter): built-ins only
+            self._load_user_folder(Path(user_folder).expanduser())
 
     def category(self, label: str) -> ObjectCategory | None:
         """The built-in category a label or synonym names (a plural "cups" names "cup"), or None."""
