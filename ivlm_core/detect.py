@@ -120,6 +120,7 @@ class PoseDetector:
             # the first inference initialises the TFLite delegates and logs; do it here, not per frame
             self._static.process(np.zeros((64, 64, 3), np.uint8))
         self._warmed: set[int] = set()
+        self._last_window: tuple[int, int, int, int] | None = None
 
     def close(self) -> None:
         self._static.close()
@@ -135,8 +136,27 @@ class PoseDetector:
         """
         h, w = image.shape[:2]
         if not person_boxes:
-            graph = self._tracking if video else self._static
-            pose = self._run(graph, image, np.array([0.0, 0.0, w, h]), offset=(0.0, 0.0), scale=1.0)
+            # the full frame first (the tracking graph on video), then square windows: mediapipe's
+            # person detector letterboxes to a square and misses people who fill a wide frame.
+            # On video the window that found the person last time is tried first (warm start).
+            windows: list[tuple[int, int, int, int] | None] = [None, *_square_windows(w, h)]
+            if video and self._last_window in windows:
+                windows.remove(self._last_window)
+                windows.insert(0, self._last_window)
+            pose = None
+            for win in windows:
+                if win is None:
+                    graph = self._tracking if video else self._static
+                    pose = self._run(graph, image, np.array([0.0, 0.0, w, h]), offset=(0.0, 0.0), scale=1.0)
+                else:
+                    x0, y0, x1, y1 = win
+                    crop = image[y0:y1, x0:x1]
+                    pose = self._run(
+                        self._static, crop, np.array(win, np.float64), offset=(x0, y0), scale=1.0
+                    )
+                if pose is not None:
+                    self._last_window = win
+                    break
             if pose is None:
                 return []
             pose.box_xyxy = _landmark_box(pose.keypoints, pose.visibility, w, h)
@@ -182,6 +202,15 @@ class PoseDetector:
         return PersonPose(
             keypoints=kp, visibility=vis, world=world, box_xyxy=box.astype(np.float64), box_given=True
         )
+
+
+def _square_windows(w: int, h: int) -> list[tuple[int, int, int, int]]:
+    """Square windows (x0, y0, x1, y1) covering a wide or tall frame: start, centre, end."""
+    if w > 1.1 * h:
+        return [(x, 0, x + h, h) for x in (0, (w - h) // 2, w - h)]
+    if h > 1.1 * w:
+        return [(0, y, w, y + w) for y in (0, (h - w) // 2, h - w)]
+    return []
 
 
 def _landmark_box(kp: np.ndarray, vis: np.ndarray, w: int, h: int) -> np.ndarray:
