@@ -11,6 +11,7 @@ detections of the same stamp, runs the backend and publishes, so a slow backend 
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import traceback
@@ -486,6 +487,7 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C (launch forwards it) must not cut cleanup
         node._stop_work()
         node._free_backend()
         node.destroy_node()

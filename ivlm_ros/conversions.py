@@ -229,7 +229,7 @@ def _object_rows(rec: Reconstruction, obj_ids: np.ndarray) -> np.ndarray | None:
     taken in order when there is exactly one per listed vertex.
     """
     points = np.asarray(rec.object_contact_points)
-    ids = np.asarray(getattr(rec, "object_contact_vertex_ids", np.zeros(0)), np.int64)
+    ids = np.asarray(rec.object_contact_vertex_ids, np.int64)
     if ids.size and ids.size == len(points):
         row_of = {int(v): i for i, v in enumerate(ids)}
         if obj_ids.size and all(int(v) in row_of for v in obj_ids):
