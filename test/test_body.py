@@ -109,6 +109,7 @@ def test_anny_forward_reproduces_canonical_mesh_and_is_differentiable(anny):
     out = anny.forward(pose, shape)
     assert out.vertices.shape == (2, anny.num_vertices, 3) and out.joints.shape == (2, anny.num_joints, 3)
     assert out.keypoints.shape == (2, len(KEYPOINT_NAMES), 3)
+    # shape needs a gradient here, so anny recomputes the rest shape the canonical mesh took from its cache
     assert np.allclose(out.vertices[0].detach().numpy(), anny.canonical_vertices, atol=1e-5)
     height = out.vertices[:, :, 1].amax(dim=1) - out.vertices[:, :, 1].amin(dim=1)
     assert height[1] > height[0] + 0.05  # the "height" phenotype makes a taller person
