@@ -1,9 +1,9 @@
 """Cameras, rasterizer, localizer input renders and 2D <-> 3D lifting: the Render and Lift stages.
 
-    r = Rasterizer(1024)                                   # moderngl/EGL on CPU, nvdiffrast on CUDA
-    rig = render_body_views(r, body.canonical_vertices, body.faces)
-    rig.images, rig.cam_params                             # (4, H, W, 3) uint8, (4, 5) localizer inputs
-    probs = lift(masks, rig.tables)                        # (4, H, W) in [0, 1] -> (V,) per-vertex
+r = Rasterizer(1024)                                   # moderngl/EGL on CPU, nvdiffrast on CUDA
+rig = render_body_views(r, body.canonical_vertices, body.faces)
+rig.images, rig.cam_params                             # (4, H, W, 3) uint8, (4, 5) localizer inputs
+probs = lift(masks, rig.tables)                        # (4, H, W) in [0, 1] -> (V,) per-vertex
 """
 
 from ivlm_core.render.cameras import (
@@ -17,10 +17,8 @@ from ivlm_core.render.cameras import (
 )
 from ivlm_core.render.images import (
     RigRender,
-    normalize_object_vertices,
     render_body_views,
     render_object_views,
-    vertex_normals,
 )
 from ivlm_core.render.lift import (
     LiftTables,
@@ -31,6 +29,7 @@ from ivlm_core.render.lift import (
     surface_coverage,
 )
 from ivlm_core.render.rasterize import Raster, Rasterizer, interpolate
+from ivlm_core.render.shading import shade_phong, vertex_normals
 
 __all__ = [
     "HUMAN_VIEWS",
@@ -47,11 +46,11 @@ __all__ = [
     "labels_to_masks",
     "lift",
     "normalize_cam_params",
-    "normalize_object_vertices",
     "render_body_views",
     "render_lift_tables",
     "render_object_views",
     "rig_cam_params",
+    "shade_phong",
     "surface_coverage",
     "vertex_normals",
 ]

@@ -2,9 +2,8 @@
 
 Body: vertex colour = (vertex normal + 1) / 2. Object: the mesh centred on its vertex mean and divided
 by its largest bounding-box extent, vertex colour = per-axis min-max normalised xyz * 0.8 + 0.1. Both
-are shaded like PyTorch3D's HardPhongShader with one PointLights (ambient 0.5, diffuse 0.3, specular
-0.2, shininess 64, light at the view's `light_location`), on a pure white background, and quantised
-as the original does (`uint8(image * 255)`, truncating).
+are Phong-shaded as PyTorch3D's HardPhongShader (`ivlm_core.render.shading`) with the point light at
+the view's `light_location`, on a pure white background.
 """
 
 from __future__ import annotations
@@ -14,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ivlm_core.objects import normalize_for_render
 from ivlm_core.render.cameras import HUMAN_VIEWS, OBJECT_ENCODING_VIEWS, OBJECT_VIEWS, View, rig_cam_params
 from ivlm_core.render.lift import LiftTables, build_lift_tables
-from ivlm_core.render.rasterize import Raster, Rasterizer, interpolate, validate_mesh
-
-AMBIENT, DIFFUSE, SPECULAR, SHININESS = 0.5, 0.3, 0.2, 64.0
+from ivlm_core.render.rasterize import Rasterizer, validate_mesh
+from ivlm_core.render.shading import vertex_normals
 
 
 @dataclass(frozen=True)
@@ -40,69 +39,6 @@ class RigRender:
         return m.reshape(self.tables.num_views, H, W)
 
 
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) float64 unit vertex normals, area-weighted sum of face normals (as PyTorch3D's verts_normals).
-
-    Outward for counter-clockwise faces; vertices on no face get a zero normal.
-    """
-    v, f = validate_mesh(vertices, faces)
-    tri = v[f]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area
-    n = np.zeros_like(v)
-    for k in range(3):
-        n += np.stack(
-            [np.bincount(f[:, k], weights=face_n[:, c], minlength=v.shape[0]) for c in range(3)], axis=1
-        )
-    norm = np.linalg.norm(n, axis=1, keepdims=True)
-    return np.divide(n, norm, out=np.zeros_like(n), where=norm > 1e-12)
-
-
-def shade_phong(
-    raster: Raster,
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    colors: np.ndarray,
-    camera_centre: np.ndarray,
-    light_location: Sequence[float],
-) -> np.ndarray:
-    """(H, W, 3) uint8 image: Phong-shaded vertex colours (V, 3) in [0, 1], white background.
-
-    Per pixel: interpolated colour, normal and world position; colour = (ambient + diffuse) * texel +
-    specular, with the reflection-based specular term of PyTorch3D's lighting.
-    """
-    v = np.asarray(vertices, dtype=np.float64)
-    normals = vertex_normals(v, faces)
-    mask = raster.mask
-    texel = interpolate(raster, colors, faces)[mask].astype(np.float64)
-    n = interpolate(raster, normals, faces)[mask].astype(np.float64)
-    p = interpolate(raster, v, faces)[mask].astype(np.float64)
-    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-6)
-    to_light = np.asarray(light_location, dtype=np.float64) - p
-    to_light /= np.maximum(np.linalg.norm(to_light, axis=1, keepdims=True), 1e-6)
-    to_eye = np.asarray(camera_centre, dtype=np.float64) - p
-    to_eye /= np.maximum(np.linalg.norm(to_eye, axis=1, keepdims=True), 1e-6)
-    cos = np.sum(n * to_light, axis=1)
-    reflect = -to_light + 2.0 * cos[:, None] * n
-    alpha = np.maximum(np.sum(to_eye * reflect, axis=1), 0.0) * (cos > 0)
-    shaded = (AMBIENT + DIFFUSE * np.maximum(cos, 0.0))[:, None] * texel + (SPECULAR * alpha**SHININESS)[
-        :, None
-    ]
-    H, W = raster.size
-    image = np.ones((H, W, 3), dtype=np.float64)
-    image[mask] = shaded
-    return (np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def normalize_object_vertices(vertices: np.ndarray) -> np.ndarray:
-    """(V, 3) float32: centred on the vertex mean, divided by the largest bounding-box extent (unitless)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    centred = v - v.mean(0)
-    extent = float((centred.max(0) - centred.min(0)).max())
-    if extent <= 0:
-        raise ValueError("object mesh has zero extent (all vertices coincide); cannot normalise it")
-    return (centred / extent).astype(np.float32)
-
-
 def render_rig(
     rasterizer: Rasterizer,
     vertices: np.ndarray,
@@ -114,12 +50,12 @@ def render_rig(
     """Rasterize and shade a mesh from every view; lift tables come from the same rasterization."""
     v, f = validate_mesh(vertices, faces)
     views = tuple(views)
+    normals = vertex_normals(v, f)
     images, rasters = [], []
     for view in views:
-        raster = rasterizer.rasterize(v, f, view)
-        camera = view.camera(rasterizer.size[0])
+        raster, image = rasterizer.shade(v, f, view, colors, np.asarray(view.light_location), normals)
         rasters.append(raster)
-        images.append(shade_phong(raster, v, f, colors, camera.camera_centre(), view.light_location))
+        images.append(image)
     return RigRender(
         images=np.stack(images),
         tables=build_lift_tables(rasters, f, v.shape[0]),
@@ -144,13 +80,14 @@ def render_object_views(
     views: Sequence[View] = OBJECT_VIEWS,
     encoding_views: Sequence[View] = OBJECT_ENCODING_VIEWS,
 ) -> RigRender:
-    """The object localizer's inputs: the normalised mesh coloured by normalised xyz, from the object rig.
+    """The object localizer's inputs: the mesh normalised as the original does (objects.normalize_for_render)
+    and coloured by its normalised xyz, from the object rig.
 
     `cam_params` come from `encoding_views` (distance 2) although the renders use `views` (distance 1.5),
     as in the original demo.
     """
     validate_mesh(vertices, faces)
-    v = normalize_object_vertices(vertices)
+    v = normalize_for_render(vertices)
     lo, hi = v.min(0), v.max(0)
     colors = (v - lo) / np.where(hi > lo, hi - lo, 1.0) * 0.8 + 0.1
     return render_rig(rasterizer, v, faces, colors, views, encoding_views)

@@ -49,6 +49,7 @@ class CameraSpaceMesh:
     vertices: np.ndarray  # (V, 3) float32, camera frame (x right, y down, z forward)
     faces: np.ndarray  # (F, 3) int32
     intrinsics: CameraIntrinsics
+    world_to_camera: np.ndarray  # (4, 4) float64, the transform that was applied
 
     def clip_params(self) -> tuple[np.ndarray, float, float]:
         """OpenGL-style projection of camera-frame points: (4,) `(ax, ay, bx, by)` and (near, far).
@@ -120,6 +121,39 @@ class Rasterizer:
         mesh = self.to_camera_space(vertices, faces, camera)
         return self._impl.rasterize(mesh)
 
+    def shade(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        camera: View | RenderCamera,
+        colors: np.ndarray,
+        light_location: np.ndarray,
+        normals: np.ndarray | None = None,
+    ) -> tuple[Raster, np.ndarray]:
+        """Rasterize and Phong-shade vertex colours: (Raster, (H, W, 3) uint8 RGB on a white background).
+
+        colors: (V, 3) in [0, 1]; light_location: (3,) world position of the point light; normals: (V, 3)
+        world vertex normals, computed from the mesh when None (pass them to reuse across views). The
+        moderngl backend shades in its fragment shader; the others shade the raster with numpy.
+        """
+        from ivlm_core.render.shading import shade_phong, vertex_normals
+
+        mesh = self.to_camera_space(vertices, faces, camera)
+        R, t = mesh.world_to_camera[:3, :3], mesh.world_to_camera[:3, 3]
+        col = np.asarray(colors, dtype=np.float32)
+        if col.shape != mesh.vertices.shape:
+            raise ValueError(f"colors must be (V, 3) = {mesh.vertices.shape}, got {col.shape}")
+        if normals is None:
+            normals = vertex_normals(vertices, faces)
+        elif np.shape(normals) != mesh.vertices.shape:
+            raise ValueError(f"normals must be (V, 3) = {mesh.vertices.shape}, got {np.shape(normals)}")
+        normals = (np.asarray(normals, dtype=np.float64) @ R.T).astype(np.float32)
+        light = np.asarray(light_location, dtype=np.float64) @ R.T + t
+        if hasattr(self._impl, "shade"):
+            return self._impl.shade(mesh, normals, col, light.astype(np.float32))
+        raster = self._impl.rasterize(mesh)
+        return raster, shade_phong(raster, mesh.vertices, mesh.faces, col, normals, light)
+
     def to_camera_space(
         self, vertices: np.ndarray, faces: np.ndarray, camera: View | RenderCamera
     ) -> CameraSpaceMesh:
@@ -135,7 +169,7 @@ class Rasterizer:
             )
         M = camera.world_to_camera
         v_cam = (v @ M[:3, :3].T + M[:3, 3]).astype(np.float32)
-        return CameraSpaceMesh(vertices=v_cam, faces=f, intrinsics=camera.intrinsics)
+        return CameraSpaceMesh(vertices=v_cam, faces=f, intrinsics=camera.intrinsics, world_to_camera=M)
 
     def close(self) -> None:
         """Release the backend's GPU/GL resources."""
