@@ -1,10 +1,14 @@
 """Body fit stage: place the body model in the camera frame, in metres, from mediapipe landmarks.
 
-The fit is rigid: the body's canonical pose is scaled to the person's metric torso size, rotated
-onto mediapipe's metric 3D torso (shoulders and hips), and translated so that the metric landmarks
-project onto the 2D landmarks through the camera intrinsics (a linear least-squares PnP with known
-orientation). Limbs keep the canonical pose; they are not articulated yet. On video the previous
-frame's fit is blended in (warm start), which steadies the placement.
+The body's rest pose is scaled to the person's metric torso size and rotated onto mediapipe's metric
+3D torso (shoulders and hips). Each limb is then articulated link by link (upper arm, forearm, hand;
+thigh, calf, foot): the smallest rotation turns the link onto the direction of its mediapipe 3D
+landmarks, about the posed joint, and carries the rest of the chain with it. Vertices follow the
+link of their body part (rigid per part: fast, no optimisation; joints show small seams, and twist
+about a bone is not observed). Finally the body is translated so that the metric landmarks project
+onto the 2D landmarks through the camera intrinsics (a linear least-squares PnP with known
+orientation). Shape is not fitted: the model's average shape, scaled. On video the previous frame's
+fit is blended in (warm start), which steadies the mesh.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import trimesh
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 from ivlm_core import detect as lm
 from ivlm_core.body import BodyModel
@@ -44,7 +48,24 @@ MEDIAPIPE_OF_KEYPOINT = {
     "right_big_toe": lm.RIGHT_FOOT_INDEX,
     "left_heel": lm.LEFT_HEEL,
     "right_heel": lm.RIGHT_HEEL,
+    "left_index": lm.LEFT_INDEX,
+    "right_index": lm.RIGHT_INDEX,
 }
+# kinematic chains: keypoints along the chain, and the body part each link moves
+_CHAINS = tuple(
+    chain
+    for side in ("left", "right")
+    for chain in (
+        (
+            (f"{side}_shoulder", f"{side}_elbow", f"{side}_wrist", f"{side}_index"),
+            (f"{side}_upper_arm", f"{side}_forearm", f"{side}_hand"),
+        ),
+        (
+            (f"{side}_hip", f"{side}_knee", f"{side}_ankle", f"{side}_big_toe"),
+            (f"{side}_thigh", f"{side}_calf", f"{side}_foot"),
+        ),
+    )
+)
 _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _WARM_START_BLEND = 0.5  # weight of the new frame when blending with the previous fit
 
@@ -62,7 +83,7 @@ class BodyFit:
     rotation: np.ndarray
     translation: np.ndarray
     scale: float
-    landmarks_origin: np.ndarray  # (3,) camera-frame position of mediapipe's metric landmark origin, metres
+    keypoints: dict[str, np.ndarray]  # posed body keypoints (3,) in the camera frame, metres, by name
     reprojection_px: float  # RMS 2D error of the metric landmarks after translation, pixels
 
 
@@ -72,7 +93,7 @@ class BodyFitter:
     def __init__(self, model: BodyModel) -> None:
         self.model = model
         with torch.no_grad():
-            out = model.forward()
+            out = model.forward(pose=np.zeros((model.num_joints, 3), np.float32))
         self.rest_vertices = out.vertices[0].numpy().astype(np.float32)
         self.rest_keypoints = {
             name: out.keypoints[0, model.keypoint_index(name)].numpy().astype(np.float64)
@@ -80,6 +101,7 @@ class BodyFitter:
         }
         mesh = trimesh.Trimesh(self.rest_vertices, model.faces, process=False)
         self.rest_normals = np.asarray(mesh.vertex_normals, np.float32)
+        self._part_ids = {p: model.part_vertex_ids(p) for chain in _CHAINS for p in chain[1]}
 
     def fit(self, pose: PersonPose, camera: CameraIntrinsics, previous: BodyFit | None = None) -> BodyFit:
         """Rigid fit of the canonical body to `pose`; `previous` (this person's last fit) warm-starts it."""
@@ -88,53 +110,99 @@ class BodyFitter:
         src_c, dst_c = src - src.mean(0), dst - dst.mean(0)
         scale = float(np.clip(np.linalg.norm(dst_c) / max(np.linalg.norm(src_c), 1e-6), 0.5, 1.3))
         rot, _ = Rotation.align_vectors(dst_c, src_c)
-        R = rot.as_matrix()
-        # body frame -> mediapipe metric frame (hip-centred, camera-aligned)
-        world_offset = dst.mean(0) - scale * R @ src.mean(0)
-        t, rms = _translation_pnp(pose, camera)
-        translation = world_offset + t
+        R = rot.as_matrix()  # body frame -> mediapipe's metric frame (camera-aligned)
+        body_verts, body_normals, body_kp = self._articulate(pose, R)
+        names = list(body_kp)
+        oriented = scale * np.stack([body_kp[n] for n in names]) @ R.T
+        landmark_ids = [MEDIAPIPE_OF_KEYPOINT[n] for n in names]
+        translation, rms = _translation_pnp(
+            oriented, pose.keypoints[landmark_ids], pose.visibility[landmark_ids], pose.box_xyxy, camera
+        )
+        verts = (scale * body_verts) @ R.T + translation
+        normals = body_normals @ R.T
         if previous is not None:
-            rots = Rotation.from_matrix(np.stack([previous.rotation, R]))
-            R = Slerp([0.0, 1.0], rots)(_WARM_START_BLEND).as_matrix()
-            translation = (1 - _WARM_START_BLEND) * previous.translation + _WARM_START_BLEND * translation
-            scale = (1 - _WARM_START_BLEND) * previous.scale + _WARM_START_BLEND * scale
-        verts = (scale * self.rest_vertices.astype(np.float64)) @ R.T + translation
-        normals = self.rest_normals.astype(np.float64) @ R.T
+            a = _WARM_START_BLEND
+            translation = (1 - a) * previous.translation + a * translation
+            scale = (1 - a) * previous.scale + a * scale
+            verts = (1 - a) * previous.vertices + a * verts
+            normals = (1 - a) * previous.normals + a * normals
+            normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-9
         return BodyFit(
             vertices=verts.astype(np.float32),
             normals=normals.astype(np.float32),
             rotation=R,
             translation=translation,
             scale=scale,
-            landmarks_origin=t,
+            keypoints={n: oriented[i] + translation for i, n in enumerate(names)},
             reprojection_px=rms,
         )
 
+    def _articulate(
+        self, pose: PersonPose, R: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Rest vertices/normals (V, 3) and keypoints in the body frame, each limb turned onto its landmarks.
 
-def _translation_pnp(pose: PersonPose, camera: CameraIntrinsics) -> tuple[np.ndarray, float]:
-    """Translation t (3,) metres putting mediapipe's metric landmarks W + t on their 2D landmarks.
+        R: (3, 3) body frame -> mediapipe frame (from the torso), used to bring the landmark
+        directions into the body frame.
+        """
+        verts = self.rest_vertices.astype(np.float64).copy()
+        normals = self.rest_normals.astype(np.float64).copy()
+        posed = dict(self.rest_keypoints)
+        for keypoints, parts in _CHAINS:
+            rest = [self.rest_keypoints[k] for k in keypoints]
+            seen = [R.T @ pose.world[MEDIAPIPE_OF_KEYPOINT[k]].astype(np.float64) for k in keypoints]
+            turn = np.eye(3)
+            pivot = rest[0]
+            for i, part in enumerate(parts):
+                bone = turn @ (rest[i + 1] - rest[i])
+                turn = _minimal_rotation(bone, seen[i + 1] - seen[i]) @ turn
+                ids = self._part_ids[part]
+                verts[ids] = (self.rest_vertices[ids] - rest[i]) @ turn.T + pivot
+                normals[ids] = self.rest_normals[ids] @ turn.T
+                pivot = pivot + turn @ (rest[i + 1] - rest[i])
+                posed[keypoints[i + 1]] = pivot
+        for side in ("left", "right"):  # heels ride on the foot link, the ankle-to-toe chain end
+            posed.pop(f"{side}_heel")
+        return verts, normals, posed
 
-    For each visible landmark: fx (Wx + tx) - (u - cx)(Wz + tz) = 0 and fy (Wy + ty) - (v - cy)(Wz + tz) = 0,
+
+def _minimal_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """(3, 3) smallest rotation taking direction `source` onto `target` (identity if either is ~0)."""
+    ns, nt = np.linalg.norm(source), np.linalg.norm(target)
+    if ns < 1e-9 or nt < 1e-9:
+        return np.eye(3)
+    a, b = source / ns, target / nt
+    axis = np.cross(a, b)
+    angle = np.arctan2(np.linalg.norm(axis), np.dot(a, b))
+    return Rotation.from_rotvec(axis / (np.linalg.norm(axis) + 1e-12) * angle).as_matrix()
+
+
+def _translation_pnp(
+    points: np.ndarray, pixels: np.ndarray, visibility: np.ndarray, box: np.ndarray, camera: CameraIntrinsics
+) -> tuple[np.ndarray, float]:
+    """Translation t (3,) metres that puts the oriented body points (N, 3) on their pixels (N, 2).
+
+    For each visible point P: fx (Px + tx) - (u - cx)(Pz + tz) = 0 and fy (Py + ty) - (v - cy)(Pz + tz) = 0,
     linear in t. Falls back to a 1.7 m person filling the box when the solve is degenerate.
+    Returns t and the RMS reprojection error of the visible points, pixels.
     """
-    vis = pose.visibility >= 0.5
+    vis = visibility >= 0.5
     if np.count_nonzero(vis) < 4:
         vis = np.ones_like(vis)
-    W = pose.world[vis].astype(np.float64)
-    u = pose.keypoints[vis, 0].astype(np.float64) - camera.cx
-    v = pose.keypoints[vis, 1].astype(np.float64) - camera.cy
-    n = len(W)
+    P = points[vis].astype(np.float64)
+    u = pixels[vis, 0].astype(np.float64) - camera.cx
+    v = pixels[vis, 1].astype(np.float64) - camera.cy
+    n = len(P)
     A = np.zeros((2 * n, 3))
     b = np.zeros(2 * n)
-    A[:n, 0], A[:n, 2], b[:n] = camera.fx, -u, u * W[:, 2] - camera.fx * W[:, 0]
-    A[n:, 1], A[n:, 2], b[n:] = camera.fy, -v, v * W[:, 2] - camera.fy * W[:, 1]
+    A[:n, 0], A[:n, 2], b[:n] = camera.fx, -u, u * P[:, 2] - camera.fx * P[:, 0]
+    A[n:, 1], A[n:, 2], b[n:] = camera.fy, -v, v * P[:, 2] - camera.fy * P[:, 1]
     t, *_ = np.linalg.lstsq(A, b, rcond=None)
-    if not np.all(np.isfinite(t)) or t[2] < 0.2:
-        box = pose.box_xyxy
+    if not np.all(np.isfinite(t)) or t[2] + P[:, 2].min() < 0.2:
         z = camera.fy * 1.7 / max(1.0, box[3] - box[1])
         centre = 0.5 * (box[:2] + box[2:])
         t = np.array([(centre[0] - camera.cx) * z / camera.fx, (centre[1] - camera.cy) * z / camera.fy, z])
-    P = W + t
-    proj = np.stack([camera.fx * P[:, 0] / P[:, 2], camera.fy * P[:, 1] / P[:, 2]], axis=1)
+    Q = P + t
+    proj = np.stack([camera.fx * Q[:, 0] / Q[:, 2], camera.fy * Q[:, 1] / Q[:, 2]], axis=1)
     rms = float(np.sqrt(np.mean(np.sum((proj - np.stack([u, v], axis=1)) ** 2, axis=1))))
     return t, rms

@@ -12,63 +12,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ivlm_core import detect as lm
 from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
 from ivlm_core.backends.keypoint import evidence as ev
 from ivlm_core.backends.keypoint.priors import PRIORS_PATH, ContactPriors, normalize_label
-from ivlm_core.backends.keypoint.reasoning import PartContact, score_parts
+from ivlm_core.backends.keypoint.reasoning import score_parts
 from ivlm_core.body import PART_NAMES, load_body_model
 from ivlm_core.detect import PersonPose, PoseDetector, to_rgb8
-from ivlm_core.fit import MEDIAPIPE_OF_KEYPOINT, BodyFit, BodyFitter
+from ivlm_core.fit import BodyFit, BodyFitter
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
-# Where on each part the contact concentrates, in the body's canonical frame (y up, facing +z):
-# the part's vertices nearest the anchor get the part's full confidence, the far side FLOOR of it.
+# Within a contacted part, vertices where the evidence points get the part's full confidence, the
+# rest FLOOR of it: near -> vertices projecting onto the object; seated/support -> the underside.
 FLOOR = 0.6
-_KEYPOINT_OF_MEDIAPIPE = {idx: name for name, idx in MEDIAPIPE_OF_KEYPOINT.items()}
 # Camera frame <- object canonical frame (+y up, +z front): optical frame has y down, z forward.
 _OBJECT_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
-# 3D anchor of each part from mediapipe landmarks, for the object's contact region.
-_PART_ANCHOR_LANDMARKS = {
-    "head": (lm.NOSE, lm.MOUTH_LEFT, lm.MOUTH_RIGHT),
-    "neck": (lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER, lm.NOSE),
-    "torso_front": (lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER, lm.LEFT_HIP, lm.RIGHT_HIP),
-    "torso_back": (lm.LEFT_SHOULDER, lm.RIGHT_SHOULDER, lm.LEFT_HIP, lm.RIGHT_HIP),
-    "hips": (lm.LEFT_HIP, lm.RIGHT_HIP),
-    "buttocks": (lm.LEFT_HIP, lm.RIGHT_HIP),
-}
-for _side, _ids in {
-    "left": (
-        lm.LEFT_SHOULDER,
-        lm.LEFT_ELBOW,
-        lm.LEFT_WRIST,
-        lm.LEFT_INDEX,
-        lm.LEFT_HIP,
-        lm.LEFT_KNEE,
-        lm.LEFT_ANKLE,
-        lm.LEFT_FOOT_INDEX,
-    ),
-    "right": (
-        lm.RIGHT_SHOULDER,
-        lm.RIGHT_ELBOW,
-        lm.RIGHT_WRIST,
-        lm.RIGHT_INDEX,
-        lm.RIGHT_HIP,
-        lm.RIGHT_KNEE,
-        lm.RIGHT_ANKLE,
-        lm.RIGHT_FOOT_INDEX,
-    ),
-}.items():
-    s, e, w, i, h, k, a, f = _ids
-    _PART_ANCHOR_LANDMARKS |= {
-        f"{_side}_upper_arm": (s, e),
-        f"{_side}_forearm": (e, w),
-        f"{_side}_hand": (w, i),
-        f"{_side}_thigh": (h, k),
-        f"{_side}_calf": (k, a),
-        f"{_side}_foot": (a, f),
-    }
+_DOWN = np.array([0.0, 1.0, 0.0])  # gravity in the camera's optical frame, for an upright camera
 
 
 class KeypointBackend(ContactBackend):
@@ -188,8 +147,9 @@ class KeypointBackend(ContactBackend):
 
         t = time.perf_counter()
         mesh = self.objects.get(obj.label, obj.box_xyxy, camera)
-        body_p = self._body_probabilities(parts, pose, region)
-        obj_p = self._object_probabilities(parts, pose, fit, obj, mesh, pc, camera)
+        tests = {p.part: p.test for p in category.parts}
+        body_p = self._body_probabilities(parts, tests, fit, region, camera, pose.scale_px)
+        obj_p = self._object_probabilities(parts, fit, obj, mesh, camera)
         timings["vertices"] += 1e3 * (time.perf_counter() - t)
         reason = ""
         if not parts:
@@ -215,68 +175,54 @@ class KeypointBackend(ContactBackend):
         )
 
     def _body_probabilities(
-        self, parts: dict[str, float], pose: PersonPose, region: ev.ObjectRegion
+        self,
+        parts: dict[str, float],
+        tests: dict[str, str],
+        fit: BodyFit,
+        region: ev.ObjectRegion,
+        camera: CameraIntrinsics,
+        body_px: float,
     ) -> np.ndarray:
-        """(V,) float32: each contacted part's confidence on its vertices, highest near the evidence.
+        """(V,) float32: each contacted part's confidence on its vertices, highest where the evidence is.
 
-        The anchor is found in the canonical mesh: the point along the part's bone (canonical keypoints)
-        that corresponds to the part's landmark closest to the object in the image; seated parts
-        concentrate on their back/underside, feet on the sole.
+        near: the posed part's vertices whose projection lies on (or closest to) the object;
+        seated / support: the part's underside (normals pointing down, onto the seat or board).
         """
         probs = np.zeros(self.body.num_vertices, np.float32)
-        verts = self.fitter.rest_vertices
         for part, conf in parts.items():
             ids = self._part_ids[part]
             if ids.size == 0:
                 continue
-            pv = verts[ids]
-            anchor = self._canonical_anchor(part, pv, pose, region)
-            extent = float(np.linalg.norm(pv - pv.mean(0), axis=1).max()) + 1e-6
-            d = np.linalg.norm(pv - anchor, axis=1)
-            weight = np.exp(-0.5 * (d / (0.6 * extent)) ** 2)
+            if tests[part] == "near":
+                v = fit.vertices[ids].astype(np.float64)
+                z = np.maximum(v[:, 2], 1e-3)
+                uv = np.stack(
+                    [camera.fx * v[:, 0] / z + camera.cx, camera.fy * v[:, 1] / z + camera.cy], axis=1
+                )
+                d = region.distance(uv)
+                weight = np.exp(-0.5 * ((d - d.min()) / (ev.NEAR_SIGMA * body_px)) ** 2)
+            else:
+                down = fit.normals[ids].astype(np.float64) @ _DOWN
+                weight = 1.0 / (1.0 + np.exp(-down / 0.2))
             probs[ids] = np.maximum(probs[ids], conf * (FLOOR + (1 - FLOOR) * weight))
         return probs
-
-    def _canonical_anchor(
-        self, part: str, pv: np.ndarray, pose: PersonPose, region: ev.ObjectRegion
-    ) -> np.ndarray:
-        centre = pv.mean(0)
-        if part.endswith("_foot"):
-            return np.array([centre[0], pv[:, 1].min(), centre[2]])
-        if part in ("buttocks", "torso_back"):
-            return np.array([centre[0], centre[1], pv[:, 2].min()])
-        landmarks = _PART_ANCHOR_LANDMARKS.get(part)
-        if landmarks is None or len(landmarks) != 2:
-            return centre
-        a, b = landmarks
-        dist = region.distance(pose.keypoints[[a, b]])
-        t = 1.0 if dist[1] <= dist[0] else 0.0
-        ka, kb = _KEYPOINT_OF_MEDIAPIPE.get(a), _KEYPOINT_OF_MEDIAPIPE.get(b)
-        if ka is None or kb is None:
-            return centre
-        pa, pb = self.fitter.rest_keypoints[ka], self.fitter.rest_keypoints[kb]
-        return pa + t * (pb - pa)
 
     def _object_probabilities(
         self,
         parts: dict[str, float],
-        pose: PersonPose,
         fit: BodyFit,
         obj: Detection,
         mesh: ObjectMesh,
-        pc: PartContact,
         camera: CameraIntrinsics,
     ) -> np.ndarray:
         """(Vo,) float32: the object's vertices facing each contacted part, with the object placed on its box.
 
-        The object sits on the ray through its box centre, at the contacting parts' depth when in
-        contact (else its own depth estimate), upright and facing the camera.
+        The object sits on the ray through its box centre at the contacting parts' depth, upright and
+        facing the camera; each part's posed vertices mark the object vertices nearest to them.
         """
         if not parts:
             return np.zeros(len(mesh.vertices), np.float32)
-        anchors = {
-            p: pose.world[list(_PART_ANCHOR_LANDMARKS[p])].mean(0) + fit.landmarks_origin for p in parts
-        }
+        anchors = {p: fit.vertices[self._part_ids[p]].mean(0).astype(np.float64) for p in parts}
         depth = float(np.mean([a[2] for a in anchors.values()]))
         cx, cy = 0.5 * (obj.box_xyxy[0] + obj.box_xyxy[2]), 0.5 * (obj.box_xyxy[1] + obj.box_xyxy[3])
         centre = np.array([(cx - camera.cx) * depth / camera.fx, (cy - camera.cy) * depth / camera.fy, depth])
