@@ -205,51 +205,96 @@ _SMPL_JOINTS = np.array([
 _SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 
 
-def _write_synthetic_smpl(path):
-    """An SMPL-format pickle (6890 vertices, 24 joints) whose vertices are tubes around the bones.
+def _smplh_skeleton():
+    """SMPL-H's 52 joints: SMPL's first 22, then index, middle, pinky, ring, thumb (3 each) per hand."""
+    joints, parents = list(_SMPL_JOINTS[:22]), list(_SMPL_PARENTS[:22])
+    for wrist, sign in ((20, 1.0), (21, -1.0)):
+        for finger_z in (0.02, 0.0, -0.04, -0.02, 0.05):  # index, middle, pinky, ring, thumb (thumb in front)
+            for knuckle in range(3):
+                parents.append(wrist if knuckle == 0 else len(joints) - 1)
+                joints.append(_SMPL_JOINTS[wrist] + [sign * (0.06 + 0.03 * knuckle), 0.0, finger_z])
+    return np.array(joints), parents
 
-    Each vertex is skinned to one joint and lies on a tube from that joint towards its child, so the
-    body-part code sees the structure of the licensed model; no licensed data is used.
+
+def _write_synthetic_smpl(path, joints, parents):
+    """An SMPL-format pickle (6890 vertices, SMPL-H extras when 52 joints) with tubes around the bones.
+
+    Each vertex is skinned to one joint and lies on a tube from that joint towards its child (leaves
+    continue their parent's bone), so the body-part code sees the structure of the licensed model;
+    no licensed data is used.
     """
     rng = np.random.default_rng(0)
-    counts = np.full(24, 6890 // 24)
+    num_joints = len(joints)
+    counts = np.full(num_joints, 6890 // num_joints)
     counts[-1] += 6890 - counts.sum()
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    tube_end = {0: 3, 9: 12} | {p: j for j, p in reversed(list(enumerate(_SMPL_PARENTS))) if p not in (0, 9)}
-    vertices, weights = np.zeros((6890, 3)), np.zeros((6890, 24))
+    tube_end = {0: 3, 9: 12} | {p: j for j, p in reversed(list(enumerate(parents))) if p not in (0, 9)}
+    vertices, weights = np.zeros((6890, 3)), np.zeros((6890, num_joints))
     for j, (offset, count) in enumerate(zip(offsets, counts, strict=True)):
-        start = _SMPL_JOINTS[j]
-        end = _SMPL_JOINTS[tube_end[j]] if j in tube_end else start + np.array([0.0, 0.12, 0.0])
+        start = joints[j]
+        end = joints[tube_end[j]] if j in tube_end else start + 0.4 * (start - joints[parents[j]])
         radial = rng.normal(size=(count, 3))
         radial /= np.linalg.norm(radial, axis=1, keepdims=True)
         points = start + rng.uniform(0.0, 1.0, (count, 1)) * (end - start) + 0.04 * radial
         points[0] = start  # the joint regressor reads the joint back from this vertex
         vertices[offset:offset + count] = points
         weights[offset:offset + count, j] = 1.0
-    j_regressor = np.zeros((24, 6890))
-    j_regressor[np.arange(24), offsets] = 1.0
+    j_regressor = np.zeros((num_joints, 6890))
+    j_regressor[np.arange(num_joints), offsets] = 1.0
     data = {
         "v_template": vertices, "weights": weights, "J_regressor": j_regressor,
         "f": np.arange(6888, dtype=np.int64).reshape(-1, 3),
-        "shapedirs": rng.normal(scale=0.01, size=(6890, 3, 10)), "posedirs": np.zeros((6890, 3, 207)),
-        "kintree_table": np.array([_SMPL_PARENTS, list(range(24))], dtype=np.int64),
+        "shapedirs": rng.normal(scale=0.01, size=(6890, 3, 10)),
+        "posedirs": np.zeros((6890, 3, 9 * (num_joints - 1))),
+        "kintree_table": np.array([parents, list(range(num_joints))], dtype=np.int64),
     }
+    if num_joints == 52:
+        data |= {"hands_componentsl": np.eye(45), "hands_componentsr": np.eye(45),
+                 "hands_meanl": np.zeros(45), "hands_meanr": np.zeros(45)}
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
         pickle.dump(data, f)
 
 
-def test_smpl_loads_through_smplx_in_the_same_body_frame(tmp_path):
-    _write_synthetic_smpl(tmp_path / "smpl" / "SMPL_NEUTRAL.pkl")
-    smpl = load_body_model("smpl", model_path=str(tmp_path))
-    assert smpl.name == "smpl" and smpl.num_vertices == 6890 and smpl.num_joints == 24
-    assert smpl.shape_names == tuple(f"beta{i}" for i in range(10))
-    _assert_vitruvian(smpl)
+def _check_smpl_family_model(model, num_joints):
+    assert model.num_vertices == 6890 and model.num_joints == num_joints
+    assert model.shape_names == tuple(f"beta{i}" for i in range(10))
+    _assert_vitruvian(model)
     for name in PART_NAMES:
-        assert smpl.part_vertex_ids(name).size > 0, name
-    assert smpl.canonical_vertices[smpl.part_vertex_ids("left_hand"), 0].min() > 0.5
-    pose = torch.tensor(smpl.canonical_pose)[None].requires_grad_(True)
-    out = smpl.forward(pose)
-    assert np.allclose(out.vertices[0].detach().numpy(), smpl.canonical_vertices, atol=1e-5)
-    out.keypoints[0, smpl.keypoint_index("left_wrist")].sum().backward()
-    assert pose.grad[0, smpl.joint_index("left_shoulder")].abs().sum() > 0
+        assert model.part_vertex_ids(name).size > 0, name
+    assert model.canonical_vertices[model.part_vertex_ids("left_hand"), 0].min() > 0.5
+    pose = torch.tensor(model.canonical_pose)[None].requires_grad_(True)
+    out = model.forward(pose)
+    assert np.allclose(out.vertices[0].detach().numpy(), model.canonical_vertices, atol=1e-5)
+    out.keypoints[0, model.keypoint_index("left_wrist")].sum().backward()
+    assert pose.grad[0, model.joint_index("left_shoulder")].abs().sum() > 0
+
+
+def test_smpl_loads_through_smplx_in_the_same_body_frame(tmp_path):
+    _write_synthetic_smpl(tmp_path / "smpl" / "SMPL_NEUTRAL.pkl", _SMPL_JOINTS, _SMPL_PARENTS)
+    smpl = load_body_model("smpl", model_path=str(tmp_path))
+    assert smpl.name == "smpl"
+    _check_smpl_family_model(smpl, 24)
+
+
+def test_smplh_loads_from_a_file_path_with_finger_joints_in_the_hands(tmp_path):
+    joints, parents = _smplh_skeleton()
+    _write_synthetic_smpl(tmp_path / "my_smplh_model.pkl", joints, parents)
+    smplh = load_body_model("smplh", model_path=str(tmp_path / "my_smplh_model.pkl"))
+    assert smplh.name == "smplh"
+    _check_smpl_family_model(smplh, 52)
+    hand = set(smplh.part_vertex_ids("right_hand"))
+    finger_vertex = int(np.flatnonzero(smplh.skinner.lbs_weights[:, smplh.joint_index("right_thumb3")])[0])
+    assert finger_vertex in hand
+    kp = _keypoints(smplh)
+    assert np.allclose(kp["left_index"], smplh.forward().joints[0, smplh.joint_index("left_index1")].numpy())
+
+
+def test_unreadable_smpl_file_is_a_value_error(tmp_path):
+    (tmp_path / "smpl").mkdir()
+    (tmp_path / "smpl" / "SMPL_NEUTRAL.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(ValueError, match="not a readable SMPL model file"):
+        load_body_model("smpl", model_path=str(tmp_path))
+    (tmp_path / "smpl.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"must end in \.pkl"):
+        load_body_model("smpl", model_path=str(tmp_path / "smpl.npz"))

@@ -7,6 +7,7 @@ frame (y up, facing +z, left +x), and its pose convention is the BodyModel one.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ from ivlm_core.body.parts import part_labels_from_skinning
 HIP_SPREAD_DEG = 30.0  # InteractVLM's Vitruvian pose: body_pose[0, 2] = +30 deg, body_pose[1, 2] = -30 deg
 
 NUM_BETAS = 10
+
+# File formats smplx reads for each model, in the order looked for.
+_EXTENSIONS = {"smpl": (".pkl",), "smplh": (".pkl", ".npz"), "smplx": (".npz", ".pkl")}
 
 # Keypoints taken from joints; the others come from single vertices (smplx.vertex_ids).
 _JOINT_KEYPOINTS = (
@@ -49,20 +53,20 @@ def _joint_names(name: str) -> tuple[str, ...]:
 def model_file(name: str, model_path: str | None) -> Path:
     """The neutral model file of `name` under `model_path`, or ValueError naming what was expected.
 
-    Accepts the file itself, `<model_path>/<name>/<NAME>_NEUTRAL.{pkl,npz}` (smplx's layout, as in
-    InteractVLM's data/body_models) or `<model_path>/<NAME>_NEUTRAL.{pkl,npz}`.
+    Accepts the file itself, `<model_path>/<name>/<NAME>_NEUTRAL.<ext>` (smplx's layout, as in
+    InteractVLM's data/body_models) or `<model_path>/<NAME>_NEUTRAL.<ext>`, ext from _EXTENSIONS.
     """
     stem = f"{name.upper()}_NEUTRAL"
     if model_path is None:
+        expected = " or ".join(f"{name}/{stem}{ext}" for ext in _EXTENSIONS[name])
         raise ValueError(
             f"body model '{name}' needs licensed model files: pass model_path=<folder> containing "
-            f"{name}/{stem}.pkl or {name}/{stem}.npz (download them from the {name.upper()} website)"
+            f"{expected} (from the {name.upper()} website)"
         )
     root = Path(model_path).expanduser()
     if root.is_file():
         return root
-    candidates = [root / name / f"{stem}.{ext}" for ext in ("pkl", "npz")]
-    candidates += [root / f"{stem}.{ext}" for ext in ("pkl", "npz")]
+    candidates = [folder / f"{stem}{ext}" for folder in (root / name, root) for ext in _EXTENSIONS[name]]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -98,18 +102,19 @@ def load_smpl_family(name: str, model_path: str | None, device: str = "cpu") -> 
     from smplx.vertex_ids import vertex_ids
 
     path = model_file(name, model_path)
-    kwargs = {"use_pca": False, "flat_hand_mean": True} if name in ("smplh", "smplx") else {}
+    if path.suffix not in _EXTENSIONS[name]:
+        raise ValueError(f"{path}: a {name.upper()} model file must end in {' or '.join(_EXTENSIONS[name])}")
+    model_class = {"smpl": smplx.SMPL, "smplh": smplx.SMPLH, "smplx": smplx.SMPLX}[name]
+    kwargs = {} if name == "smpl" else {"use_pca": False, "flat_hand_mean": True, "ext": path.suffix[1:]}
     try:
-        smplx_model = smplx.create(
-            str(path), model_type=name, gender="neutral", num_betas=NUM_BETAS, ext=path.suffix[1:], **kwargs
-        )
+        smplx_model = model_class(model_path=str(path), gender="neutral", num_betas=NUM_BETAS, **kwargs)
     except ModuleNotFoundError as error:
         raise ValueError(
             f"{path} needs the '{error.name}' package to unpickle; use a chumpy-free copy of the model "
             f"(smplx's tools/clean_ch.py writes one)"
         ) from error
-    except (KeyError, AttributeError) as error:
-        raise ValueError(f"{path} is not a {name.upper()} model file (missing {error})") from error
+    except (KeyError, AttributeError, EOFError, pickle.UnpicklingError) as error:
+        raise ValueError(f"{path} is not a readable {name.upper()} model file ({error!r})") from error
 
     joint_names = _joint_names(name)
     if smplx_model.J_regressor.shape[0] != len(joint_names):
