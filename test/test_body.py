@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import trimesh
 
 from ivlm_core.body import KEYPOINT_NAMES, PART_NAMES, clear_body_model_cache, load_body_model
 from ivlm_core.body.anny_body import load_anny
@@ -87,6 +88,16 @@ def _assert_vitruvian(model):
         assert 25.0 < spread < 45.0, spread  # legs spread by about 30 degrees
         assert v[:, 1].max() > shoulder[1] > hip[1] > ankle[1]  # y up
     return kp
+
+
+def test_anny_mesh_is_closed_with_outward_normals(anny):
+    mesh = trimesh.Trimesh(anny.canonical_vertices, anny.faces, process=False)
+    assert mesh.is_watertight and mesh.volume > 0.03  # cubic metres: a closed, outward-wound body
+    normals = mesh.vertex_normals
+    v = anny.canonical_vertices
+    assert normals[np.argmax(v[:, 1]), 1] > 0.9  # top of the head faces up
+    assert normals[anny.part_vertex_ids("torso_front"), 2].mean() > 0.5
+    assert normals[anny.part_vertex_ids("buttocks"), 2].mean() < -0.3
 
 
 def test_anny_canonical_pose_is_vitruvian_and_faces_plus_z(anny):
