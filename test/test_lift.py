@@ -143,6 +143,25 @@ def test_dense_tables_use_the_original_layout(body, body_rig, rasterizer):
     np.testing.assert_allclose(bary[2][raster.mask], raster.barycentrics[raster.mask])
 
 
+def test_tables_load_from_the_original_dense_layout(body, body_rig):
+    tables = body_rig.tables
+    p2v, bary = tables.to_dense()
+    # The original's maps may list a face's corners rotated: rotate every pixel's triple and its weights.
+    loaded = type(tables).from_dense(np.roll(p2v, 1, axis=-1), np.roll(bary, 1, axis=-1), body.faces)
+    np.testing.assert_array_equal(loaded.triangle_ids, tables.triangle_ids)
+    np.testing.assert_allclose(loaded.weight_sums, tables.weight_sums, atol=1e-6)
+    masks = np.random.default_rng(1).random((4, SIZE, SIZE), dtype=np.float32)
+    np.testing.assert_allclose(lift(masks, loaded), lift(masks, tables), atol=1e-6)
+    labels = np.zeros(body.num_vertices, dtype=bool)
+    labels[body.part_vertex_ids("left_hand")] = True
+    np.testing.assert_array_equal(
+        labels_to_masks(labels, loaded, body.faces), labels_to_masks(labels, tables, body.faces)
+    )
+    p2v[0, 500, 500] = [0, 1, 2]  # not a face of the body
+    with pytest.raises(ValueError, match="not faces"):
+        type(tables).from_dense(p2v, bary, body.faces)
+
+
 def test_lift_tables_from_any_views_match_the_rig_render(body, body_rig, rasterizer):
     tables = render_lift_tables(rasterizer, body.canonical_vertices, body.faces, HUMAN_VIEWS)
     np.testing.assert_array_equal(tables.pixels, body_rig.tables.pixels)

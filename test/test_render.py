@@ -123,6 +123,15 @@ def test_moderngl_and_numpy_backends_agree_on_the_body(body, gl, numpy_rasterize
         assert np.all(a.depth[~a.mask] == 0) and np.all(a.barycentrics[~a.mask] == 0)
 
 
+def test_numpy_rasterizer_gives_the_same_raster_in_small_chunks(body, numpy_rasterizer):
+    small = Rasterizer(SIZE, backend="numpy")
+    small._impl.chunk = 5_000  # many passes merged through the z-buffer
+    a = numpy_rasterizer.rasterize(body.canonical_vertices, body.faces, HUMAN_VIEWS[3])
+    b = small.rasterize(body.canonical_vertices, body.faces, HUMAN_VIEWS[3])
+    np.testing.assert_array_equal(a.triangle_id, b.triangle_id)
+    np.testing.assert_allclose(a.barycentrics, b.barycentrics)
+
+
 @pytest.mark.parametrize("backend", ["moderngl", "numpy"])
 def test_barycentrics_and_depth_reproject_to_pixel_centres(body, backend, gl, numpy_rasterizer):
     # Perspective-correct barycentrics interpolate the 3D surface point seen through each pixel centre.

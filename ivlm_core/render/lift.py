@@ -52,6 +52,80 @@ class LiftTables:
         bary[self.pixels] = self.barycentrics
         return p2v.reshape(self.num_views, H, W, 3), bary.reshape(self.num_views, H, W, 3)
 
+    @classmethod
+    def from_dense(
+        cls,
+        pixel_to_vertex_map: np.ndarray,
+        bary_coords_map: np.ndarray,
+        faces: np.ndarray,
+        num_vertices: int | None = None,
+    ) -> LiftTables:
+        """Tables from the original's layout (e.g. its shipped `pixel_to_vertex_map_1024.npz` views stacked).
+
+        pixel_to_vertex_map: (N, H, W, 3) vertex ids, -1 = background; bary_coords_map: (N, H, W, 3);
+        faces: (F, 3) of the mesh the maps were rendered from (each pixel's face is looked up by its
+        corners, for `labels_to_masks`); num_vertices defaults to faces.max() + 1. ValueError when a
+        pixel's corners are not a face of `faces`.
+        """
+        p2v = np.asarray(pixel_to_vertex_map)
+        bary = np.asarray(bary_coords_map, dtype=np.float32)
+        if p2v.ndim != 4 or p2v.shape[-1] != 3 or bary.shape != p2v.shape:
+            raise ValueError(
+                f"expected pixel_to_vertex_map and bary_coords_map of one shape (N, H, W, 3), got "
+                f"{p2v.shape} and {bary.shape}"
+            )
+        faces = np.asarray(faces, dtype=np.int64)
+        n, H, W, _ = p2v.shape
+        num_vertices = int(faces.max()) + 1 if num_vertices is None else int(num_vertices)
+        flat = p2v.reshape(-1, 3).astype(np.int64)
+        pixels = np.flatnonzero((flat >= 0).all(1))
+        corners = flat[pixels]
+        if corners.size and corners.max() >= num_vertices:
+            raise ValueError(
+                f"pixel_to_vertex_map refers to vertex {corners.max()}, the mesh has {num_vertices}"
+            )
+        # Identify faces by their sorted corner triple, packed into one int64 key.
+        face_keys = _triple_keys(faces, num_vertices)
+        order = np.argsort(face_keys)
+        keys = _triple_keys(corners, num_vertices)
+        pos = np.clip(np.searchsorted(face_keys[order], keys), 0, len(order) - 1)
+        if not np.all(face_keys[order][pos] == keys):
+            raise ValueError("pixel_to_vertex_map holds corner triples that are not faces of the given mesh")
+        return _make_tables((H, W), n, num_vertices, pixels, order[pos], corners, bary.reshape(-1, 3)[pixels])
+
+
+def _triple_keys(triples: np.ndarray, num_vertices: int) -> np.ndarray:
+    s = np.sort(triples, axis=1).astype(np.int64)
+    return (s[:, 0] * num_vertices + s[:, 1]) * num_vertices + s[:, 2]
+
+
+def _make_tables(
+    size: tuple[int, int],
+    num_views: int,
+    num_vertices: int,
+    pixels: np.ndarray,
+    triangle_ids: np.ndarray,
+    corners: np.ndarray,
+    barycentrics: np.ndarray,
+) -> LiftTables:
+    """Assemble tables from stack-flat pixel indices, their faces, corner vertex ids and weights."""
+    view = pixels // (size[0] * size[1])
+    vertex_ids = corners.astype(np.int64) + (view * num_vertices)[:, None]
+    barycentrics = barycentrics.astype(np.float32)
+    weight_sums = np.bincount(
+        vertex_ids.ravel(), weights=barycentrics.ravel(), minlength=num_views * num_vertices
+    )
+    return LiftTables(
+        size=size,
+        num_views=num_views,
+        num_vertices=num_vertices,
+        pixels=pixels.astype(np.int64),
+        triangle_ids=triangle_ids.astype(np.int32),
+        vertex_ids=vertex_ids,
+        barycentrics=barycentrics,
+        weight_sums=weight_sums.reshape(num_views, num_vertices),
+    )
+
 
 def build_lift_tables(rasters: Sequence[Raster], faces: np.ndarray, num_vertices: int) -> LiftTables:
     """Lookup tables for lifting, from one raster per view of the same mesh (faces: (F, 3))."""
@@ -68,7 +142,7 @@ def build_lift_tables(rasters: Sequence[Raster], faces: np.ndarray, num_vertices
     if any(r.size != size for r in rasters):
         raise ValueError(f"all views must have the same size, got {[r.size for r in rasters]}")
     H, W = size
-    pixels, tids, vids, barys = [], [], [], []
+    pixels, tids, barys = [], [], []
     for k, r in enumerate(rasters):
         flat_tid = r.triangle_id.reshape(-1)
         pix = np.flatnonzero(flat_tid >= 0)
@@ -78,22 +152,11 @@ def build_lift_tables(rasters: Sequence[Raster], faces: np.ndarray, num_vertices
                 f"view {k}: raster refers to face {int(tid.max())} but there are {faces.shape[0]} faces"
             )
         pixels.append(pix + k * H * W)
-        tids.append(tid.astype(np.int32))
-        vids.append(faces[tid].astype(np.int64) + k * num_vertices)
-        barys.append(r.barycentrics.reshape(-1, 3)[pix].astype(np.float32))
-    vertex_ids = np.concatenate(vids)
-    barycentrics = np.concatenate(barys)
-    n = len(rasters)
-    weight_sums = np.bincount(vertex_ids.ravel(), weights=barycentrics.ravel(), minlength=n * num_vertices)
-    return LiftTables(
-        size=size,
-        num_views=n,
-        num_vertices=num_vertices,
-        pixels=np.concatenate(pixels).astype(np.int64),
-        triangle_ids=np.concatenate(tids),
-        vertex_ids=vertex_ids,
-        barycentrics=barycentrics,
-        weight_sums=weight_sums.reshape(n, num_vertices),
+        tids.append(tid)
+        barys.append(r.barycentrics.reshape(-1, 3)[pix])
+    tid = np.concatenate(tids)
+    return _make_tables(
+        size, len(rasters), num_vertices, np.concatenate(pixels), tid, faces[tid], np.concatenate(barys)
     )
 
 

@@ -34,11 +34,12 @@ class NvdiffrastBackend:
         torch, dr = self._torch, self._dr
         H, W = self.size
         ab, near, far = mesh.clip_params()
+        ax, ay, bx, by = (float(c) for c in ab)
         F = mesh.faces.shape[0]
         v = torch.from_numpy(mesh.vertices[mesh.faces].reshape(-1, 3)).to(self.device)  # (3F, 3)
         x, y, z = v[:, 0], v[:, 1], v[:, 2]
         zc = (far + near) / (far - near) * z - 2.0 * far * near / (far - near)
-        pos = torch.stack([ab[0] * x + ab[2] * z, ab[1] * y + ab[3] * z, zc, z], dim=1)[None].contiguous()
+        pos = torch.stack([ax * x + bx * z, ay * y + by * z, zc, z], dim=1)[None].contiguous()
         tri = torch.arange(3 * F, dtype=torch.int32, device=self.device).reshape(F, 3)
         corner = torch.eye(3, device=self.device).repeat(F, 1)  # (3F, 3) one-hot corner per vertex
         attr = torch.cat([corner, z[:, None]], dim=1)[None].contiguous()  # (1, 3F, 4)

@@ -239,7 +239,7 @@ class NumpyBackend:
     """Dependency-free vectorized z-buffer: every (face, pixel-in-bounding-box) pair at once, in chunks."""
 
     name = "numpy"
-    _CHUNK = 4_000_000  # candidate (face, pixel) pairs per pass, bounds memory to ~300 MB
+    chunk = 1_000_000  # candidate (face, pixel) pairs per pass; bounds the working memory to ~100 MB
 
     def __init__(self, size: tuple[int, int]) -> None:
         self.size = size
@@ -274,7 +274,7 @@ class NumpyBackend:
         ends = np.cumsum(counts)
         start = 0
         while start < faces_kept.size:
-            stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + self._CHUNK, side="right"))
+            stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + self.chunk, side="right"))
             stop = max(stop, start + 1)
             self._pass(
                 faces_kept[start:stop], counts[start:stop], tri, fz, area, j0, i0, nx, W, zbuf, tid, bary
