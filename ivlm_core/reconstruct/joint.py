@@ -7,6 +7,8 @@ on both surfaces, candidate grasp regions away from the person, and a quality sc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -41,6 +43,11 @@ class ReconstructConfig:
 
     contact_threshold: float = 0.5  # vertices at or above this probability form the contact regions
     scale_range: tuple[float, float] = (0.75, 1.33)  # bounds on the scale, relative to the mesh's metric size
+    unknown_size_range: tuple[float, float] = (
+        0.5,
+        2.0,
+    )  # the same for meshes of unknown size (see reconstruct)
+    contact_box_margin: float = 0.25  # body contact must project within the box grown by this fraction
     grasp_clearance_m: float = 0.05  # grasp candidates keep at least this distance from every contact
     grasp_samples: int = 256  # object surface samples the grasp candidates are drawn from
     silhouette_points: int = 128  # object points whose projection is compared with the box and mask
@@ -55,15 +62,31 @@ class ReconstructConfig:
     min_box_iou: float = 0.5  # projected object box vs detected box
     max_penetration_m: float = 0.03  # 90th percentile depth of object surface inside the body
     min_depth_m: float = 0.1  # every object point in front of the camera by at least this
+    # torch CPU threads during the optimisation (restored afterwards). Its tensors are small, so one
+    # thread is fastest; more threads only wait on each other, badly so on a loaded machine.
+    torch_threads: int | None = 1
 
     def __post_init__(self) -> None:
-        lo, hi = self.scale_range
-        if not 0 < lo <= 1 <= hi:
-            raise ValueError(f"scale_range must satisfy 0 < low <= 1 <= high, got {self.scale_range}")
+        for name in ("scale_range", "unknown_size_range"):
+            lo, hi = getattr(self, name)
+            if not 0 < lo <= 1 <= hi:
+                raise ValueError(f"{name} must satisfy 0 < low <= 1 <= high, got {getattr(self, name)}")
         if not 0 < self.contact_threshold <= 1:
             raise ValueError(f"contact_threshold must be in (0, 1], got {self.contact_threshold}")
         if self.grasp_clearance_m < 0:
             raise ValueError(f"grasp_clearance_m must be >= 0, got {self.grasp_clearance_m}")
+
+
+@contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with `n` torch CPU threads (None: leave as is), then restore the previous count."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _even_subset(n: int, k: int) -> np.ndarray:
@@ -134,6 +157,12 @@ def _mask_targets(
     )
 
 
+def _project(camera: CameraIntrinsics, points: np.ndarray) -> np.ndarray:
+    """(N, 3) camera-frame points -> (N, 2) pixels."""
+    z = np.clip(points[:, 2:], 1e-6, None)
+    return points[:, :2] / z * [camera.fx, camera.fy] + [camera.cx, camera.cy]
+
+
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
     lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
     inter = float(np.prod(np.clip(hi - lo, 0, None)))
@@ -165,6 +194,7 @@ def reconstruct(
     object_mask: np.ndarray | None = None,
     body_normals: np.ndarray | None = None,
     init: Reconstruction | None = None,
+    object_size_known: bool | None = None,
     config: ReconstructConfig | None = None,
 ) -> Reconstruction:
     """Place `object_mesh` against the body so that the contact regions meet and the image agrees.
@@ -174,6 +204,11 @@ def reconstruct(
     metres); object_contact_probs: (Vo,). object_box: (4,) [x0, y0, x1, y1] pixels; object_mask:
     optional (H, W) bool. body_normals: optional (V, 3) outward unit normals (computed when None).
     init: the previous frame's result for this pair, used as an extra starting pose when it was ok.
+    object_size_known: False when the mesh's metric size is a guess (the registry's generic boxes): its
+    scale is then first set from the box at the contact's depth and bounded by `unknown_size_range`;
+    None reads it from the mesh id (`generic:` meshes are of unknown size).
+    Body contact vertices that project outside the object's box (grown by `contact_box_margin`) are
+    ignored: the contact happens where the object is in the image.
 
     Returns a Reconstruction whose pose maps a mesh point p to `R @ (scale * p) + t`. When no body
     vertex is in contact, or the best pose fails the checks, `ok` is False and `reason` says why;
@@ -205,6 +240,17 @@ def reconstruct(
             body_pts,
             body_nrm,
         )
+    grown = box + cfg.contact_box_margin * np.tile(box[2:] - box[:2], 2) * [-1, -1, 1, 1]
+    uv = _project(camera, bv[body_ids])
+    at_object = body_ids[np.all((uv >= grown[:2]) & (uv <= grown[2:]), axis=1) & (bv[body_ids, 2] > 0)]
+    if len(at_object) == 0:
+        return _failed(
+            f"none of the {len(body_ids)} body contact vertices projects into the object's box "
+            f"{box.round().tolist()}: the body fit and the detection disagree about where the contact is",
+            body_ids,
+            body_pts,
+            body_nrm,
+        )
 
     obj = trimesh.Trimesh(ov, of, process=False)
     samples, sample_faces = trimesh.sample.sample_surface(obj, max(cfg.grasp_samples, 64), seed=0)
@@ -213,7 +259,7 @@ def reconstruct(
     obj_vertex_normals = obj.vertex_normals
 
     # Contact regions (weighted by probability) and the body surface around the body's contact.
-    cb = body_ids[_even_subset(len(body_ids), cfg.contact_points)]
+    cb = at_object[_even_subset(len(at_object), cfg.contact_points)]
     co = obj_ids[_even_subset(len(obj_ids), cfg.contact_points)]
     body_c_w = bp[cb]
     if len(co):
@@ -222,7 +268,16 @@ def reconstruct(
         obj_c, obj_c_w = samples[_even_subset(len(samples), cfg.contact_points)], None
     centre_b = (bv[cb] * body_c_w[:, None]).sum(0) / body_c_w.sum()
     extent = float(np.linalg.norm(ov.max(0) - ov.min(0)))
-    near = np.flatnonzero(np.linalg.norm(bv - centre_b, axis=1) < extent * cfg.scale_range[1] + 0.1)
+    if object_size_known is None:
+        object_size_known = not str(getattr(object_mesh, "mesh_id", "")).startswith("generic:")
+    if object_size_known:
+        scale_prior, scale_range = 1.0, cfg.scale_range
+    else:  # the mesh's size is a guess: take the scale that fills the box at the contact's depth
+        box_m = float(np.max(box[2:] - box[:2])) * centre_b[2] / camera.fx
+        scale_prior = box_m / float(np.max(ov.max(0) - ov.min(0)))
+        scale_range = cfg.unknown_size_range
+    scale_range = (scale_prior * scale_range[0], scale_prior * scale_range[1])
+    near = np.flatnonzero(np.linalg.norm(bv - centre_b, axis=1) < extent * scale_range[1] + 0.1)
     near = near[_even_subset(len(near), cfg.body_points)]
 
     def t32(a: np.ndarray) -> torch.Tensor:
@@ -256,23 +311,24 @@ def reconstruct(
     # object's contact centroid sits on the body's.
     R0 = initial_rotations()
     centre_o = obj_c.mean(0) if obj_c_w is None else (obj_c * obj_c_w[:, None]).sum(0) / obj_c_w.sum()
-    t0 = centre_b[None] - R0 @ centre_o
+    t0 = centre_b[None] - scale_prior * R0 @ centre_o
     if obj_c_w is None:  # keep the object outside the body: push it out along the contact normal
         n = bn[cb].mean(0)
-        t0 = t0 + 0.5 * extent * n / max(np.linalg.norm(n), 1e-9)
+        t0 = t0 + 0.5 * scale_prior * extent * n / max(np.linalg.norm(n), 1e-9)
     if init is not None and init.ok:
         R0 = np.concatenate([init.object_pose[None, :3, :3], R0])
         t0 = np.concatenate([init.object_pose[None, :3, 3], t0])
 
-    fit = fit_object_pose(
-        targets,
-        R0,
-        t0,
-        scale_prior=1.0,
-        scale_range=cfg.scale_range,
-        weights=cfg.weights,
-        schedule=cfg.schedule,
-    )
+    with _torch_threads(cfg.torch_threads):
+        fit = fit_object_pose(
+            targets,
+            R0,
+            t0,
+            scale_prior=scale_prior,
+            scale_range=scale_range,
+            weights=cfg.weights,
+            schedule=cfg.schedule,
+        )
     return _checked_result(
         fit,
         cfg,
@@ -317,10 +373,7 @@ def _checked_result(
     placed_s = s * samples @ R.T + t
     surface = np.concatenate([placed_v, placed_s])
 
-    uv = placed_v[:, :2] / np.clip(placed_v[:, 2:], 1e-6, None) * [camera.fx, camera.fy] + [
-        camera.cx,
-        camera.cy,
-    ]
+    uv = _project(camera, placed_v)
     iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
     gap = float(np.median(cKDTree(surface).query(body_contact)[0]))
     _, nn = cKDTree(bv[near]).query(placed_s)
