@@ -8,17 +8,14 @@ exactly the SMPL convention (rotation relative to the parent, in body-frame axes
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import roma
 import torch
+from scipy.spatial.transform import Rotation
 
 from ivlm_core.body.cache import anny_cache_dir, build_lock
 from ivlm_core.body.model import COCO_KEYPOINT_NAMES, KEYPOINT_NAMES, BodyModel
 from ivlm_core.body.parts import part_labels_from_skinning
-
-logger = logging.getLogger(__name__)
 
 # anny -> body frame: x stays, anny z (up) becomes y, anny -y (front) becomes z.
 ANNY_TO_BODY = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -95,16 +92,6 @@ def _build_anny(device: str) -> torch.nn.Module:
     return model.to(device=device, dtype=torch.float32)
 
 
-def _minimal_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """(3, 3) smallest rotation taking direction `source` onto direction `target`."""
-    a, b = source / np.linalg.norm(source), target / np.linalg.norm(target)
-    axis = np.cross(a, b)
-    angle = np.arctan2(np.linalg.norm(axis), np.dot(a, b))
-    if np.linalg.norm(axis) < 1e-12:
-        return np.eye(3)
-    return roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * angle)).numpy()
-
-
 def vitruvian_pose(skinner: AnnySkinner, bone_names: list[str], parents: list[int],
                    phenotypes: torch.Tensor) -> np.ndarray:
     """(J, 3) axis-angle pose: arms straight out along +-x (T-pose), hips spread by +-HIP_SPREAD_DEG.
@@ -133,12 +120,13 @@ def vitruvian_pose(skinner: AnnySkinner, bone_names: list[str], parents: list[in
             joints = posed_joints()
             b, e = index[f"{bone}.{side}"], index[f"{end}.{side}"]
             parent_world = world_rotation(parents[b])
-            turn = _minimal_rotation(joints[e] - joints[b], np.array([sign, 0.0, 0.0]))
+            # the smallest rotation taking the segment onto the outward x axis
+            turn = Rotation.align_vectors([[sign, 0.0, 0.0]], [joints[e] - joints[b]])[0].as_matrix()
             rotations[b] = parent_world.T @ turn @ parent_world @ rotations[b]
         hip = index[f"upperleg01.{side}"]
-        spread = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, sign * np.radians(HIP_SPREAD_DEG)]))
-        rotations[hip] = spread.numpy() @ rotations[hip]
-    return roma.rotmat_to_rotvec(torch.as_tensor(rotations)).numpy().astype(np.float32)
+        spread = Rotation.from_rotvec([0.0, 0.0, sign * np.radians(HIP_SPREAD_DEG)]).as_matrix()
+        rotations[hip] = spread @ rotations[hip]
+    return Rotation.from_matrix(rotations).as_rotvec().astype(np.float32)
 
 
 def load_anny(device: str = "cpu") -> BodyModel:
