@@ -200,6 +200,9 @@ class ContactNode(LifecycleNode):
     # ------------------------------------------------------------------ set-up helpers
     def _read_parameters(self) -> None:
         self.p = {name: self.get_parameter(name).value for name in PARAMETERS}
+        for name, (_, _, limits) in PARAMETERS.items():
+            if isinstance(limits, tuple) and isinstance(limits[0], str) and self.p[name] not in limits:
+                raise ValueError(f"parameter {name} is {self.p[name]!r}; choose one of: {', '.join(limits)}")
         self.p["class_names"] = [n for n in self.p["class_names"] if n]
         options = yaml.safe_load(self.p["backend_options"]) if self.p["backend_options"].strip() else {}
         if not isinstance(options, dict):
