@@ -1,0 +1,132 @@
+"""`InteractVLMBackend`: Render -> Localize (MV-Loc) -> Lift, behind the ContactBackend interface.
+
+The body is rendered once, at start-up, from the four canonical views of the InteractVLM human rig
+(normal-coloured, Vitruvian pose); SAM encodes those renders once. Per image, MV-Loc answers one
+question per object name and its masks are lifted onto the body model's vertices with the original's
+soft barycentric vote (sigmoid of the clamped logits, facts §5).
+
+InteractVLM reads the whole photo and knows nothing of person boxes. With one person (or none given)
+the whole image is used; with several, each person's question is asked on a crop around the person
+and the object, so the answer is about that person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
+from ivlm_core.backends.interactvlm.mvloc import Localization, MVLoc, MVLocConfig
+from ivlm_core.body import load_body_model
+from ivlm_core.body.parts import PART_NAMES
+from ivlm_core.render import Rasterizer, lift, render_body_views
+from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
+
+PART_COVERAGE = 0.1  # a part is named when >= 10% of its vertices are in contact (facts §2)
+CONTACT_THRESHOLD = 0.5  # vertex contact for part naming, as the original's metrics
+CROP_MARGIN = 0.1  # fraction of the box size added on each side of a multi-person crop
+
+
+class InteractVLMBackend(ContactBackend):
+    """Per-vertex body contact from the InteractVLM model (GPU; the 13B model does not run on CPU)."""
+
+    name = "interactvlm"
+
+    def __init__(
+        self,
+        config: MVLocConfig | None = None,
+        body_model: str = "anny",
+        body_model_path: str | None = None,
+        mode: str = "fast",
+        localizer: MVLoc | None = None,
+        rasterizer_backend: str = "auto",
+    ) -> None:
+        self.loc = localizer or MVLoc.from_checkpoint(config or MVLocConfig())
+        self.mode = mode
+        self.body = load_body_model(body_model, body_model_path)
+        device = str(self.loc.net.device)
+        rasterizer = Rasterizer(self.loc.arch.mask_size, backend=rasterizer_backend, device=device)
+        self.rig = render_body_views(rasterizer, self.body.canonical_vertices, self.body.faces)
+        self.loc.set_views("body", self.rig.images, self.rig.cam_params)
+        self._parts = [(name, self.body.part_vertex_ids(name)) for name in PART_NAMES]
+
+    def estimate(
+        self, image: np.ndarray, detections: Sequence[Detection], camera: CameraIntrinsics | None = None
+    ) -> list[ContactResult]:
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+            raise ValueError(
+                f"image must be a non-empty (H, W, 3) uint8 RGB array, got {image.shape} {image.dtype}"
+            )
+        people = [d for d in detections if d.label == PERSON_LABEL]
+        objects = [d for d in detections if d.label != PERSON_LABEL]
+        if not objects:
+            return []
+        whole = len(people) <= 1
+        pairs = [(p, o) for p in (range(max(len(people), 1))) for o in objects]
+        crops: dict[tuple[int, ...], list[tuple[int, Detection]]] = {}
+        for p, o in pairs:
+            box = (0, 0, image.shape[1], image.shape[0]) if whole else _crop_box(people[p], o, image.shape)
+            crops.setdefault(box, []).append((p, o))
+        results: list[ContactResult] = []
+        for (x0, y0, x1, y1), members in crops.items():
+            labels = [o.label for _, o in members]
+            found = self.loc.localize(np.ascontiguousarray(image[y0:y1, x0:x1]), labels, "body", self.mode)
+            for (p, o), loc in zip(members, found, strict=True):
+                results.append(self._result(p, o, loc, people[p] if people else None, whole))
+        order = {(p, id(o)): i for i, (p, o) in enumerate(pairs)}
+        return sorted(results, key=lambda r: order[(r.person_index, id(r.obj))])
+
+    def _result(
+        self, person: int, obj: Detection, loc: Localization, person_det: Detection | None, whole: bool
+    ) -> ContactResult:
+        evidence = [f"mvloc:{loc.path}", "whole image" if whole else "person crop"]
+        if loc.masks.shape[0] == 0:
+            probs = np.zeros(self.body.num_vertices, np.float32)
+            reason = "the model's answer has no segmentation token"
+        else:
+            probs = lift(torch.sigmoid(loc.masks.float().clamp(-20, 20)).cpu(), self.rig.tables).numpy()
+            reason = ""
+        return ContactResult(
+            person_index=person,
+            obj=obj,
+            body_model=self.body.name,
+            body_probabilities=probs.astype(np.float32),
+            body_parts=self.named_parts(probs),
+            object_mesh_id="",
+            object_probabilities=np.zeros(0, np.float32),
+            backend=self.name,
+            evidence=evidence,
+            reason=reason,
+            person_box=None if person_det is None else person_det.box_xyxy.copy(),
+            text=loc.text,
+        )
+
+    def named_parts(self, probabilities: np.ndarray) -> dict[str, float]:
+        """Parts with >= 10% of their vertices at probability >= 0.5 -> the part's mean probability."""
+        contact = probabilities >= CONTACT_THRESHOLD
+        return {
+            name: float(probabilities[ids].mean())
+            for name, ids in self._parts
+            if ids.size and contact[ids].mean() >= PART_COVERAGE
+        }
+
+    def close(self) -> None:
+        self.loc.views.clear()
+        del self.loc
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _crop_box(person: Detection, obj: Detection, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Integer crop around the union of two boxes with CROP_MARGIN, clipped to the image."""
+    b = np.concatenate(
+        [np.minimum(person.box_xyxy[:2], obj.box_xyxy[:2]), np.maximum(person.box_xyxy[2:], obj.box_xyxy[2:])]
+    )
+    m = CROP_MARGIN * np.array([b[2] - b[0], b[3] - b[1]])
+    x0, y0 = np.floor(np.maximum(b[:2] - m, 0)).astype(int)
+    x1 = int(np.ceil(min(b[2] + m[0], shape[1])))
+    y1 = int(np.ceil(min(b[3] + m[1], shape[0])))
+    return int(x0), int(y0), max(x1, int(x0) + 1), max(y1, int(y0) + 1)

@@ -1,0 +1,167 @@
+"""MV-Loc end to end on CPU with a tiny random-init model of the real architecture.
+
+The anny body is rendered from the real InteractVLM human rig; photos are skimage's. A short
+text-only fine-tune (the real training code) teaches the tiny model to answer in InteractVLM's format
+([SEG] then </s>), so the decoding paths have real answers to agree on.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+
+from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
+from ivlm_core.backends.interactvlm.configs import tiny_architecture
+from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
+from ivlm_core.backends.interactvlm.tokenizer import add_interactvlm_tokens, build_dev_tokenizer
+from ivlm_core.backends.interactvlm.train import (
+    ContactSample,
+    TrainConfig,
+    add_lora,
+    load_trainable_state,
+    sample_loss,
+    train,
+)
+from ivlm_core.types import Detection
+
+LABELS = ["bench", "tennis racket", "cup"]
+
+
+def _tiny_loc(seed: int) -> MVLoc:
+    tokenizer = build_dev_tokenizer(["bench tennis_racket cup", "left hand, right hand, right forearm"])
+    ids = add_interactvlm_tokens(tokenizer)
+    torch.manual_seed(seed)
+    return MVLoc(
+        build_net(tiny_architecture(len(tokenizer), ids), "cpu"), tokenizer, MVLocConfig(max_new_tokens=40)
+    )
+
+
+@pytest.fixture(scope="module")
+def backend() -> InteractVLMBackend:
+    return InteractVLMBackend(localizer=_tiny_loc(0), body_model="anny")
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    return data.astronaut()
+
+
+@pytest.fixture(scope="module")
+def hand_contact(backend) -> np.ndarray:
+    contact = np.zeros(backend.body.num_vertices, bool)
+    contact[backend.body.part_vertex_ids("left_hand")] = True
+    return contact
+
+
+@pytest.fixture(scope="module")
+def answering(backend, photo, hand_contact, tmp_path_factory) -> InteractVLMBackend:
+    """The backend after a text-only warm-up on the demo prompt (so it writes [SEG] and </s>)."""
+    samples = [
+        ContactSample(photo, "bench", hand_contact, ["left hand"]),
+        ContactSample(photo, "tennis racket", hand_contact, ["right hand", "right forearm"]),
+    ]
+    cfg = TrainConfig(
+        out_dir=str(tmp_path_factory.mktemp("warmup")),
+        steps=60,
+        lr=1e-2,
+        bce_weight=0,
+        dice_weight=0,
+        contact3d_weight=0,
+        part_dropout=0,
+        fixed_question=True,
+        save_every=1000,
+    )
+    train(backend.loc, samples, backend.rig, backend.body.faces, cfg, resume=False)
+    return backend
+
+
+def test_renders_are_encoded_once_per_body(backend):
+    views = backend.loc.views["body"]
+    assert views.embeddings.shape[:2] == (4, 256)
+    np.testing.assert_allclose(views.cam_params[0].numpy(), [0.2, 0.125, 0.875, 0.5, 0.5], atol=1e-6)
+
+
+def test_answers_end_with_seg_token_and_eos(answering, photo):
+    [res] = answering.loc.localize(photo, ["bench"], "body", mode="generate")
+    assert "[SEG]" in res.text and res.text.endswith("</s>")
+    assert res.masks.shape == (4, 128, 128)
+
+
+def test_generate_and_fast_paths_match_the_original(answering, photo):
+    loc = answering.loc
+    loc._last_answer.clear()
+    original = loc.localize(photo, LABELS, "body", mode="original")
+    cached = loc.localize(photo, LABELS, "body", mode="generate")  # prefix reuse + batching (3 lengths)
+    fast = loc.localize(photo, LABELS, "body", mode="fast")  # drafts = previous answers -> single pass
+    assert [r.path for r in original] == ["original"] * 3
+    assert [r.path for r in fast if r.text.endswith("</s>")] == ["single_pass"] * sum(
+        r.text.endswith("</s>") for r in fast
+    )
+    assert any(r.path == "single_pass" for r in fast)
+    for o, c, f in zip(original, cached, fast, strict=True):
+        assert o.text == c.text == f.text
+        assert o.masks.shape == c.masks.shape == f.masks.shape
+        if o.masks.numel():
+            torch.testing.assert_close(c.masks, o.masks, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(f.masks, o.masks, atol=1e-4, rtol=1e-4)
+
+
+def test_wrong_draft_falls_back_to_the_greedy_answer(answering, photo):
+    loc = answering.loc
+    loc._last_answer.clear()
+    [reference] = loc.localize(photo, ["bench"], "body", mode="generate")
+    loc._last_answer["bench"] = loc.answer_ids("bench", "It is [SEG].")
+    [res] = loc.localize(photo, ["bench"], "body", mode="fast")
+    assert res.path == "generate" and res.text == reference.text
+    torch.testing.assert_close(res.masks, reference.masks, atol=1e-4, rtol=1e-4)
+
+
+def test_masks_lift_to_vertex_probabilities_on_the_body(answering, photo):
+    people = Detection("person", np.array([150.0, 20.0, 400.0, 510.0]))
+    objects = [
+        Detection("bench", np.array([0.0, 300.0, 200.0, 510.0])),
+        Detection("cup", np.array([10.0, 10, 60, 60])),
+    ]
+    results = answering.estimate(photo, [people, *objects])
+    assert [r.obj.label for r in results] == ["bench", "cup"]
+    for r in results:
+        assert r.body_probabilities.shape == (answering.body.num_vertices,)
+        assert r.body_probabilities.dtype == np.float32
+        assert r.body_probabilities.min() >= 0.0 and r.body_probabilities.max() <= 1.0
+        assert r.backend == "interactvlm" and r.text
+    bench = results[0]
+    assert bench.body_probabilities.std() > 0  # the masks, not a constant, reach the vertices
+    assert answering.estimate(photo, [people]) == []
+    with pytest.raises(ValueError, match="uint8"):
+        answering.estimate(photo.astype(np.float32), objects)
+
+
+def test_training_reduces_the_loss_and_the_lora_checkpoint_reloads(photo, hand_contact, backend, tmp_path):
+    import random
+
+    loc = _tiny_loc(1)
+    loc.set_views("body", backend.rig.images, backend.rig.cam_params)
+    samples = [ContactSample(photo, "bench", hand_contact, ["left hand"])]
+    cfg = TrainConfig(
+        out_dir=str(tmp_path), steps=8, lr=3e-3, fixed_question=True, part_dropout=0, save_every=4
+    )
+    faces = backend.body.faces
+    add_lora(loc, cfg)
+    before = float(sample_loss(loc, samples[0], backend.rig, faces, cfg, random.Random(0))["loss"].detach())
+    losses = train(loc, samples, backend.rig, faces, cfg)
+    after = float(sample_loss(loc, samples[0], backend.rig, faces, cfg, random.Random(0))["loss"].detach())
+    assert len(losses) == 8 and after < before
+    assert any("lora_A" in n for n, p in loc.net.named_parameters() if p.requires_grad)
+    assert not any(p.requires_grad for n, p in loc.net.named_parameters() if "vision_encoder" in n)
+
+    reloaded = _tiny_loc(1)  # same base weights as `loc` (the LoRA file holds only what trains)
+    reloaded.set_views("body", backend.rig.images, backend.rig.cam_params)
+    add_lora(reloaded, cfg)
+    load_trainable_state(reloaded, tmp_path / "last" / "trainable.safetensors")
+    again = float(
+        sample_loss(reloaded, samples[0], backend.rig, faces, cfg, random.Random(0))["loss"].detach()
+    )
+    assert again == pytest.approx(after, rel=1e-4)
+    assert train(loc, samples, backend.rig, faces, cfg) == []  # resumed at step 8 of 8: nothing left
