@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 import skimage.data
@@ -9,8 +13,11 @@ import skimage.data
 from ivlm_core.backends.keypoint import KeypointBackend
 from ivlm_core.backends.keypoint.priors import ContactPriors
 from ivlm_core.body import PART_NAMES
+from ivlm_core.metrics import pooled_part_prf
 from ivlm_core.types import CameraIntrinsics, Detection
 
+LOCAL_PHOTOS = Path(__file__).parent / "data" / "photos"  # 3 photos copied from ../shared/photos
+SHARED_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
 CAMERA_BOX = np.array([245.0, 135.0, 335.0, 245.0])  # the camcorder on its tripod head in camera.png
 CAMERAMAN_BOX = np.array([0.0, 60.0, 340.0, 512.0])
 HELMET_BOX = np.array([275.0, 340.0, 512.0, 512.0])  # the helmet at the astronaut's side
@@ -173,3 +180,76 @@ def test_bad_input_raises_value_error(backend):
     cam = CameraIntrinsics.from_fov(640, 480)
     with pytest.raises(ValueError, match="CameraInfo"):
         backend.estimate(skimage.data.camera(), [Detection("camera", CAMERA_BOX)], cam)
+
+
+def _run_labelled(backend, folder: Path) -> list[tuple[dict, object]]:
+    out = []
+    for entry in json.loads((folder / "labels.json").read_text()):
+        image = cv2.cvtColor(cv2.imread(str(folder / entry["file"])), cv2.COLOR_BGR2RGB)
+        for pair in entry["pairs"]:
+            dets = [
+                Detection("person", np.array(pair["person_box_xyxy"], float)),
+                Detection(pair["object"], np.array(pair["box_xyxy"], float)),
+            ]
+            out.append((pair, backend.estimate(image, dets)[0]))
+    return out
+
+
+def _sideless(parts) -> set[str]:
+    return {p.removeprefix("left_").removeprefix("right_") for p in parts}
+
+
+def test_labelled_photos_find_contact_and_no_contact(backend):
+    """Feet on a skateboard, riders on bicycles, a woman on a ledge with pigeons nearby (no contact)."""
+    for pair, res in _run_labelled(backend, LOCAL_PHOTOS):
+        if not pair["contact"]:
+            assert res.body_parts == {} and res.reason, (pair, res.evidence)
+            continue
+        pred, gt = _sideless(res.body_parts), _sideless(pair["parts"])
+        assert pred & gt, (pair, res.body_parts, res.evidence)
+        assert len(pred & gt) / len(pred) >= 0.5, (pair, res.body_parts)
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_shared_photos_meet_the_part_f1_and_no_contact_goals(backend):
+    runs = _run_labelled(backend, SHARED_PHOTOS)
+    prf = pooled_part_prf([(r.body_parts, p["parts"]) for p, r in runs if p["contact"]], sided=False)
+    negatives = [r for p, r in runs if not p["contact"]]
+    assert prf.f1 >= 0.75, prf
+    assert np.mean([not r.body_parts for r in negatives]) >= 0.8
+
+
+def test_body_fit_lines_up_with_the_person(backend):
+    image = skimage.data.camera()
+    (res,) = backend.estimate(image, [Detection("camera", CAMERA_BOX)])
+    cam = CameraIntrinsics.from_fov(512, 512)
+    v = res.body_vertices.astype(np.float64)
+    uv = np.stack([cam.fx * v[:, 0] / v[:, 2] + cam.cx, cam.fy * v[:, 1] / v[:, 2] + cam.cy], axis=1)
+    pose = backend.last_poses[0]
+    height_px = pose.scale_px
+    head = uv[backend.body.part_vertex_ids("head")].mean(0)
+    ears = 0.5 * (pose.keypoints[7] + pose.keypoints[8])  # the head's centre lies between the ears
+    assert np.linalg.norm(head - ears) < 0.1 * height_px
+    for part in _hands(res.body_parts):
+        centre = uv[backend.body.part_vertex_ids(part)].mean(0)
+        wrist = pose.keypoints[15 if part == "left_hand" else 16]
+        assert np.linalg.norm(centre - wrist) < 0.1 * height_px, part
+
+
+def test_video_mode_warm_starts_from_the_previous_fit(backend):
+    image = np.stack([skimage.data.camera()] * 3, -1)
+    shifted = np.roll(image, 24, axis=1)  # the person moves 24 px right
+    move = np.array([24.0, 0.0, 24.0, 0.0])
+    dets = [Detection("person", CAMERAMAN_BOX), Detection("camera", CAMERA_BOX)]
+    dets_shifted = [Detection("person", CAMERAMAN_BOX + move), Detection("camera", CAMERA_BOX + move)]
+    first = backend.estimate(image, dets)[0].body_vertices.mean(0)
+    jump = backend.estimate(shifted, dets_shifted)[0].body_vertices.mean(0) - first
+    backend.video = True
+    try:
+        backend.estimate(image, dets)
+        smoothed = backend.estimate(shifted, dets_shifted)[0].body_vertices.mean(0) - first
+    finally:
+        backend.video = False
+        backend._previous.clear()
+    assert jump[0] > 0.005  # the unsmoothed body follows the person to the right
+    assert 0.2 * jump[0] < smoothed[0] < 0.8 * jump[0]
