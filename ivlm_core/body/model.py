@@ -38,9 +38,9 @@ class BodyOutput:
     keypoints: torch.Tensor  # (B, K, 3) float32, metres, KEYPOINT_NAMES order
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class BodyModel:
-    """A parametric body: rest data as numpy, a differentiable torch `forward`.
+    """A parametric body: read-only numpy rest data (shared process-wide), a differentiable torch `forward`.
 
     Pose convention (all models): `pose` is (B, J, 3) axis-angle, one rotation per joint relative to
     its parent, in the body frame's axes; zeros give the model's own rest pose (T-pose for SMPL,
