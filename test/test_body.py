@@ -196,7 +196,9 @@ def test_pruned_anny_cache_still_loads(anny, tmp_path, monkeypatch):
     assert [p.name for p in version_dir.glob("*.safetensors")] == [compact.name]
 
 
-def test_smpl_family_without_files_names_the_expected_ones(tmp_path):
+def test_smpl_family_without_files_names_the_expected_ones(tmp_path, capsys):
+    assert cache_main(["--model", "smplh", "--model-path", str(tmp_path)]) == 2
+    assert "smplh/SMPLH_NEUTRAL.pkl" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"SMPLH_NEUTRAL\.pkl"):
         load_body_model("smplh")
     with pytest.raises(ValueError, match=r"smplh/SMPLH_NEUTRAL\.pkl"):

@@ -10,6 +10,7 @@ import argparse
 import fcntl
 import logging
 import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.model == "anny" and not any(anny_cache_dir().glob("v*/build_compact_model_data_*.safetensors")):
         print("[ivlm body cache] no anny cache yet: building it (1-3 min, 0.8 GB disk)", flush=True)
     start = time.perf_counter()
-    model = load_body_model(args.model, model_path=args.model_path)
+    try:
+        model = load_body_model(args.model, model_path=args.model_path)
+    except ValueError as error:
+        print(f"[ivlm body cache] error: {error}", file=sys.stderr, flush=True)
+        return 2
     print(f"[ivlm body cache] {model.name}: {model.num_vertices} vertices, {len(model.faces)} faces, "
           f"{model.num_joints} joints, loaded in {time.perf_counter() - start:.1f} s", flush=True)
     if args.prune and args.model == "anny":
