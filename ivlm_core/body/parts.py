@@ -1,8 +1,10 @@
 """Named body parts, derived per vertex from a body model's own skinning weights.
 
 Each vertex takes the part of the bone that moves it most (argmax skinning weight), through a
-bone-name table per model family. The torso and the pelvis are then split front/back by the
-vertex's depth relative to that part's mid-plane in the canonical pose (body facing +z).
+bone-name table per model family; thigh vertices that the pelvis bones still move (glutes, groin)
+join the pelvis. The torso and the pelvis are then split front/back by the vertex's depth relative
+to that part's mid-plane in the canonical pose (body facing +z): torso_front/torso_back and
+hips/buttocks.
 """
 
 from __future__ import annotations
