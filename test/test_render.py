@@ -187,6 +187,18 @@ def test_auto_backend_on_cpu_is_moderngl_and_says_so(gl):
     r.close()
 
 
+def test_rasterizer_can_be_shared_between_threads(body, gl):
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = [gl.rasterize(body.canonical_vertices, body.faces, view).triangle_id for view in HUMAN_VIEWS]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(
+            pool.map(lambda view: gl.rasterize(body.canonical_vertices, body.faces, view), HUMAN_VIEWS * 2)
+        )
+    for k, raster in enumerate(got):
+        np.testing.assert_array_equal(raster.triangle_id, expected[k % 4])
+
+
 def test_bad_input_raises_value_error(numpy_rasterizer):
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float32)
     f = np.array([[0, 1, 2]])

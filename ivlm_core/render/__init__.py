@@ -19,6 +19,7 @@ from ivlm_core.render.images import (
     RigRender,
     render_body_views,
     render_object_views,
+    render_rig,
 )
 from ivlm_core.render.lift import (
     LiftTables,
@@ -49,6 +50,7 @@ __all__ = [
     "render_body_views",
     "render_lift_tables",
     "render_object_views",
+    "render_rig",
     "rig_cam_params",
     "shade_phong",
     "surface_coverage",

@@ -10,6 +10,8 @@ formula of `ivlm_core.render.shading`, evaluated per fragment).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ivlm_core.render.rasterize import CameraSpaceMesh, Raster
@@ -127,11 +129,13 @@ class ModernglBackend:
             color_attachments=[self._color, self._face, self._rgb], depth_attachment=self._depth
         )
         self._rgb_fbo = self._ctx.framebuffer(color_attachments=[self._rgb])  # to clear it to white alone
+        self._lock = threading.Lock()
         self._buffers: dict[str, tuple] = {}  # program name -> (vbo, vao), reallocated when the size changes
 
     def rasterize(self, mesh: CameraSpaceMesh) -> Raster:
-        # Several rasterizers (several EGL contexts) may live in one process: make ours current.
-        with self._ctx:
+        # Several rasterizers (several EGL contexts) may live in one process: make ours current. The lock
+        # serialises callers on different threads (e.g. a multi-threaded ROS executor).
+        with self._lock, self._ctx:
             positions = mesh.vertices[mesh.faces].reshape(-1, 3)
             vao = self._vertex_array("raster", self._prog, positions)
             self._draw(mesh, self._prog, vao, shade=False)
@@ -142,7 +146,7 @@ class ModernglBackend:
     ) -> tuple[Raster, np.ndarray]:
         """Raster and Phong-shaded (H, W, 3) uint8 image; normals, colors (V, 3), light (3,): camera frame."""
         H, W = self.size
-        with self._ctx:
+        with self._lock, self._ctx:
             per_vertex = np.concatenate([mesh.vertices, normals, colors], axis=1)[mesh.faces].reshape(-1, 9)
             vao = self._vertex_array("shade", self._shade_prog, per_vertex)
             self._shade_prog["light"].value = tuple(float(x) for x in light)
@@ -198,7 +202,7 @@ class ModernglBackend:
 
     def close(self) -> None:
         """Release the GL objects and the context."""
-        with self._ctx:
+        with self._lock, self._ctx:
             for vbo, vao in self._buffers.values():
                 vao.release()
                 vbo.release()

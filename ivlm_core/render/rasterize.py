@@ -98,7 +98,7 @@ class Rasterizer:
 
     size: int (square) or (height, width). backend: "auto" picks nvdiffrast when `device` is CUDA,
     otherwise moderngl (headless EGL), falling back to numpy when EGL is unavailable; naming a backend
-    forces it (and fails loudly if it cannot start).
+    forces it (and fails loudly if it cannot start). Calls from several threads are serialised.
     """
 
     def __init__(self, size: int | tuple[int, int], backend: str = "auto", device: str = "cpu") -> None:
@@ -174,6 +174,12 @@ class Rasterizer:
     def close(self) -> None:
         """Release the backend's GPU/GL resources."""
         self._impl.close()
+
+    def __enter__(self) -> Rasterizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def interpolate(raster: Raster, attributes: np.ndarray, faces: np.ndarray) -> np.ndarray:
