@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
+import trimesh
 
 from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
 from ivlm_core.backends.keypoint import evidence as ev
@@ -25,6 +27,7 @@ from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 # Within a contacted part, vertices where the evidence points get the part's full confidence, the
 # rest FLOOR of it: near -> vertices projecting onto the object; seated/support -> the underside.
 FLOOR = 0.6
+SMOOTHING_STEPS = 3  # neighbour-averaging passes that let contact fade across part borders
 # Camera frame <- object canonical frame (+y up, +z front): optical frame has y down, z forward.
 _OBJECT_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
 _DOWN = np.array([0.0, 1.0, 0.0])  # gravity in the camera's optical frame, for an upright camera
@@ -56,6 +59,7 @@ class KeypointBackend(ContactBackend):
         self.fitter = BodyFitter(self.body)
         self.objects = ObjectRegistry(user_folder=object_mesh_folder)
         self._part_ids = {p: self.body.part_vertex_ids(p) for p in PART_NAMES}
+        self._smooth = _vertex_averaging(self.body.faces, self.body.num_vertices)
         self._previous: dict[int, BodyFit] = {}
         self.last_timings_ms: dict[str, float] = {}
         self.last_poses: list[PersonPose | None] = []  # per person index, for overlays and debugging
@@ -205,7 +209,12 @@ class KeypointBackend(ContactBackend):
                 down = fit.normals[ids].astype(np.float64) @ _DOWN
                 weight = 1.0 / (1.0 + np.exp(-down / 0.2))
             probs[ids] = np.maximum(probs[ids], conf * (FLOOR + (1 - FLOOR) * weight))
-        return probs
+        if not probs.any():
+            return probs
+        spread = probs
+        for _ in range(SMOOTHING_STEPS):  # soften part borders: contact fades over a few vertex rings
+            spread = self._smooth @ spread
+        return np.maximum(probs, spread).astype(np.float32)
 
     def _object_probabilities(
         self,
@@ -255,6 +264,18 @@ class KeypointBackend(ContactBackend):
     ) -> list[ContactResult]:
         self.last_timings_ms = timings | {"total": 1e3 * (time.perf_counter() - t0)}
         return results
+
+
+def _vertex_averaging(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_matrix:
+    """(V, V) sparse row-stochastic matrix: a vertex's value becomes the mean of itself and its neighbours."""
+    edges = trimesh.geometry.faces_to_edges(faces)
+    rows = np.concatenate([edges[:, 0], edges[:, 1], np.arange(num_vertices)])
+    cols = np.concatenate([edges[:, 1], edges[:, 0], np.arange(num_vertices)])
+    adj = scipy.sparse.coo_matrix(
+        (np.ones(len(rows)), (rows, cols)), shape=(num_vertices, num_vertices)
+    ).tocsr()
+    adj.data[:] = 1.0  # duplicate edges counted once
+    return scipy.sparse.diags(1.0 / np.asarray(adj.sum(axis=1)).ravel()) @ adj
 
 
 def _clip_box(box: np.ndarray, w: int, h: int) -> np.ndarray | None:
