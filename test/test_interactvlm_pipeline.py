@@ -91,7 +91,7 @@ def test_answers_end_with_seg_token_and_eos(answering, photo):
 
 def test_generate_and_fast_paths_match_the_original(answering, photo):
     loc = answering.loc
-    loc._last_answer.clear()
+    loc.last_answers.clear()
     original = loc.localize(photo, LABELS, "body", mode="original")
     cached = loc.localize(photo, LABELS, "body", mode="generate")  # prefix reuse + batching (3 lengths)
     fast = loc.localize(photo, LABELS, "body", mode="fast")  # drafts = previous answers -> single pass
@@ -110,9 +110,9 @@ def test_generate_and_fast_paths_match_the_original(answering, photo):
 
 def test_wrong_draft_falls_back_to_the_greedy_answer(answering, photo):
     loc = answering.loc
-    loc._last_answer.clear()
+    loc.last_answers.clear()
     [reference] = loc.localize(photo, ["bench"], "body", mode="generate")
-    loc._last_answer["bench"] = loc.answer_ids("bench", "It is [SEG].")
+    loc.last_answers["bench"] = loc.answer_ids("bench", "It is [SEG].")
     [res] = loc.localize(photo, ["bench"], "body", mode="fast")
     assert res.path == "generate" and res.text == reference.text
     torch.testing.assert_close(res.masks, reference.masks, atol=1e-4, rtol=1e-4)

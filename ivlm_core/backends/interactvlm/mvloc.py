@@ -104,7 +104,7 @@ class MVLoc:
             image_std=list(CLIP_STD),
         )
         self.views: dict[str, ViewSet] = {}
-        self._last_answer: dict[str, list[int]] = {}
+        self.last_answers: dict[str, list[int]] = {}  # label -> last answer ids, the "fast" mode's drafts
         before, _ = split_prompt(self.prompt_ids("object"))
         self._before = before
         self._system: Prefix | None = None
@@ -221,13 +221,13 @@ class MVLoc:
                 chunk_drafts,
             )
             for lb, a in zip(chunk, got, strict=True):
-                self._last_answer[lb] = a.token_ids
+                self.last_answers[lb] = a.token_ids
             answers.extend(got)
         return answers
 
     def _draft(self, label: str) -> list[int] | None:
-        if label in self._last_answer:
-            return self._last_answer[label]
+        if label in self.last_answers:
+            return self.last_answers[label]
         if self.config.answer_draft:
             return self.answer_ids(label, self.config.answer_draft)
         return None
