@@ -56,6 +56,11 @@ class ReconstructConfig:
     mask_samples: int = 64  # mask pixels that must be covered by the projected object
     mask_resolution: int = 96  # the mask's distance map is computed at most this many pixels wide
     schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE  # how many starting rotations survive, Adam steps
+    # Used instead when the previous frame's pose is given (`init`): fewer survivors and steps.
+    warm_schedule: tuple[Stage, ...] = (
+        Stage(keep=3, iterations=10, penetration=False),
+        Stage(keep=1, iterations=10, penetration=True),
+    )
     weights: PoseWeights = field(default_factory=PoseWeights)
     # Checks a pose must pass to be reported as good (Reconstruction.ok).
     max_contact_gap_m: float = 0.04  # median distance from the body's contact region to the object
@@ -315,9 +320,11 @@ def reconstruct(
     if obj_c_w is None:  # keep the object outside the body: push it out along the contact normal
         n = bn[cb].mean(0)
         t0 = t0 + 0.5 * scale_prior * extent * n / max(np.linalg.norm(n), 1e-9)
+    s0 = np.full(len(R0), scale_prior)
     if init is not None and init.ok:
         R0 = np.concatenate([init.object_pose[None, :3, :3], R0])
         t0 = np.concatenate([init.object_pose[None, :3, 3], t0])
+        s0 = np.concatenate([[init.object_scale], s0])
 
     with _torch_threads(cfg.torch_threads):
         fit = fit_object_pose(
@@ -326,8 +333,9 @@ def reconstruct(
             t0,
             scale_prior=scale_prior,
             scale_range=scale_range,
+            s0=s0,
             weights=cfg.weights,
-            schedule=cfg.schedule,
+            schedule=cfg.warm_schedule if init is not None and init.ok else cfg.schedule,
         )
     return _checked_result(
         fit,

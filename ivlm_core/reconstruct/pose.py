@@ -94,22 +94,29 @@ def _project(K: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     return torch.stack([K[0, 0] * X[..., 0] / z + K[0, 2], K[1, 1] * X[..., 1] / z + K[1, 2]], dim=-1)
 
 
-def _nearest(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Distance from each row of a (K, N, D) to its nearest row of b (K or 1, M, D): (K, N).
+class Matches:
+    """Nearest-neighbour correspondences between point sets, kept between refreshes.
 
-    Correspondences are found without gradient and the distance to them is differentiated (ICP style),
-    which is much cheaper than differentiating through the full distance matrix.
+    As in ICP, correspondences are found without gradient and the distances to them are differentiated;
+    the optimiser re-associates every few steps (`refresh`), which saves most of the search cost.
     """
-    b = b.expand(a.shape[0], -1, -1)
-    with torch.no_grad():
-        idx = torch.cdist(a, b).argmin(dim=-1)
-    return torch.linalg.norm(a - b.gather(1, idx[..., None].expand(-1, -1, a.shape[-1])), dim=-1)
 
+    def __init__(self) -> None:
+        self.refresh = True
+        self._index: dict[str, torch.Tensor] = {}
 
-def _nearest_index(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Index into b (K or 1, M, D) of the nearest row for each row of a (K, N, D), no gradient: (K, N)."""
-    with torch.no_grad():
-        return torch.cdist(a, b.expand(a.shape[0], -1, -1)).argmin(dim=-1)
+    def index(self, key: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Index into b (K, M, D) of the nearest row for each row of a (K, N, D): (K, N)."""
+        if self.refresh or key not in self._index:
+            with torch.no_grad():
+                self._index[key] = torch.cdist(a, b).argmin(dim=-1)
+        return self._index[key]
+
+    def distance(self, key: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Distance from each row of a (K, N, D) to its matched row of b (K or 1, M, D): (K, N)."""
+        b = b.expand(a.shape[0], -1, -1)
+        idx = self.index(key, a, b)
+        return torch.linalg.norm(a - b.gather(1, idx[..., None].expand(-1, -1, a.shape[-1])), dim=-1)
 
 
 class _Hypotheses(torch.nn.Module):
@@ -148,8 +155,13 @@ def pose_losses(
     scale_prior: float,
     log_scale_bound: float,
     penetration: bool,
+    matches: Matches | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Per-hypothesis loss terms, each (K,). R: (K, 3, 3), t: (K, 3) metres, log_s: (K,)."""
+    """Per-hypothesis loss terms, each (K,). R: (K, 3, 3), t: (K, 3) metres, log_s: (K,).
+
+    matches: correspondences to reuse (see Matches); None searches them afresh.
+    """
+    matches = matches or Matches()
     s = torch.exp(log_s)[:, None, None]
 
     def place(p: torch.Tensor) -> torch.Tensor:
@@ -170,23 +182,26 @@ def pose_losses(
             align_corners=False,
             padding_mode="border",
         )[:, 0, :, 0]
-        cover = _nearest(targets.mask_samples[None].expand(uv.shape[0], -1, -1), uv)
+        cover = matches.distance("cover", targets.mask_samples[None].expand(uv.shape[0], -1, -1), uv)
         terms["mask"] = weights.mask * 10.0 * (dist.mean(-1) + cover.mean(-1)) / diag
 
     cs = weights.contact_scale_m
     obj_c = place(targets.object_contact_points)  # (K, Nco, 3)
     body_c = targets.body_contact_points[None]
     wo, wb = targets.object_contact_weights, targets.body_contact_weights
-    to_body = (_nearest(obj_c, body_c) * wo).sum(-1) / wo.sum().clamp(min=1e-9)
-    to_obj = (_nearest(body_c.expand(obj_c.shape[0], -1, -1), obj_c) * wb).sum(-1) / wb.sum()
+    to_body = (matches.distance("to_body", obj_c, body_c) * wo).sum(-1) / wo.sum().clamp(min=1e-9)
+    to_obj = (matches.distance("to_obj", body_c.expand(obj_c.shape[0], -1, -1), obj_c) * wb).sum(
+        -1
+    ) / wb.sum()
     terms["contact"] = weights.contact * (to_body + to_obj) / cs
 
     if penetration:
         pts = place(targets.surface_points)  # (K, Np, 3)
-        idx = _nearest_index(pts, targets.body_points[None])
+        body = targets.body_points[None].expand(pts.shape[0], -1, -1)
+        idx = matches.index("in_body", pts, body)
         depth_in_body = torch.relu(-((pts - targets.body_points[idx]) * targets.body_normals[idx]).sum(-1))
         nrm = torch.einsum("kij,nj->kni", R, targets.surface_normals)
-        idx = _nearest_index(targets.body_points[None].expand(pts.shape[0], -1, -1), pts)
+        idx = matches.index("in_object", body, pts)
         gather = idx[..., None].expand(-1, -1, 3)
         near, near_n = pts.gather(1, gather), nrm.gather(1, gather)
         depth_in_obj = torch.relu(-((targets.body_points[None] - near) * near_n).sum(-1))
@@ -221,14 +236,18 @@ def fit_object_pose(
     schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE,
     lr_rotation: float = 0.05,
     lr_translation_m: float = 0.01,
+    rematch_every: int = 4,
+    s0: np.ndarray | None = None,
 ) -> PoseFit:
-    """Optimise hypotheses (R0: (K, 3, 3), t0: (K, 3) metres) through `schedule` and return the best.
+    """Optimise hypotheses (R0: (K, 3, 3), t0: (K, 3) metres, s0: (K,) scales or None for the prior)
+    through `schedule` and return the best.
 
     Every stage first ranks the surviving hypotheses by its own objective and keeps the best few, so
     the cheap terms screen the many starting rotations and the full objective polishes the last ones.
+    Nearest-neighbour correspondences are searched again every `rematch_every` steps.
     """
     log_scale_bound = max(abs(float(np.log(v / scale_prior))) for v in scale_range)
-    hyp = _Hypotheses(R0, t0, np.full(len(R0), scale_prior), scale_range)
+    hyp = _Hypotheses(R0, t0, np.full(len(R0), scale_prior) if s0 is None else s0, scale_range)
 
     def evaluate(penetration: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         with torch.no_grad():
@@ -243,11 +262,13 @@ def fit_object_pose(
             R, t, log_s = (x.detach() for x in hyp())
         hyp = _Hypotheses(R[best].numpy(), t[best].numpy(), torch.exp(log_s[best]).numpy(), scale_range)
         opt = hyp.optimizer(lr_rotation, lr_translation_m)
-        for _ in range(stage.iterations):
+        matches = Matches()
+        for step in range(stage.iterations):
+            matches.refresh = step % rematch_every == 0
             opt.zero_grad(set_to_none=True)
             R, t, log_s = hyp()
             terms = pose_losses(
-                R, t, log_s, targets, weights, scale_prior, log_scale_bound, stage.penetration
+                R, t, log_s, targets, weights, scale_prior, log_scale_bound, stage.penetration, matches
             )
             sum(terms.values()).sum().backward()
             opt.step()
