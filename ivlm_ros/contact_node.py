@@ -67,8 +67,8 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
     "track_min_iou": (0.3, "box overlap that keeps a person id across frames", (0.0, 1.0)),
     "track_max_missed": (15, "frames a person id (and its smoothing) survives unseen", (0, 1000)),
     "publish_markers": (True, "publish RViz markers (only while someone subscribes)", None),
-    "marker_rate_hz": (5.0, "most marker arrays per second", (0.1, 60.0)),
-    "marker_max_triangles": (3000, "triangle budget of each body mesh marker", (100, 100000)),
+    "marker_rate_hz": (2.0, "most marker arrays per second", (0.1, 60.0)),
+    "marker_max_triangles": (2000, "triangle budget of each body mesh marker", (100, 100000)),
     "diagnostics_period_s": (1.0, "period of /diagnostics", (0.1, 60.0)),
 }
 
@@ -127,6 +127,7 @@ class ContactNode(LifecycleNode):
         self._detections: deque[tuple[int, list[Detection], str]] = deque(maxlen=60)
         self._camera_info: CameraInfo | None = None
         self._worker: threading.Thread | None = None
+        self._marker_worker: threading.Thread | None = None
         self._running = False
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
@@ -170,8 +171,11 @@ class ContactNode(LifecycleNode):
         self._smoother = ContactSmoother(self.p["smoothing_alpha"], self.p["track_max_missed"])
         self._last_markers = self._last_start = 0.0
         self._running = True
+        self._marker_job = None
         self._worker = threading.Thread(target=self._work, name="ivlm_contact_worker", daemon=True)
+        self._marker_worker = threading.Thread(target=self._draw, name="ivlm_marker_worker", daemon=True)
         self._worker.start()
+        self._marker_worker.start()
         self._stats.message = "active, waiting for images"
         return super().on_activate(state)
 
@@ -252,11 +256,12 @@ class ContactNode(LifecycleNode):
         self._subs = []
         with self._lock:
             self._running = False
-            self._pending = None
+            self._pending = self._marker_job = None
             self._lock.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=30.0)
-            self._worker = None
+        for worker in (self._worker, self._marker_worker):
+            if worker is not None:
+                worker.join(timeout=30.0)
+        self._worker = self._marker_worker = None
         self._detections.clear()
 
     def _release_publishers(self) -> None:
@@ -399,7 +404,7 @@ class ContactNode(LifecycleNode):
         self._pubs["contacts"].publish(out)
         t3 = time.monotonic()
         self._record(header, t3, (t1 - t0 + t3 - t2) * 1e3, (t2 - t1) * 1e3, problems, results)
-        self._publish_markers(header, results, person_ids, camera)
+        self._queue_markers(header, results, person_ids, camera)
 
     def _track(self, results: list[ContactResult], detections: list[Detection]) -> list[int]:
         """Stable person ids: one tracker update per person of the frame, by detector id or box overlap."""
@@ -439,21 +444,37 @@ class ContactNode(LifecycleNode):
             s.level = DiagnosticStatus.OK
             s.message = f"ok: {len(results)} pair(s)" + (f" ({'; '.join(reasons)})" if reasons else "")
 
-    def _publish_markers(self, header: Any, results: list[ContactResult], person_ids: list[int],
-                         camera: CameraIntrinsics) -> None:
-        pub = self._pubs["markers"]
+    def _queue_markers(self, header: Any, results: list[ContactResult], person_ids: list[int],
+                       camera: CameraIntrinsics) -> None:
+        """Hand the frame to the marker thread when markers are due (throttled, only with subscribers)."""
         now = time.monotonic()
-        if (not self.p["publish_markers"] or pub.get_subscription_count() == 0
+        if (not self.p["publish_markers"] or self._pubs["markers"].get_subscription_count() == 0
                 or now - self._last_markers < 1.0 / self.p["marker_rate_hz"]):
             return
         self._last_markers = now
+        with self._lock:
+            self._marker_job = (header, results, person_ids, camera)
+            self._lock.notify_all()
 
-        def object_mesh(result: ContactResult) -> tuple[np.ndarray, np.ndarray] | None:
-            mesh = self._objects.get(result.obj.label, result.obj.box_xyxy, camera)
-            return (mesh.vertices, mesh.faces) if mesh.mesh_id == result.object_mesh_id else None
+    def _draw(self) -> None:
+        """Marker thread: builds and publishes the newest queued MarkerArray, off the contact path."""
+        while True:
+            with self._lock:
+                while self._running and self._marker_job is None:
+                    self._lock.wait(timeout=0.5)
+                if not self._running:
+                    return
+                (header, results, person_ids, camera), self._marker_job = self._marker_job, None
 
-        pub.publish(markers.contact_markers(header, results, person_ids, self.p["contact_threshold"],
-                                            self._body_mesh, object_mesh))
+            def object_mesh(result: ContactResult, camera=camera) -> tuple[np.ndarray, np.ndarray] | None:
+                mesh = self._objects.get(result.obj.label, result.obj.box_xyxy, camera)
+                return (mesh.vertices, mesh.faces) if mesh.mesh_id == result.object_mesh_id else None
+
+            try:
+                self._pubs["markers"].publish(markers.contact_markers(
+                    header, results, person_ids, self.p["contact_threshold"], self._body_mesh, object_mesh))
+            except Exception as exc:  # markers are for people watching; never let them stop the node
+                self._report_error(header, RuntimeError(f"markers: {exc}"))
 
     def _publish_diagnostics(self) -> None:
         pub = self._pubs.get("diagnostics")
@@ -468,6 +489,7 @@ class ContactNode(LifecycleNode):
             "latency_p50_ms": f"{_p(s.latency_ms, 50):.1f}", "latency_p95_ms": f"{_p(s.latency_ms, 95):.1f}",
             "backend_p50_ms": f"{_p(s.backend_ms, 50):.1f}",
             "node_overhead_p50_ms": f"{_p(s.overhead_ms, 50):.2f}",
+            "node_overhead_p95_ms": f"{_p(s.overhead_ms, 95):.2f}",
             "last_error": s.last_error,
         }
         status = DiagnosticStatus(level=s.level, name=f"{self.get_name()}: contact", message=s.message,
