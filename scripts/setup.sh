@@ -82,7 +82,13 @@ step "building messages and installing ivlm_ros into $VENV (cmake, log: $STATE/b
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 echo "import os, sys; os.environ.setdefault('AMENT_PREFIX_PATH', sys.prefix)" > "$SITE/ivlm_ros_venv_env.pth"
 
-# ------------------------------------------------------------------ 4. smoke test
+# ------------------------------------------------------------------ 4. body-model cache
+if [[ "${IVLM_SKIP_BODY_CACHE:-0}" != 1 ]]; then
+  step "body model cache (anny: built once per machine, about 1-3 min; then reused)"
+  (cd "$STATE" && "$VPY" -m ivlm_core.body.cache --prune)
+fi
+
+# ------------------------------------------------------------------ 5. smoke test
 step "smoke test"
 (cd "$STATE" && env -u AMENT_PREFIX_PATH -u LD_LIBRARY_PATH -u PYTHONPATH "$VPY" - <<'PY'
 from rclpy.serialization import deserialize_message, serialize_message
