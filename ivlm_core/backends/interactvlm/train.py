@@ -294,3 +294,42 @@ def save_training_state(
         folder.rmdir()
     tmp.rename(folder)
     log.info("saved step %d to %s", step, folder)
+
+
+def load_manifest(path: str | Path, num_vertices: int) -> list[ContactSample]:
+    """DAMON-style samples from a JSON-lines file, one object of one image per line:
+
+        {"image": "img/0001.jpg", "label": "bench", "contact_vertices": [12, 13, ...],
+         "body_parts": ["left hand"]}
+
+    `contact_vertices` index the body model used for training (its topology: anny's for the default);
+    `"contact": "x.npy"` (a (V,) 0/1 array) may replace them. Relative paths are relative to the file.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    samples = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        missing = [k for k in ("image", "label") if k not in row]
+        if missing or not ({"contact_vertices", "contact"} & row.keys()):
+            raise ValueError(
+                f"{path}:{n}: needs image, label and contact_vertices (or contact); missing {missing}"
+            )
+        contact = np.zeros(num_vertices, bool)
+        if "contact" in row:
+            contact = np.load(path.parent / row["contact"]).astype(bool).reshape(-1)
+        else:
+            ids = np.asarray(row["contact_vertices"], dtype=np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= num_vertices):
+                raise ValueError(f"{path}:{n}: vertex ids outside [0, {num_vertices}); wrong body model?")
+            contact[ids] = True
+        if contact.shape != (num_vertices,):
+            raise ValueError(f"{path}:{n}: contact has {contact.size} entries, the body model {num_vertices}")
+        image = np.asarray(Image.open(path.parent / row["image"]).convert("RGB"))
+        samples.append(ContactSample(image, row["label"], contact, list(row.get("body_parts", []))))
+    if not samples:
+        raise ValueError(f"{path} holds no samples")
+    return samples

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Fine-tune InteractVLM's MV-Loc with LoRA on DAMON-style data (see ivlm_core.backends.interactvlm.train).
+
+    .venv/bin/python scripts/train_mvloc.py --manifest data/train.jsonl \
+        --checkpoint ~/models/interactvlm-3d-hcontact-damon --out runs/mvloc --steps 5000
+    .venv/bin/python scripts/train_mvloc.py --manifest data/train.jsonl --tiny --out /tmp/mvloc --steps 20
+
+A second run with the same --out resumes from <out>/last (use --no-resume to start over).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import torch
+
+from ivlm_core.backends.interactvlm.configs import tiny_architecture
+from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
+from ivlm_core.backends.interactvlm.tokenizer import add_interactvlm_tokens, build_dev_tokenizer
+from ivlm_core.backends.interactvlm.train import TrainConfig, load_manifest, train
+from ivlm_core.body import load_body_model
+from ivlm_core.render import Rasterizer, render_body_views
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--manifest", required=True, help="JSON lines: image, label, contact_vertices, body_parts"
+    )
+    ap.add_argument("--out", required=True, help="output folder (last/ holds the resumable state)")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="InteractVLM checkpoint folder to start from")
+    src.add_argument("--tiny", action="store_true", help="tiny random model (CPU development run)")
+    ap.add_argument("--sam-checkpoint", default="", help="sam_vit_h_4b8939.pth, if the checkpoint lacks SAM")
+    ap.add_argument(
+        "--body-model", default="anny", help="anny | smpl | smplh | smplx (topology of the labels)"
+    )
+    ap.add_argument("--body-model-path", default=None)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--min-vertices", type=int, default=3, help="face inclusion for target masks (2 for mv2)")
+    ap.add_argument("--no-resume", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.tiny:
+        tokenizer = build_dev_tokenizer()
+        seg = add_interactvlm_tokens(tokenizer)
+        torch.manual_seed(0)
+        loc = MVLoc(build_net(tiny_architecture(len(tokenizer), seg), "cpu"), tokenizer)
+    else:
+        loc = MVLoc.from_checkpoint(
+            MVLocConfig(checkpoint_dir=args.checkpoint, sam_checkpoint=args.sam_checkpoint)
+        )
+    body = load_body_model(args.body_model, args.body_model_path)
+    rig = render_body_views(
+        Rasterizer(loc.arch.mask_size, device=str(loc.net.device)), body.canonical_vertices, body.faces
+    )
+    loc.set_views("body", rig.images, rig.cam_params)
+    samples = load_manifest(args.manifest, body.num_vertices)
+    cfg = TrainConfig(
+        out_dir=args.out,
+        steps=args.steps,
+        lr=args.lr,
+        save_every=args.save_every,
+        min_vertices=args.min_vertices,
+    )
+    losses = train(loc, samples, rig, body.faces, cfg, resume=not args.no_resume)
+    if losses:
+        logging.info("steps %d, loss first %.4f last %.4f", len(losses), losses[0], losses[-1])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
