@@ -28,14 +28,17 @@ from ivlm_core.render import (
 )
 
 
-def _median_ms(fn, runs: int) -> float:
+def _median_ms(fn, runs: int) -> tuple[float, float]:
+    """Median wall and process-CPU milliseconds of `fn` (CPU time includes llvmpipe's worker threads and
+    is less sensitive to other jobs on a shared machine)."""
     fn()  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return 1e3 * float(np.median(wall)), 1e3 * float(np.median(cpu))
 
 
 def main() -> None:
@@ -54,18 +57,21 @@ def main() -> None:
         result["backend"] = r.backend
         rig = render_body_views(r, v, f)
         masks = rng.random((n, size, size), dtype=np.float32)
-        raster = _median_ms(lambda r=r: [r.rasterize(v, f, view) for view in HUMAN_VIEWS], args.runs) / n
-        render = _median_ms(lambda r=r: render_body_views(r, v, f), args.runs) / n
-        lifting = _median_ms(lambda rig=rig, masks=masks: lift(masks, rig.tables), args.runs) / n
+        timed = {
+            "raster": _median_ms(lambda r=r: [r.rasterize(v, f, view) for view in HUMAN_VIEWS], args.runs),
+            "render": _median_ms(lambda r=r: render_body_views(r, v, f), args.runs),
+            "lift": _median_ms(lambda rig=rig, masks=masks: lift(masks, rig.tables), args.runs),
+        }
         coverage = surface_coverage(rig.tables, v, f)
         print(
-            f"{size}²: raster {raster:.2f} ms/view, render {render:.2f} ms/view, lift {lifting:.2f} ms/view, "
-            f"coverage {coverage:.4f}"
+            f"{size}²: "
+            + ", ".join(f"{k} {w / n:.2f} ms/view (cpu {c / n:.2f})" for k, (w, c) in timed.items())
+            + f", coverage {coverage:.4f}"
         )
-        result[f"ms_raster_per_view_{size}"] = round(raster, 2)
-        result[f"ms_render_per_view_{size}"] = round(render, 2)
-        result[f"ms_lift_per_view_{size}"] = round(lifting, 2)
-        result[f"ms_per_view_{size}"] = round(render + lifting, 2)
+        for k, (w, c) in timed.items():
+            result[f"ms_{k}_per_view_{size}"] = round(w / n, 2)
+            result[f"cpu_ms_{k}_per_view_{size}"] = round(c / n, 2)
+        result[f"ms_per_view_{size}"] = round((timed["render"][0] + timed["lift"][0]) / n, 2)
         result[f"coverage_{size}"] = round(coverage, 4)
         if size == 1024:
             visible = rig.tables.visible.any(0)

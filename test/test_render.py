@@ -14,6 +14,7 @@ from ivlm_core.render import (
     OBJECT_ENCODING_VIEWS,
     OBJECT_VIEWS,
     Rasterizer,
+    RenderCamera,
     View,
     interpolate,
     normalize_cam_params,
@@ -21,6 +22,7 @@ from ivlm_core.render import (
     render_object_views,
     vertex_normals,
 )
+from ivlm_core.types import CameraIntrinsics
 
 SIZE = 512
 
@@ -30,7 +32,7 @@ def body():
     return load_body_model("anny")
 
 
-def _rasterizer(backend: str, size: int = SIZE) -> Rasterizer:
+def _rasterizer(backend: str, size: int | tuple[int, int] = SIZE) -> Rasterizer:
     try:
         return Rasterizer(size, backend=backend)
     except RuntimeError as e:
@@ -121,6 +123,26 @@ def test_moderngl_and_numpy_backends_agree_on_the_body(body, gl, numpy_rasterize
         assert np.abs(a.barycentrics - b.barycentrics)[both].max() < 0.02
         assert np.abs(a.depth - b.depth)[both].max() < 1e-3
         assert np.all(a.depth[~a.mask] == 0) and np.all(a.barycentrics[~a.mask] == 0)
+
+
+def test_backends_agree_for_a_non_square_real_camera(body):
+    # A 640x480 camera 2.5 m in front of the body (optical frame: y down), off-centre principal point.
+    K = np.array([[520.0, 0.0, 300.0], [0.0, 520.0, 250.0], [0.0, 0.0, 1.0]])
+    world_to_camera = np.diag([1.0, -1.0, -1.0, 1.0])
+    world_to_camera[2, 3] = 2.5
+    cam = RenderCamera(world_to_camera, CameraIntrinsics(K=K, width=640, height=480), name="real")
+    gl = _rasterizer("moderngl", (480, 640))
+    a = gl.rasterize(body.canonical_vertices, body.faces, cam)
+    b = Rasterizer((480, 640), backend="numpy").rasterize(body.canonical_vertices, body.faces, cam)
+    gl.close()
+    covered = a.mask | b.mask
+    assert covered.sum() > 10_000
+    assert (a.triangle_id == b.triangle_id)[covered].mean() >= 0.99
+    # The body's top (world +y) is in the upper image rows.
+    rows = np.nonzero(a.mask)[0]
+    head = body.canonical_vertices[:, 1].argmax()
+    v_head = K[1, 1] * -body.canonical_vertices[head, 1] / (2.5 - body.canonical_vertices[head, 2]) + K[1, 2]
+    assert rows.min() == pytest.approx(v_head, abs=2.0)
 
 
 def test_numpy_rasterizer_gives_the_same_raster_in_small_chunks(body, numpy_rasterizer):
