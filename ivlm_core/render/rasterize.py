@@ -5,7 +5,9 @@ One small functional API in the spirit of nvdiffrast: `Rasterizer.rasterize` -> 
 nvdiffrast on CUDA, moderngl over headless EGL on CPU (Mesa llvmpipe), and a vectorized numpy z-buffer
 for machines without EGL. Pixel (row i, column j) is sampled at its centre (j + 0.5, i + 0.5) in the
 intrinsics' pixel coordinates; barycentrics are perspective-correct (as PyTorch3D's and OpenGL's); no
-face culling (as the original's `faces_per_pixel=1`, `blur_radius=0` rasterizer).
+face culling (as the original's `faces_per_pixel=1`, `blur_radius=0` rasterizer). Faces reaching closer
+than half the nearest vertex depth (e.g. behind the camera) are clipped by the GPU backends and dropped
+whole by numpy: keep meshes in front of the camera.
 """
 
 from __future__ import annotations
