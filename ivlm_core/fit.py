@@ -3,21 +3,23 @@
 The body's rest pose is scaled to the person's metric torso size and rotated onto mediapipe's metric
 3D torso (shoulders and hips). Each limb is then articulated link by link (upper arm, forearm, hand;
 thigh, calf, foot): the smallest rotation turns the link onto the direction of its mediapipe 3D
-landmarks, about the posed joint, and carries the rest of the chain with it. Vertices follow the
-link of their body part (rigid per part: fast, no optimisation; joints show small seams, and twist
-about a bone is not observed). Finally the body is translated so that the metric landmarks project
-onto the 2D landmarks through the camera intrinsics (a linear least-squares PnP with known
-orientation). Shape is not fitted: the model's average shape, scaled. On video the previous frame's
-fit is blended in (warm start), which steadies the mesh.
+landmarks and carries the rest of the chain with it; the body model's own skinning poses the mesh
+(one forward pass, no optimisation; twist about a bone and the spine's bend are not observed).
+Finally the body is translated so that its keypoints project onto the 2D landmarks through the
+camera intrinsics (a linear least-squares PnP with known orientation). Shape is not fitted: the
+model's average shape, scaled. On video the previous frame's fit is blended in (warm start),
+which steadies the mesh.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse
 import torch
-import trimesh
 from scipy.spatial.transform import Rotation
 
 from ivlm_core import detect as lm
@@ -51,21 +53,22 @@ MEDIAPIPE_OF_KEYPOINT = {
     "left_index": lm.LEFT_INDEX,
     "right_index": lm.RIGHT_INDEX,
 }
-# kinematic chains: keypoints along the chain, and the body part each link moves
-_CHAINS = tuple(
-    chain
-    for side in ("left", "right")
-    for chain in (
-        (
-            (f"{side}_shoulder", f"{side}_elbow", f"{side}_wrist", f"{side}_index"),
-            (f"{side}_upper_arm", f"{side}_forearm", f"{side}_hand"),
-        ),
-        (
-            (f"{side}_hip", f"{side}_knee", f"{side}_ankle", f"{side}_big_toe"),
-            (f"{side}_thigh", f"{side}_calf", f"{side}_foot"),
-        ),
-    )
-)
+# kinematic chains: keypoints along the chain (body-model names, mediapipe-matched), and the bone
+# each link turns, per model family (anny: MakeHuman rig; SMPL family: smplx joint names)
+_CHAIN_KEYPOINTS = {
+    "arm": ("shoulder", "elbow", "wrist", "index"),
+    "leg": ("hip", "knee", "ankle", "big_toe"),
+}
+_CHAIN_BONES = {
+    "anny": {
+        "arm": ("upperarm01.{S}", "lowerarm01.{S}", "wrist.{S}"),
+        "leg": ("upperleg01.{S}", "lowerleg01.{S}", "foot.{S}"),
+    },
+    "smpl": {
+        "arm": ("{side}_shoulder", "{side}_elbow", "{side}_wrist"),
+        "leg": ("{side}_hip", "{side}_knee", "{side}_ankle"),
+    },
+}
 _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _WARM_START_BLEND = 0.5  # weight of the new frame when blending with the previous fit
 
@@ -88,48 +91,61 @@ class BodyFit:
 
 
 class BodyFitter:
-    """Holds the body model's canonical mesh (built once) and fits it to one person's landmarks."""
+    """Holds the body model's rest pose (computed once) and fits it to one person's landmarks."""
 
     def __init__(self, model: BodyModel) -> None:
         self.model = model
+        self._rest_pose = np.zeros((model.num_joints, 3), np.float32)
         with torch.no_grad():
-            out = model.forward(pose=np.zeros((model.num_joints, 3), np.float32))
-        self.rest_vertices = out.vertices[0].numpy().astype(np.float32)
+            out = model.forward(pose=self._rest_pose)
+        self.rest_vertices = out.vertices[0].cpu().numpy().astype(np.float32)
         self.rest_keypoints = {
-            name: out.keypoints[0, model.keypoint_index(name)].numpy().astype(np.float64)
+            name: out.keypoints[0, model.keypoint_index(name)].cpu().numpy().astype(np.float64)
             for name in MEDIAPIPE_OF_KEYPOINT
         }
-        mesh = trimesh.Trimesh(self.rest_vertices, model.faces, process=False)
-        self.rest_normals = np.asarray(mesh.vertex_normals, np.float32)
-        self._part_ids = {p: model.part_vertex_ids(p) for chain in _CHAINS for p in chain[1]}
+        self._keypoint_ids = [model.keypoint_index(n) for n in MEDIAPIPE_OF_KEYPOINT]
+        family = "anny" if model.name == "anny" else "smpl"
+        self._chains = []  # (keypoint names, joint indices) per limb
+        for side, s in (("left", "L"), ("right", "R")):
+            for limb, bones in _CHAIN_BONES[family].items():
+                names = tuple(f"{side}_{k}" for k in _CHAIN_KEYPOINTS[limb])
+                joints = tuple(model.joint_index(b.format(S=s, side=side)) for b in bones)
+                self._chains.append((names, joints))
+        # (V, F) incidence: vertex normal = normalised sum of the area-weighted normals of its faces
+        faces = model.faces
+        rows = faces.reshape(-1)
+        cols = np.repeat(np.arange(len(faces)), 3)
+        self._vertex_faces = scipy.sparse.csr_matrix(
+            (np.ones(len(rows)), (rows, cols)), shape=(model.num_vertices, len(faces))
+        )
 
     def fit(self, pose: PersonPose, camera: CameraIntrinsics, previous: BodyFit | None = None) -> BodyFit:
-        """Rigid fit of the canonical body to `pose`; `previous` (this person's last fit) warm-starts it."""
+        """Fit the body to `pose`; `previous` (this person's last fit, on video) warm-starts it."""
         src = np.stack([self.rest_keypoints[n] for n in _TORSO])
         dst = np.stack([pose.world[MEDIAPIPE_OF_KEYPOINT[n]] for n in _TORSO]).astype(np.float64)
         src_c, dst_c = src - src.mean(0), dst - dst.mean(0)
         scale = float(np.clip(np.linalg.norm(dst_c) / max(np.linalg.norm(src_c), 1e-6), 0.5, 1.3))
         rot, _ = Rotation.align_vectors(dst_c, src_c)
         R = rot.as_matrix()  # body frame -> mediapipe's metric frame (camera-aligned)
-        body_verts, body_normals, body_kp = self._articulate(pose, R)
-        names = list(body_kp)
-        oriented = scale * np.stack([body_kp[n] for n in names]) @ R.T
+        with torch.no_grad(), _single_thread():
+            out = self.model.forward(pose=self._limb_pose(pose, R))
+        body_verts = out.vertices[0].cpu().numpy().astype(np.float64)
+        body_kp = out.keypoints[0, self._keypoint_ids].cpu().numpy().astype(np.float64)
+        names = list(MEDIAPIPE_OF_KEYPOINT)
+        oriented = scale * body_kp @ R.T
         landmark_ids = [MEDIAPIPE_OF_KEYPOINT[n] for n in names]
         translation, rms = _translation_pnp(
             oriented, pose.keypoints[landmark_ids], pose.visibility[landmark_ids], pose.box_xyxy, camera
         )
         verts = (scale * body_verts) @ R.T + translation
-        normals = body_normals @ R.T
         if previous is not None:
             a = _WARM_START_BLEND
             translation = (1 - a) * previous.translation + a * translation
             scale = (1 - a) * previous.scale + a * scale
             verts = (1 - a) * previous.vertices + a * verts
-            normals = (1 - a) * previous.normals + a * normals
-            normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-9
         return BodyFit(
             vertices=verts.astype(np.float32),
-            normals=normals.astype(np.float32),
+            normals=self._normals(verts).astype(np.float32),
             rotation=R,
             translation=translation,
             scale=scale,
@@ -137,33 +153,42 @@ class BodyFitter:
             reprojection_px=rms,
         )
 
-    def _articulate(
-        self, pose: PersonPose, R: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Rest vertices/normals (V, 3) and keypoints in the body frame, each limb turned onto its landmarks.
+    def _limb_pose(self, pose: PersonPose, R: np.ndarray) -> np.ndarray:
+        """(J, 3) axis-angle pose: the rest pose with each limb link turned onto its landmark direction.
 
-        R: (3, 3) body frame -> mediapipe frame (from the torso), used to bring the landmark
-        directions into the body frame.
+        R: (3, 3) body frame -> mediapipe frame (from the torso), brings the landmark directions into
+        the body frame. A joint's world rotation is its ancestors' product times its own, so a world
+        turn T of a joint whose parent has world rotation P is the local rotation P^T T P.
         """
-        verts = self.rest_vertices.astype(np.float64).copy()
-        normals = self.rest_normals.astype(np.float64).copy()
-        posed = dict(self.rest_keypoints)
-        for keypoints, parts in _CHAINS:
-            rest = [self.rest_keypoints[k] for k in keypoints]
-            seen = [R.T @ pose.world[MEDIAPIPE_OF_KEYPOINT[k]].astype(np.float64) for k in keypoints]
-            turn = np.eye(3)
-            pivot = rest[0]
-            for i, part in enumerate(parts):
-                bone = turn @ (rest[i + 1] - rest[i])
-                turn = _minimal_rotation(bone, seen[i + 1] - seen[i]) @ turn
-                ids = self._part_ids[part]
-                verts[ids] = (self.rest_vertices[ids] - rest[i]) @ turn.T + pivot
-                normals[ids] = self.rest_normals[ids] @ turn.T
-                pivot = pivot + turn @ (rest[i + 1] - rest[i])
-                posed[keypoints[i + 1]] = pivot
-        for side in ("left", "right"):  # heels ride on the foot link, the ankle-to-toe chain end
-            posed.pop(f"{side}_heel")
-        return verts, normals, posed
+        rotations = np.tile(np.eye(3), (self.model.num_joints, 1, 1))
+        for names, joints in self._chains:
+            rest = [self.rest_keypoints[k] for k in names]
+            seen = [R.T @ pose.world[MEDIAPIPE_OF_KEYPOINT[k]].astype(np.float64) for k in names]
+            world = np.eye(3)  # world rotation of the chain so far (the torso stays in its rest pose)
+            for i, joint in enumerate(joints):
+                turn = _minimal_rotation(world @ (rest[i + 1] - rest[i]), seen[i + 1] - seen[i])
+                rotations[joint] = world.T @ turn @ world
+                world = turn @ world
+        return Rotation.from_matrix(rotations).as_rotvec().astype(np.float32)
+
+    def _normals(self, verts: np.ndarray) -> np.ndarray:
+        """(V, 3) unit vertex normals of the mesh `verts` (V, 3)."""
+        tri = verts[self.model.faces]
+        face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        normals = self._vertex_faces @ face_normals
+        return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
+
+
+@contextlib.contextmanager
+def _single_thread() -> Iterator[None]:
+    """Run torch on one thread: one small forward pass per frame is several times faster (and far steadier)
+    on a shared CPU than with threads that contend with the pose model and other processes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _minimal_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
