@@ -36,9 +36,10 @@ _DOWN = np.array([0.0, 1.0, 0.0])  # gravity in the camera's optical frame, for 
 class KeypointBackend(ContactBackend):
     """Default contact backend for CPUs and for setups without the InteractVLM weights.
 
-    body_model: "anny" (shipped) or an SMPL-family name the body stage can load. video: frames are
-    consecutive (tracking pose graph, previous fit blended in). priors_path: a contact_priors.yaml.
-    object_mesh_folder: user meshes for the object side (see ObjectRegistry).
+    body_model: "anny" (shipped) or an SMPL-family name the body stage can load from
+    body_model_path; device: torch device of the body model (mediapipe always runs on the CPU).
+    video: frames are consecutive (tracking pose graph, previous fit blended in). priors_path: a
+    contact_priors.yaml. object_mesh_folder: user meshes for the object side (see ObjectRegistry).
     """
 
     name = "keypoint"
@@ -46,6 +47,8 @@ class KeypointBackend(ContactBackend):
     def __init__(
         self,
         body_model: str = "anny",
+        body_model_path: str | None = None,
+        device: str = "cpu",
         video: bool = False,
         priors_path: Path | str = PRIORS_PATH,
         object_mesh_folder: str | None = None,
@@ -55,7 +58,7 @@ class KeypointBackend(ContactBackend):
         self.default_fov_deg = default_fov_deg
         self.priors = ContactPriors(priors_path)
         self.detector = PoseDetector()
-        self.body = load_body_model(body_model)
+        self.body = load_body_model(body_model, body_model_path or None, device)
         self.fitter = BodyFitter(self.body)
         self.objects = ObjectRegistry(user_folder=object_mesh_folder)
         self._part_ids = {p: self.body.part_vertex_ids(p) for p in PART_NAMES}
