@@ -183,5 +183,7 @@ def test_bad_masks_and_labels_raise_value_error(body, body_rig):
         lift(bad, tables)
     with pytest.raises(ValueError, match="vertex_labels"):
         labels_to_masks(np.zeros(body.num_vertices + 1, bool), tables, body.faces)
+    with pytest.raises(ValueError, match="faces were given"):
+        labels_to_masks(np.zeros(body.num_vertices, bool), tables, body.faces[:100])
     with pytest.raises(ValueError, match="min_vertices"):
         labels_to_masks(np.zeros(body.num_vertices, bool), tables, body.faces, min_vertices=0)

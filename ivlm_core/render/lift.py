@@ -11,7 +11,7 @@ are built once per mesh and rig with `build_lift_tables` and reused for every fr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -35,6 +35,20 @@ class LiftTables:
     vertex_ids: np.ndarray  # (P, 3) int64, the face's corners, offset by view * num_vertices
     barycentrics: np.ndarray  # (P, 3) float32, perspective-correct weights of those corners
     weight_sums: np.ndarray  # (N, V) float64, sum of barycentric weights per vertex and view (`cnt`)
+    _torch_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def torch_tensors(self, device: torch.device | str, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+        """(pixels, flat vertex ids, barycentrics (P, 3), flat weight sums) on `device`, copied once per
+        (device, dtype) and kept, so a training loop does not re-upload the tables every step."""
+        key = (str(device), dtype)
+        if key not in self._torch_cache:
+            self._torch_cache[key] = (
+                torch.from_numpy(self.pixels).to(device),
+                torch.from_numpy(self.vertex_ids.reshape(-1)).to(device),
+                torch.from_numpy(self.barycentrics).to(device, dtype),
+                torch.from_numpy(self.weight_sums.reshape(-1)).to(device, dtype),
+            )
+        return self._torch_cache[key]
 
     @property
     def visible(self) -> np.ndarray:
@@ -171,7 +185,7 @@ def render_lift_tables(
 def lift(
     probabilities: np.ndarray | torch.Tensor, tables: LiftTables, min_probability: float | None = None
 ) -> np.ndarray | torch.Tensor:
-    """Per-view 2D probabilities -> per-vertex probabilities.
+    """Per-view 2D probabilities -> per-vertex probabilities (checked for NaN on numpy input only).
 
     probabilities: (N, H, W) in [0, 1] (numpy -> (V,) float32), or a torch tensor (N, H, W) / (B, N, H, W)
     -> (V,) / (B, V), differentiable, on the input's device. min_probability: when set, only pixels whose
@@ -216,13 +230,11 @@ def _lift_torch(
     pb = p if batched else p[None]
     B, dev = pb.shape[0], pb.device
     n, V = tables.num_views, tables.num_vertices
-    pixels = torch.from_numpy(tables.pixels).to(dev)
-    index = torch.from_numpy(tables.vertex_ids.reshape(-1)).to(dev)
-    w = torch.from_numpy(tables.barycentrics).to(dev, pb.dtype)  # (P, 3)
+    pixels, index, w, weight_sums = tables.torch_tensors(dev, pb.dtype)
     pix_p = pb.reshape(B, -1)[:, pixels]  # (B, P)
     if min_probability is None:
         wb = w.expand(B, -1, -1)
-        cnt = torch.from_numpy(tables.weight_sums.reshape(-1)).to(dev, pb.dtype).expand(B, -1)
+        cnt = weight_sums.expand(B, -1)
     else:
         wb = w[None] * (pix_p > min_probability).to(pb.dtype)[..., None]
         cnt = torch.zeros(B, n * V, device=dev, dtype=pb.dtype).index_add_(1, index, wb.reshape(B, -1))
@@ -253,6 +265,12 @@ def labels_to_masks(
     if not 1 <= min_vertices <= 3:
         raise ValueError(f"min_vertices must be 1, 2 or 3, got {min_vertices}")
     faces = np.asarray(faces)
+    if faces.ndim != 2 or faces.shape[1] != 3 or faces.size == 0 or faces.max() >= tables.num_vertices:
+        raise ValueError(f"faces must be (F, 3) indices below {tables.num_vertices}, got shape {faces.shape}")
+    if tables.triangle_ids.size and tables.triangle_ids.max() >= faces.shape[0]:
+        raise ValueError(
+            f"the tables see face {tables.triangle_ids.max()} but only {faces.shape[0]} faces were given"
+        )
     face_positive = labels.astype(bool)[faces].sum(1) >= min_vertices
     H, W = tables.size
     masks = np.zeros(tables.num_views * H * W, dtype=bool)
