@@ -258,5 +258,12 @@ def test_video_mode_warm_starts_from_the_previous_fit(backend):
 def test_backend_accepts_the_options_the_ros_node_passes():
     from ivlm_core.backends import backend_options
 
-    node_options = {"device", "body_model", "body_model_path", "object_mesh_folder", "video", "default_fov_deg"}
+    node_options = {
+        "device",
+        "body_model",
+        "body_model_path",
+        "object_mesh_folder",
+        "video",
+        "default_fov_deg",
+    }
     assert node_options <= backend_options("keypoint")
