@@ -47,7 +47,11 @@ def render_rig(
     views: Sequence[View],
     encoding_views: Sequence[View] | None = None,
 ) -> RigRender:
-    """Rasterize and shade a mesh from every view; lift tables come from the same rasterization."""
+    """Rasterize and shade a mesh from every view; lift tables come from the same rasterization.
+
+    vertices: (V, 3) world, mesh units; colors: (V, 3) in [0, 1]; encoding_views: the views whose
+    normalised parameters become `cam_params` (default: `views`).
+    """
     v, f = validate_mesh(vertices, faces)
     views = tuple(views)
     normals = vertex_normals(v, f)
