@@ -10,7 +10,6 @@ import trimesh
 from ivlm_core.body import load_body_model
 from ivlm_core.render import (
     HUMAN_VIEWS,
-    OBJECT_VIEWS,
     Rasterizer,
     labels_to_masks,
     lift,
@@ -166,7 +165,7 @@ def test_lift_tables_from_any_views_match_the_rig_render(body, body_rig, rasteri
     tables = render_lift_tables(rasterizer, body.canonical_vertices, body.faces, HUMAN_VIEWS)
     np.testing.assert_array_equal(tables.pixels, body_rig.tables.pixels)
     np.testing.assert_array_equal(tables.vertex_ids, body_rig.tables.vertex_ids)
-    assert tables.num_views == len(OBJECT_VIEWS)
+    assert tables.num_views == len(HUMAN_VIEWS)
 
 
 def test_bad_masks_and_labels_raise_value_error(body, body_rig):
