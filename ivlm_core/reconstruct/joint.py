@@ -56,6 +56,8 @@ class ReconstructConfig:
     mask_samples: int = 64  # mask pixels that must be covered by the projected object
     mask_resolution: int = 96  # the mask's distance map is computed at most this many pixels wide
     schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE  # how many starting rotations survive, Adam steps
+    contact_spins: int = 12  # starting rotations that turn the contact surfaces to face each other
+    rematch_every: int = 4  # Adam steps between nearest-neighbour searches (contact ICP, mask, penetration)
     # Used instead when the previous frame's pose is given (`init`): fewer survivors and steps.
     warm_schedule: tuple[Stage, ...] = (
         Stage(keep=3, iterations=10, penetration=False),
@@ -314,7 +316,8 @@ def reconstruct(
 
     # Starting poses: the cube-group rotations (plus the previous frame's pose), each translated so the
     # object's contact centroid sits on the body's.
-    R0 = initial_rotations()
+    n_obj = (obj_vertex_normals[co] * obj_c_w[:, None]).sum(0) if len(co) else None
+    R0 = initial_rotations(n_obj, (bn[cb] * body_c_w[:, None]).sum(0), cfg.contact_spins)
     centre_o = obj_c.mean(0) if obj_c_w is None else (obj_c * obj_c_w[:, None]).sum(0) / obj_c_w.sum()
     t0 = centre_b[None] - scale_prior * R0 @ centre_o
     if obj_c_w is None:  # keep the object outside the body: push it out along the contact normal
@@ -336,6 +339,7 @@ def reconstruct(
             s0=s0,
             weights=cfg.weights,
             schedule=cfg.warm_schedule if init is not None and init.ok else cfg.schedule,
+            rematch_every=cfg.rematch_every,
         )
     return _checked_result(
         fit,

@@ -73,9 +73,20 @@ class PoseFit:
     terms: dict[str, float]  # the best hypothesis' individual loss terms
 
 
-def initial_rotations() -> np.ndarray:
-    """The 24 rotations of the cube group: (24, 3, 3); any rotation is within 62.8 degrees of one of them."""
-    return Rotation.create_group("O").as_matrix()
+def initial_rotations(
+    object_normal: np.ndarray | None = None, body_normal: np.ndarray | None = None, spins: int = 12
+) -> np.ndarray:
+    """Starting rotations (K, 3, 3): the 24 of the cube group (any rotation is within 62.8 degrees of one),
+    plus, given the contact regions' mean normals, `spins` rotations that turn the object's contact normal
+    (mesh frame) against the body's (camera frame), spun about it: the surfaces then face each other.
+    """
+    group = Rotation.create_group("O").as_matrix()
+    if object_normal is None or body_normal is None:
+        return group
+    n_o, n_b = (v / max(float(np.linalg.norm(v)), 1e-9) for v in (object_normal, body_normal))
+    align, _ = Rotation.align_vectors(-n_b[None], n_o[None])
+    spin = Rotation.from_rotvec(np.linspace(0, 2 * np.pi, spins, endpoint=False)[:, None] * n_b[None])
+    return np.concatenate([(spin * align).as_matrix(), group])
 
 
 def _rotation_from_6d(d6: torch.Tensor) -> torch.Tensor:
