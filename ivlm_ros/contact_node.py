@@ -73,6 +73,11 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
 }
 
 
+MAX_WAITING_IMAGES = 64  # images kept while they wait for their detections (older ones count as dropped)
+UNPAIRED = ("frame skipped: no detections within {} s of its stamp "
+            "(is the detector running and remapped to 'detections'?)")
+
+
 def _descriptor(name: str, description: str, limits: Any, default: Any) -> ParameterDescriptor:
     d = ParameterDescriptor(name=name, description=description, read_only=True)
     if isinstance(limits, tuple) and isinstance(limits[0], str):
@@ -123,7 +128,7 @@ class ContactNode(LifecycleNode):
             self.declare_parameter(name, default, _descriptor(name, description, limits, default))
         self._backend = None
         self._lock = threading.Condition()
-        self._pending: _Frame | None = None
+        self._images: deque[_Frame] = deque()  # newest last; only frames that may still be paired
         self._detections: deque[tuple[int, list[Detection], str]] = deque(maxlen=60)
         self._camera_info: CameraInfo | None = None
         self._worker: threading.Thread | None = None
@@ -256,7 +261,8 @@ class ContactNode(LifecycleNode):
         self._subs = []
         with self._lock:
             self._running = False
-            self._pending = self._marker_job = None
+            self._images.clear()
+            self._marker_job = None
             self._lock.notify_all()
         for worker in (self._worker, self._marker_worker):
             if worker is not None:
@@ -286,9 +292,10 @@ class ContactNode(LifecycleNode):
     def _on_image(self, msg: Image | CompressedImage) -> None:
         with self._lock:
             self._stats.received += 1
-            if self._pending is not None:
+            self._images.append(_Frame(msg, time.monotonic()))
+            if len(self._images) > MAX_WAITING_IMAGES:
+                self._images.popleft()
                 self._stats.dropped += 1
-            self._pending = _Frame(msg, time.monotonic())
             self._lock.notify_all()
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -311,27 +318,41 @@ class ContactNode(LifecycleNode):
         return None if best is None or abs(best[0] - stamp) > tol else (best[1], best[2])
 
     def _next_frame(self) -> tuple[_Frame, tuple[list[Detection], str] | None] | None:
-        """Block until a frame is due (rate limit) and paired (or waited long enough); None on stop."""
+        """Block until a frame is due (rate limit) and paired with its detections; None on stop.
+
+        The newest image whose detections have arrived wins; older images are dropped. Images wait
+        up to `detection_wait_s` for detections (a detector runs behind the camera), then are skipped,
+        not processed without them: an empty ContactArray would tell a planner "no contact" when the
+        truth is "unknown". Planners see the gap as stale stamps; diagnostics say why.
+        """
         with self._lock:
             while self._running:
-                frame = self._pending
                 period = 1.0 / self.p["max_rate_hz"] if self.p["max_rate_hz"] > 0 else 0.0
                 wait_rate = self._last_start + period - time.monotonic()
-                if frame is None or wait_rate > 0:
+                if not self._images or wait_rate > 0:
                     self._lock.wait(timeout=max(wait_rate, 0.0) or 0.1)
                     continue
                 if not self.p["use_detections"]:
-                    self._pending = None
+                    self._stats.dropped += len(self._images) - 1
+                    frame = self._images.pop()
+                    self._images.clear()
                     return frame, None
-                paired = self._match(Time.from_msg(frame.msg.header.stamp).nanoseconds)
-                waited = time.monotonic() - frame.arrived
-                if paired is None and waited < self.p["detection_wait_s"]:
-                    self._lock.wait(timeout=self.p["detection_wait_s"] - waited)
-                    continue
-                self._pending = None
-                if paired is None:
+                for k in range(len(self._images) - 1, -1, -1):
+                    paired = self._match(Time.from_msg(self._images[k].msg.header.stamp).nanoseconds)
+                    if paired is not None:
+                        frame = self._images[k]
+                        for _ in range(k + 1):
+                            self._images.popleft()
+                        self._stats.dropped += k
+                        return frame, paired
+                now, wait = time.monotonic(), self.p["detection_wait_s"]
+                while self._images and now - self._images[0].arrived >= wait:
+                    self._images.popleft()
                     self._stats.unpaired += 1
-                return frame, paired
+                    self._stats.level = DiagnosticStatus.WARN
+                    self._stats.message = UNPAIRED.format(self.p["pairing_tolerance_s"])
+                if self._images:
+                    self._lock.wait(timeout=wait - (now - self._images[0].arrived))
         return None
 
     def _work(self) -> None:

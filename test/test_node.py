@@ -77,7 +77,10 @@ class Harness:
 
     def publish(self, rgb: np.ndarray, detections, *, encoding: str = "rgb8",
                 camera: CameraInfo | None = None, image: Image | None = None) -> Header:
-        """One frame: camera info, image and detections with one fresh stamp (like a driver + detector)."""
+        """One frame: camera info, image and detections with one fresh stamp (like a driver + detector).
+
+        detections None: the detector has not answered yet (see `publish_detections`).
+        """
         self.stamp_sec += 1
         header = Header(frame_id="test_camera_optical")
         header.stamp.sec, header.stamp.nanosec = self.stamp_sec, 123456789
@@ -89,8 +92,12 @@ class Harness:
         msg = image or conversions.rgb_to_image(rgb, header, encoding)
         msg.header = header
         self.image_pub.publish(msg)
-        self.det_pub.publish(conversions.detections_to_ivlm_msg(detections, header))
+        if detections is not None:
+            self.publish_detections(header, detections)
         return header
+
+    def publish_detections(self, header: Header, detections) -> None:
+        self.det_pub.publish(conversions.detections_to_ivlm_msg(detections, header))
 
     def wait_contacts(self, header: Header, timeout: float = 30.0) -> ContactArray | None:
         return _wait(lambda: next((c for c in self.contacts if c.header == header), None), timeout)
@@ -218,6 +225,29 @@ def test_bad_frame_reports_a_diagnostics_error_and_the_next_good_frame_is_proces
     assert expected in {v.key: v.value for v in status.values}["last_error"]
     good = h.wait_contacts(h.publish(rgb, detections))
     assert good is not None and good.contacts, "the good frame after a bad one was not processed"
+
+
+def test_detector_running_behind_the_camera_still_pairs_by_stamp(ros, photo):
+    _, h = ros
+    rgb, detections = photo
+    frames = [h.publish(rgb, None)]
+    for _ in range(2):  # each image comes before the detections of the previous one (well within 0.25 s)
+        frames.append(h.publish(rgb, None))
+        h.publish_detections(frames[-2], detections)
+    out = h.wait_contacts(frames[1])
+    assert out is not None and out.contacts, "a frame was not paired with its late detections"
+
+
+def test_frame_without_detections_is_skipped_with_a_warning_not_reported_as_no_contact(ros, photo):
+    _, h = ros
+    rgb, detections = photo
+    h.diagnostics.clear()
+    lonely = h.publish(rgb, None)
+    warn = _wait(lambda: next((d for d in h.diagnostics if d.level == DiagnosticStatus.WARN
+                               and "no detections" in d.message), None), 10.0)
+    assert warn is not None, "no diagnostics warning for a frame without detections"
+    assert h.wait_contacts(lonely, timeout=0.5) is None, "an unpaired frame was published as 'no contact'"
+    assert h.wait_contacts(h.publish(rgb, detections)) is not None
 
 
 def test_slow_consumer_drops_old_frames_instead_of_queueing(ros, photo):
