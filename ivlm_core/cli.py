@@ -5,7 +5,8 @@
 
 Writes DIR/result.json (parts, evidence, reasons, contact vertex ids), DIR/overlay.png (the contact
 drawn on the image: look at this first) and, per person-object pair k, DIR/pair<k>_body.glb and
-DIR/pair<k>_object.glb (meshes coloured grey -> red by contact probability).
+DIR/pair<k>_object.glb (meshes coloured grey -> red by contact probability) and, where the object
+could be placed against the body, DIR/pair<k>_scene.glb (both in the camera frame).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import trimesh
 
 from ivlm_core.backends.keypoint import KeypointBackend
 from ivlm_core.backends.keypoint.evidence import EXTREMITIES, part_points
+from ivlm_core.reconstruct import scene_glb
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
 GREY = np.array([200, 200, 200], np.float32)
@@ -63,6 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     cam.add_argument("--fov", type=float, default=60.0, help="horizontal field of view, degrees (default 60)")
     cam.add_argument("--K", help="intrinsics fx,fy,cx,cy in pixels (sensor_msgs/CameraInfo K)")
     ap.add_argument("--body-model", default="anny", help="body model (default anny)")
+    ap.add_argument(
+        "--no-reconstruct",
+        action="store_true",
+        help="skip placing the object against the body (no pair<k>_scene.glb; faster)",
+    )
     return ap
 
 
@@ -115,6 +122,15 @@ def _result_json(k: int, res: ContactResult) -> dict:
         "num_body_vertices": int(res.body_probabilities.shape[0]),
         "object_mesh_id": res.object_mesh_id,
         "object_contact_vertex_ids": np.flatnonzero(res.object_probabilities >= CONTACT_THRESHOLD).tolist(),
+        "reconstruction": None
+        if res.reconstruction is None
+        else {
+            "ok": res.reconstruction.ok,
+            "quality": round(float(res.reconstruction.quality), 3),
+            "reason": res.reconstruction.reason,
+            "object_pose": res.reconstruction.object_pose.tolist(),
+            "object_scale": float(res.reconstruction.object_scale),
+        },
         "backend": res.backend,
     }
 
@@ -141,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             camera = CameraIntrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), w, h)
         else:
             camera = CameraIntrinsics.from_fov(w, h, args.fov)
-        backend = KeypointBackend(body_model=args.body_model)
+        backend = KeypointBackend(body_model=args.body_model, reconstruct=not args.no_reconstruct)
         results = backend.estimate(image, people + objects, camera)
     except (ValueError, argparse.ArgumentTypeError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -161,6 +177,17 @@ def main(argv: list[str] | None = None) -> int:
             obj = mesh.to_trimesh()
             obj.visual.vertex_colors = _colours(res.object_probabilities)
             obj.export(args.out / f"pair{k}_object.glb")
+            if res.reconstruction is not None and res.reconstruction.ok and res.body_vertices is not None:
+                glb = scene_glb(
+                    res.body_vertices,
+                    backend.body.faces,
+                    res.body_probabilities,
+                    mesh.vertices,
+                    mesh.faces,
+                    res.object_probabilities,
+                    res.reconstruction,
+                )
+                (args.out / f"pair{k}_scene.glb").write_bytes(glb)
     summary = {
         "image": str(args.image),
         "camera_K": camera.K.tolist(),
@@ -171,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, res in enumerate(results):
         parts = ", ".join(f"{p} {c:.2f}" for p, c in res.body_parts.items()) or f"none ({res.reason})"
         print(f"pair {k}: person {res.person_index} - {res.obj.label}: {parts}")
-    print(f"wrote {args.out / 'result.json'}, {args.out / 'overlay.png'} and {2 * len(results)} GLB meshes")
+    print(f"wrote {args.out / 'result.json'}, {args.out / 'overlay.png'} and the GLB meshes in {args.out}")
     backend.close()
     return 0
 

@@ -23,7 +23,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from ivlm_core import detect as lm
-from ivlm_core.body import BodyModel
+from ivlm_core.body import KEYPOINT_NAMES, BodyModel
 from ivlm_core.detect import PersonPose
 from ivlm_core.types import CameraIntrinsics
 
@@ -103,6 +103,10 @@ class BodyFitter:
             name: out.keypoints[0, model.keypoint_index(name)].cpu().numpy().astype(np.float64)
             for name in MEDIAPIPE_OF_KEYPOINT
         }
+        self.rest_keypoints_all = {
+            name: out.keypoints[0, i].cpu().numpy().astype(np.float64)
+            for i, name in enumerate(KEYPOINT_NAMES)
+        }
         self._keypoint_ids = [model.keypoint_index(n) for n in MEDIAPIPE_OF_KEYPOINT]
         family = "anny" if model.name == "anny" else "smpl"
         self._chains = []  # (keypoint names, joint indices) per limb
@@ -118,6 +122,7 @@ class BodyFitter:
         self._vertex_faces = scipy.sparse.csr_matrix(
             (np.ones(len(rows)), (rows, cols)), shape=(model.num_vertices, len(faces))
         )
+        self.rest_normals = self._normals(self.rest_vertices.astype(np.float64)).astype(np.float32)
 
     def fit(self, pose: PersonPose, camera: CameraIntrinsics, previous: BodyFit | None = None) -> BodyFit:
         """Fit the body to `pose`; `previous` (this person's last fit, on video) warm-starts it."""

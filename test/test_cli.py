@@ -28,6 +28,8 @@ def test_cli_writes_json_overlay_and_meshes_for_camera_photo(tmp_path, capsys):
     assert np.abs(overlay[:, :, 2].astype(int) - overlay[:, :, 0].astype(int)).max() > 100
     body = trimesh.load(out / "pair0_body.glb", force="mesh")
     assert len(body.vertices) > 1000
+    assert pair["reconstruction"] is not None
+    assert (out / "pair0_scene.glb").is_file() == pair["reconstruction"]["ok"]
     assert "hand" in capsys.readouterr().out
 
 

@@ -22,7 +22,8 @@ from ivlm_core.body import PART_NAMES, load_body_model
 from ivlm_core.detect import PersonPose, PoseDetector, to_rgb8
 from ivlm_core.fit import BodyFit, BodyFitter
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
-from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
+from ivlm_core.reconstruct import reconstruct
+from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction
 
 # Within a contacted part, vertices where the evidence points get the part's full confidence, the
 # rest FLOOR of it: near -> vertices projecting onto the object; seated/support -> the underside.
@@ -39,7 +40,9 @@ class KeypointBackend(ContactBackend):
     body_model: "anny" (shipped) or an SMPL-family name the body stage can load from
     body_model_path; device: torch device of the body model (mediapipe always runs on the CPU).
     video: frames are consecutive (tracking pose graph, previous fit blended in). priors_path: a
-    contact_priors.yaml. object_mesh_folder: user meshes for the object side (see ObjectRegistry).
+    contact_priors.yaml. reconstruct: also place the object against the body (ivlm_core.reconstruct,
+    ~0.15 s per contact pair on a CPU) and fill `ContactResult.reconstruction`. object_mesh_folder:
+    user meshes for the object side (see ObjectRegistry).
     """
 
     name = "keypoint"
@@ -50,6 +53,7 @@ class KeypointBackend(ContactBackend):
         body_model_path: str | None = None,
         device: str = "cpu",
         video: bool = False,
+        reconstruct: bool = False,
         priors_path: Path | str = PRIORS_PATH,
         object_mesh_folder: str | None = None,
         default_fov_deg: float = 60.0,
@@ -63,6 +67,9 @@ class KeypointBackend(ContactBackend):
         self.objects = ObjectRegistry(user_folder=object_mesh_folder)
         self._part_ids = {p: self.body.part_vertex_ids(p) for p in PART_NAMES}
         self._smooth = _vertex_averaging(self.body.faces, self.body.num_vertices)
+        self._palm = self._palm_weights()
+        self.reconstruct = reconstruct
+        self._previous_reconstruction: dict[tuple[int, str], Reconstruction] = {}
         self._previous: dict[int, BodyFit] = {}
         self.last_timings_ms: dict[str, float] = {}
         self.last_poses: list[PersonPose | None] = []  # per person index, for overlays and debugging
@@ -158,6 +165,25 @@ class KeypointBackend(ContactBackend):
         body_p = self._body_probabilities(parts, tests, fit, region, camera, pose.scale_px)
         obj_p = self._object_probabilities(parts, fit, obj, mesh, camera)
         timings["vertices"] += 1e3 * (time.perf_counter() - t)
+        rec = None
+        if self.reconstruct and parts:
+            t = time.perf_counter()
+            key = (i, obj.label)
+            rec = reconstruct(
+                fit.vertices,
+                self.body.faces,
+                body_p,
+                mesh,
+                obj_p,
+                obj.box_xyxy,
+                camera,
+                object_mask=obj.mask,
+                body_normals=fit.normals,
+                init=self._previous_reconstruction.get(key) if self.video else None,
+            )
+            if self.video:
+                self._previous_reconstruction[key] = rec
+            timings["reconstruct"] = timings.get("reconstruct", 0.0) + 1e3 * (time.perf_counter() - t)
         reason = ""
         if not parts:
             reason = "no body part passed the contact threshold"
@@ -178,6 +204,7 @@ class KeypointBackend(ContactBackend):
             person_box=np.asarray(person_box, np.float64),
             body_vertices=fit.vertices,
             body_normals=fit.normals,
+            reconstruction=rec,
             text=f"The contacting body parts are {names}." if parts else "No body part is in contact.",
         )
 
@@ -208,6 +235,8 @@ class KeypointBackend(ContactBackend):
                 )
                 d = region.distance(uv)
                 weight = np.exp(-0.5 * ((d - d.min()) / (ev.NEAR_SIGMA * body_px)) ** 2)
+                if part.endswith("_hand"):  # hands hold with the palm and the inside of the fingers
+                    weight = 0.5 * weight + 0.5 * self._palm[ids]
             else:
                 down = fit.normals[ids].astype(np.float64) @ _DOWN
                 weight = 1.0 / (1.0 + np.exp(-down / 0.2))
@@ -218,6 +247,23 @@ class KeypointBackend(ContactBackend):
         for _ in range(SMOOTHING_STEPS):  # soften part borders: contact fades over a few vertex rings
             spread = self._smooth @ spread
         return np.maximum(probs, spread).astype(np.float32)
+
+    def _palm_weights(self) -> np.ndarray:
+        """(V,) in [0, 1]: how much each hand vertex faces the palm side (rest pose, so pose-independent).
+
+        The palm normal is the cross product of the wrist-to-index and wrist-to-pinky directions of
+        the rest keypoints, flipped for the left hand (the person's own left, +x in the body frame).
+        """
+        rest = self.fitter.rest_keypoints_all
+        normals = self.fitter.rest_normals
+        weight = np.zeros(self.body.num_vertices, np.float32)
+        for side, sign in (("left", -1.0), ("right", 1.0)):
+            wrist = rest[f"{side}_wrist"]
+            palm = sign * np.cross(rest[f"{side}_index"] - wrist, rest[f"{side}_pinky"] - wrist)
+            palm /= np.linalg.norm(palm) + 1e-12
+            ids = self._part_ids[f"{side}_hand"]
+            weight[ids] = 1.0 / (1.0 + np.exp(-(normals[ids] @ palm) / 0.3))
+        return weight
 
     def _object_probabilities(
         self,
