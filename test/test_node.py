@@ -6,6 +6,7 @@ driver and a detector would, and drives the lifecycle through its services.
 
 from __future__ import annotations
 
+import array
 import threading
 import time
 from pathlib import Path
@@ -24,9 +25,10 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
@@ -138,7 +140,7 @@ def ros():
     spinner.start()
     assert harness.transition(Transition.TRANSITION_CONFIGURE)
     assert harness.transition(Transition.TRANSITION_ACTIVATE)
-    yield node, harness
+    yield node, harness, executor, context
     assert harness.transition(Transition.TRANSITION_DEACTIVATE)
     assert harness.transition(Transition.TRANSITION_CLEANUP)
     executor.shutdown()
@@ -164,7 +166,7 @@ def _check_triangle_marker(m: Marker) -> None:
 
 
 def test_photo_with_detections_gives_contacts_with_the_image_header_and_valid_markers(ros, photo):
-    node, h = ros
+    node, h, *_ = ros
     rgb, detections = photo
     header = h.publish(rgb, detections)
     out = h.wait_contacts(header)
@@ -188,7 +190,7 @@ def test_photo_with_detections_gives_contacts_with_the_image_header_and_valid_ma
 
 
 def test_person_id_is_stable_across_frames(ros, photo):
-    _, h = ros
+    _, h, *_ = ros
     rgb, detections = photo
     ids = []
     for _ in range(3):
@@ -200,7 +202,7 @@ def test_person_id_is_stable_across_frames(ros, photo):
 
 @pytest.mark.parametrize("bad", ["encoding", "empty", "nan_intrinsics", "unknown_label"])
 def test_bad_frame_reports_a_diagnostics_error_and_the_next_good_frame_is_processed(ros, photo, bad):
-    _, h = ros
+    _, h, *_ = ros
     rgb, detections = photo
     h.diagnostics.clear()
     if bad == "encoding":
@@ -228,7 +230,7 @@ def test_bad_frame_reports_a_diagnostics_error_and_the_next_good_frame_is_proces
 
 
 def test_detector_running_behind_the_camera_still_pairs_by_stamp(ros, photo):
-    _, h = ros
+    _, h, *_ = ros
     rgb, detections = photo
     frames = [h.publish(rgb, None)]
     for _ in range(2):  # each image comes before the detections of the previous one (well within 0.25 s)
@@ -239,7 +241,7 @@ def test_detector_running_behind_the_camera_still_pairs_by_stamp(ros, photo):
 
 
 def test_frame_without_detections_is_skipped_with_a_warning_not_reported_as_no_contact(ros, photo):
-    _, h = ros
+    _, h, *_ = ros
     rgb, detections = photo
     h.diagnostics.clear()
     lonely = h.publish(rgb, None)
@@ -251,7 +253,7 @@ def test_frame_without_detections_is_skipped_with_a_warning_not_reported_as_no_c
 
 
 def test_slow_consumer_drops_old_frames_instead_of_queueing(ros, photo):
-    node, h = ros
+    node, h, *_ = ros
     rgb, detections = photo
     dropped_before = node._stats.dropped
     node.p["max_rate_hz"] = 1.0
@@ -270,7 +272,7 @@ def test_slow_consumer_drops_old_frames_instead_of_queueing(ros, photo):
 
 
 def test_lifecycle_inactive_node_is_silent_and_cleanup_frees_the_backend(ros, photo):
-    node, h = ros
+    node, h, *_ = ros
     rgb, detections = photo
     assert h.state() == State.PRIMARY_STATE_ACTIVE
     assert h.transition(Transition.TRANSITION_DEACTIVATE)
@@ -282,3 +284,34 @@ def test_lifecycle_inactive_node_is_silent_and_cleanup_frees_the_backend(ros, ph
     assert h.transition(Transition.TRANSITION_CONFIGURE)
     assert h.transition(Transition.TRANSITION_ACTIVATE)
     assert h.wait_contacts(h.publish(rgb, detections)) is not None, "no output after re-activation"
+
+
+def test_compressed_camera_input(ros, photo):
+    _, h, executor, context = ros
+    rgb, detections = photo
+    node = ContactNode(context=context, namespace="compressed", parameter_overrides=[
+        Parameter("use_compressed", value=True), Parameter("detections_type", value="ivlm"),
+        Parameter("publish_markers", value=False)])
+    executor.add_node(node)
+    qos = qos_profile_sensor_data
+    image_pub = h.node.create_publisher(CompressedImage, "/compressed/image/compressed", qos)
+    det_pub = h.node.create_publisher(ObjectDetectionArray, "/compressed/detections", 10)
+    got: list[ContactArray] = []
+    h.node.create_subscription(ContactArray, "/compressed/contacts", got.append, 10)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert _wait(lambda: image_pub.get_subscription_count() or None, 10.0)
+        header = Header(frame_id="compressed_optical")
+        header.stamp.sec = 4242
+        msg = CompressedImage(header=header, format="jpeg")
+        msg.data = array.array("B", cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes())
+        image_pub.publish(msg)
+        det_pub.publish(conversions.detections_to_ivlm_msg(detections, header))
+        out = _wait(lambda: next((c for c in got if c.header == header), None), 30.0)
+        assert out is not None and out.contacts and out.contacts[0].object_label == "cup"
+    finally:
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        executor.remove_node(node)
+        node.destroy_node()
