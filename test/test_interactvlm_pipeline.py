@@ -34,7 +34,7 @@ def _tiny_loc(seed: int) -> MVLoc:
     ids = add_interactvlm_tokens(tokenizer)
     torch.manual_seed(seed)
     return MVLoc(
-        build_net(tiny_architecture(len(tokenizer), ids), "cpu"), tokenizer, MVLocConfig(max_new_tokens=40)
+        build_net(tiny_architecture(len(tokenizer), ids), "cpu"), tokenizer, MVLocConfig(max_new_tokens=28)
     )
 
 
@@ -62,24 +62,20 @@ def answering(backend, photo, hand_contact, tmp_path_factory) -> InteractVLMBack
         ContactSample(photo, "bench", hand_contact, ["left hand"]),
         ContactSample(photo, "tennis racket", hand_contact, ["right hand", "right forearm"]),
     ]
-    cfg = TrainConfig(
-        out_dir=str(tmp_path_factory.mktemp("warmup")),
-        steps=60,
-        lr=1e-2,
-        bce_weight=0,
-        dice_weight=0,
-        contact3d_weight=0,
-        part_dropout=0,
-        fixed_question=True,
-        save_every=1000,
-    )
-    train(backend.loc, samples, backend.rig, backend.body.faces, cfg, resume=False)
+    out = str(tmp_path_factory.mktemp("warmup"))
+    for steps in (50, 70, 90, 120):  # resumes each time; stops as soon as both answers are well formed
+        cfg = TrainConfig(out_dir=out, steps=steps, lr=1e-2, bce_weight=0, dice_weight=0, contact3d_weight=0,
+                          part_dropout=0, fixed_question=True, save_every=1000)  # fmt: skip
+        train(backend.loc, samples, backend.rig, backend.body.faces, cfg)
+        answers = backend.loc.localize(photo, ["bench", "tennis racket"], "body", mode="generate")
+        if all("[SEG]" in a.text and a.text.endswith("</s>") for a in answers):
+            break
     return backend
 
 
 def test_renders_are_encoded_once_per_body(backend):
     views = backend.loc.views["body"]
-    assert views.embeddings.shape[:2] == (4, 256)
+    assert views.embeddings.shape == (4, backend.loc.arch.sam.vision_config.output_channels, 8, 8)
     np.testing.assert_allclose(views.cam_params[0].numpy(), [0.2, 0.125, 0.875, 0.5, 0.5], atol=1e-6)
 
 
@@ -104,8 +100,8 @@ def test_generate_and_fast_paths_match_the_original(answering, photo):
         assert o.text == c.text == f.text
         assert o.masks.shape == c.masks.shape == f.masks.shape
         if o.masks.numel():
-            torch.testing.assert_close(c.masks, o.masks, atol=1e-4, rtol=1e-4)
-            torch.testing.assert_close(f.masks, o.masks, atol=1e-4, rtol=1e-4)
+            torch.testing.assert_close(c.masks, o.masks, atol=1e-3, rtol=1e-3)
+            torch.testing.assert_close(f.masks, o.masks, atol=1e-3, rtol=1e-3)
 
 
 def test_wrong_draft_falls_back_to_the_greedy_answer(answering, photo):
@@ -115,7 +111,7 @@ def test_wrong_draft_falls_back_to_the_greedy_answer(answering, photo):
     loc.last_answers["bench"] = loc.answer_ids("bench", "It is [SEG].")
     [res] = loc.localize(photo, ["bench"], "body", mode="fast")
     assert res.path == "generate" and res.text == reference.text
-    torch.testing.assert_close(res.masks, reference.masks, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(res.masks, reference.masks, atol=1e-3, rtol=1e-3)
 
 
 def test_masks_lift_to_vertex_probabilities_on_the_body(answering, photo):
@@ -145,14 +141,14 @@ def test_training_reduces_the_loss_and_the_lora_checkpoint_reloads(photo, hand_c
     loc.set_views("body", backend.rig.images, backend.rig.cam_params)
     samples = [ContactSample(photo, "bench", hand_contact, ["left hand"])]
     cfg = TrainConfig(
-        out_dir=str(tmp_path), steps=8, lr=3e-3, fixed_question=True, part_dropout=0, save_every=4
+        out_dir=str(tmp_path), steps=4, lr=3e-3, fixed_question=True, part_dropout=0, save_every=4
     )
     faces = backend.body.faces
     add_lora(loc, cfg)
     before = float(sample_loss(loc, samples[0], backend.rig, faces, cfg, random.Random(0))["loss"].detach())
     losses = train(loc, samples, backend.rig, faces, cfg)
     after = float(sample_loss(loc, samples[0], backend.rig, faces, cfg, random.Random(0))["loss"].detach())
-    assert len(losses) == 8 and after < before
+    assert len(losses) == 4 and after < before
     assert any("lora_A" in n for n, p in loc.net.named_parameters() if p.requires_grad)
     assert not any(p.requires_grad for n, p in loc.net.named_parameters() if "vision_encoder" in n)
 
@@ -164,4 +160,4 @@ def test_training_reduces_the_loss_and_the_lora_checkpoint_reloads(photo, hand_c
         sample_loss(reloaded, samples[0], backend.rig, faces, cfg, random.Random(0))["loss"].detach()
     )
     assert again == pytest.approx(after, rel=1e-4)
-    assert train(loc, samples, backend.rig, faces, cfg) == []  # resumed at step 8 of 8: nothing left
+    assert train(loc, samples, backend.rig, faces, cfg) == []  # resumed at step 4 of 4: nothing left

@@ -96,23 +96,25 @@ def tiny_architecture(
         patch_size=14,
         hidden_act="quick_gelu",
     )
+    width = 64  # SAM prompt/decoder width (256 in SAM ViT-H); the seg embedding has the same size
     sam = SamConfig(
         vision_config=dict(
             hidden_size=32,
             num_hidden_layers=2,
             num_attention_heads=2,
             mlp_dim=64,
-            output_channels=256,
+            output_channels=width,
             global_attn_indexes=[1],
             window_size=4,
             image_size=mask_size,
             patch_size=16,
+            num_pos_feats=width // 2,
         ),
-        prompt_encoder_config=dict(image_size=mask_size, patch_size=16),
-        mask_decoder_config=dict(mlp_dim=128),
+        prompt_encoder_config=dict(hidden_size=width, image_size=mask_size, patch_size=16),
+        mask_decoder_config=dict(hidden_size=width, mlp_dim=128, iou_head_hidden_dim=width),
     )
     return MVLocArchitecture(
-        text=text, vision=vision, sam=sam, seg_token_ids=seg_token_ids, token_type=token_type
+        text=text, vision=vision, sam=sam, out_dim=width, seg_token_ids=seg_token_ids, token_type=token_type
     )
 
 
