@@ -21,10 +21,11 @@ PIP_NAMES = {
     "numpy": "numpy", "scipy": "scipy", "torch": "torch", "trimesh": "trimesh", "anny": "anny",
     "smplx": "smplx", "mediapipe": "mediapipe", "moderngl": "moderngl", "glcontext": "glcontext",
     "transformers": "transformers", "peft": "peft", "safetensors": "safetensors", "tokenizers": "tokenizers",
-    "sentencepiece": "sentencepiece", "tqdm": "tqdm",
+    "sentencepiece": "sentencepiece", "tqdm": "tqdm", "roma": "roma",
 }
-# optional accelerators, imported lazily and only on machines that have them
-OPTIONAL = {"nvdiffrast"}
+# optional, imported lazily and only where present: nvdiffrast (CUDA machines), cv_bridge (a ROS 2
+# distro; not on PyPI, images are converted with numpy without it)
+OPTIONAL = {"nvdiffrast", "cv_bridge"}
 
 
 def _imports(package: str) -> dict[str, set[str]]:
