@@ -166,12 +166,18 @@ def test_unknown_label_and_empty_image_give_reasons(backend):
     assert not res.body_probabilities.any()
 
 
-def test_box_outside_image_and_16_bit_input(backend):
+def test_boxes_outside_image_16_bit_and_rgba_input(backend):
     img16 = skimage.data.camera().astype(np.uint16) * 257
     dets = [Detection("camera", np.array([600.0, 600.0, 700.0, 700.0])), Detection("camera", CAMERA_BOX)]
     outside, inside = backend.estimate(img16, dets)
     assert outside.body_parts == {} and "outside" in outside.reason
     assert _hands(inside.body_parts)
+    far_person = Detection("person", np.array([900.0, 0.0, 1000.0, 100.0]))
+    (res,) = backend.estimate(img16, [far_person, Detection("camera", CAMERA_BOX)])
+    assert res.body_parts == {} and "person box lies outside" in res.reason
+    rgba = np.concatenate([skimage.data.astronaut(), np.full((512, 512, 1), 255, np.uint8)], axis=2)
+    (res,) = backend.estimate(rgba, [Detection("helmet", HELMET_BOX)])
+    assert res.reason and not _hands(res.body_parts)
 
 
 def test_bad_input_raises_value_error(backend):
