@@ -109,6 +109,17 @@ def test_grasp_points_keep_clearance_from_every_contact(solved):
     assert len(wider.grasp_points) < len(result.grasp_points)
 
 
+def test_object_without_contact_labels_is_placed_by_its_surface(solved):
+    """With no object vertex labelled, any object surface point may meet the body's contact region."""
+    errors = []
+    for scene, _ in solved:
+        result = _run(replace(scene, object_contact=np.zeros_like(scene.object_contact)))
+        assert result.ok, result.reason
+        assert len(result.object_contact_points) == 0 and len(result.grasp_points) > 0
+        errors.append(np.linalg.norm(result.object_pose[:3, 3] - scene.translation))
+    assert np.median(errors) < 0.06, errors
+
+
 def test_no_body_contact_is_reported_without_a_pose(solved):
     scene, _ = solved[0]
     result = _run(replace(scene, body_contact=np.zeros_like(scene.body_contact)))

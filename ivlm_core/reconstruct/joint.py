@@ -314,8 +314,8 @@ def reconstruct(
         if mask_targets is not None:
             targets.mask_distance, targets.mask_window, targets.mask_samples = mask_targets
 
-    # Starting poses: the cube-group rotations (plus the previous frame's pose), each translated so the
-    # object's contact centroid sits on the body's.
+    # Starting poses: rotations that make the contact surfaces face each other, the cube group, and the
+    # previous frame's pose; each translated so that the object's contact centroid sits on the body's.
     n_obj = (obj_vertex_normals[co] * obj_c_w[:, None]).sum(0) if len(co) else None
     R0 = initial_rotations(n_obj, (bn[cb] * body_c_w[:, None]).sum(0), cfg.contact_spins)
     centre_o = obj_c.mean(0) if obj_c_w is None else (obj_c * obj_c_w[:, None]).sum(0) / obj_c_w.sum()
