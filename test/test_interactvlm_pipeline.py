@@ -161,3 +161,19 @@ def test_training_reduces_the_loss_and_the_lora_checkpoint_reloads(photo, hand_c
     )
     assert again == pytest.approx(after, rel=1e-4)
     assert train(loc, samples, backend.rig, faces, cfg) == []  # resumed at step 4 of 4: nothing left
+
+
+def test_object_side_lifts_onto_the_registry_mesh_encoded_once(answering, photo):
+    object_loc = MVLoc(answering.loc.net, answering.loc.tokenizer, MVLocConfig(max_new_tokens=28))
+    both = InteractVLMBackend(localizer=answering.loc, object_localizer=object_loc, body_model="anny")
+    bench = Detection("bench", np.array([0.0, 300.0, 200.0, 510.0]))
+    [first] = both.estimate(photo, [bench])
+    mesh = both.objects.get("bench", bench.box_xyxy)
+    assert first.object_mesh_id == mesh.mesh_id
+    assert first.object_probabilities.shape == (mesh.vertices.shape[0],)
+    assert first.object_probabilities.min() >= 0.0 and first.object_probabilities.max() <= 1.0
+    assert any(e.startswith("object answer: ") and "[SEG]" in e for e in first.evidence)
+    embeddings = object_loc.views[f"object:{mesh.mesh_id}"].embeddings
+    [second] = both.estimate(photo, [bench])
+    assert object_loc.views[f"object:{mesh.mesh_id}"].embeddings is embeddings  # rendered + encoded once
+    np.testing.assert_allclose(second.object_probabilities, first.object_probabilities, atol=1e-5)

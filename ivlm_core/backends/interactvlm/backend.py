@@ -5,6 +5,11 @@ The body is rendered once, at start-up, from the four canonical views of the Int
 question per object name and its masks are lifted onto the body model's vertices with the original's
 soft barycentric vote (sigmoid of the clamped logits, facts §5).
 
+With an object localizer (a second checkpoint, e.g. interactvlm-3d-oafford-lemon-piad, asked the demo's
+object prompt), each object's mesh from the object registry is rendered from the object rig and
+SAM-encoded once per mesh; its masks are lifted onto the mesh vertices, pixels with sigmoid > 0.3 only
+(the original's object-mesh predictor).
+
 InteractVLM reads the whole photo and knows nothing of person boxes. With one person (or none given)
 the whole image is used; with several, each person's question is asked on a crop around the person
 and the object, so the answer is about that person.
@@ -21,12 +26,14 @@ from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
 from ivlm_core.backends.interactvlm.mvloc import Localization, MVLoc, MVLocConfig
 from ivlm_core.body import load_body_model
 from ivlm_core.body.parts import PART_NAMES
-from ivlm_core.render import Rasterizer, lift, render_body_views
+from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
+from ivlm_core.render import LiftTables, Rasterizer, lift, render_body_views, render_object_views
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
 PART_COVERAGE = 0.1  # a part is named when >= 10% of its vertices are in contact (facts §2)
 CONTACT_THRESHOLD = 0.5  # vertex contact for part naming, as the original's metrics
 CROP_MARGIN = 0.1  # fraction of the box size added on each side of a multi-person crop
+OBJECT_PIXEL_GATE = 0.3  # ObjectMeshContact3DPredictor lifts only pixels with sigmoid > 0.3
 
 
 class InteractVLMBackend(ContactBackend):
@@ -42,7 +49,13 @@ class InteractVLMBackend(ContactBackend):
         mode: str = "fast",
         localizer: MVLoc | None = None,
         rasterizer_backend: str = "auto",
+        object_config: MVLocConfig | None = None,
+        object_localizer: MVLoc | None = None,
+        object_mesh_folder: str | None = None,
     ) -> None:
+        """config / localizer: the human-contact model (a checkpoint config, or a ready MVLoc).
+        object_config / object_localizer: optional object-contact model; without one,
+        object_probabilities stay empty. object_mesh_folder: user meshes for the registry."""
         self.loc = localizer or MVLoc.from_checkpoint(config or MVLocConfig())
         self.mode = mode
         self.body = load_body_model(body_model, body_model_path)
@@ -50,6 +63,16 @@ class InteractVLMBackend(ContactBackend):
         rasterizer = Rasterizer(self.loc.arch.mask_size, backend=rasterizer_backend, device=device)
         self.rig = render_body_views(rasterizer, self.body.canonical_vertices, self.body.faces)
         self.loc.set_views("body", self.rig.images, self.rig.cam_params)
+        self.object_loc = object_localizer
+        if self.object_loc is None and object_config is not None:
+            self.object_loc = MVLoc.from_checkpoint(object_config)
+        self.objects = ObjectRegistry(user_folder=object_mesh_folder)
+        self._object_tables: dict[str, LiftTables] = {}  # mesh id -> lift tables of its rig
+        if self.object_loc is not None:
+            size = self.object_loc.arch.mask_size
+            self._object_rasterizer = Rasterizer(
+                size, backend=rasterizer_backend, device=str(self.object_loc.net.device)
+            )
         self._parts = [(name, self.body.part_vertex_ids(name)) for name in PART_NAMES]
 
     def estimate(
@@ -72,10 +95,17 @@ class InteractVLMBackend(ContactBackend):
             crops.setdefault(box, []).append((p, o))
         results: list[ContactResult] = []
         for (x0, y0, x1, y1), members in crops.items():
+            crop = np.ascontiguousarray(image[y0:y1, x0:x1])
             labels = [o.label for _, o in members]
-            found = self.loc.localize(np.ascontiguousarray(image[y0:y1, x0:x1]), labels, "body", self.mode)
-            for (p, o), loc in zip(members, found, strict=True):
-                results.append(self._result(p, o, loc, people[p] if people else None, whole))
+            found = self.loc.localize(crop, labels, "body", self.mode)
+            on_objects = self._localize_objects(crop, [o for _, o in members], camera)
+            for (p, o), loc, obj_side in zip(members, found, on_objects, strict=True):
+                result = self._result(p, o, loc, people[p] if people else None, whole)
+                if obj_side is not None:
+                    mesh, probs, text = obj_side
+                    result.object_mesh_id, result.object_probabilities = mesh.mesh_id, probs
+                    result.evidence.append(f"object answer: {text}")
+                results.append(result)
         order = {(p, id(o)): i for i, (p, o) in enumerate(pairs)}
         return sorted(results, key=lambda r: order[(r.person_index, id(r.obj))])
 
@@ -104,6 +134,31 @@ class InteractVLMBackend(ContactBackend):
             text=loc.text,
         )
 
+    def _localize_objects(
+        self, image: np.ndarray, objects: list[Detection], camera: CameraIntrinsics | None
+    ) -> list[tuple[ObjectMesh, np.ndarray, str] | None]:
+        """Per object: (its mesh, per-vertex contact probabilities, the answer), or None without an
+        object localizer. Each mesh is rendered and SAM-encoded on first use only."""
+        if self.object_loc is None:
+            return [None] * len(objects)
+        meshes = [self.objects.get(o.label, o.box_xyxy, camera) for o in objects]
+        for mesh in meshes:
+            if mesh.mesh_id not in self._object_tables:
+                rig = render_object_views(self._object_rasterizer, mesh.vertices, mesh.faces)
+                self.object_loc.set_views(f"object:{mesh.mesh_id}", rig.images, rig.cam_params)
+                self._object_tables[mesh.mesh_id] = rig.tables
+        keys = [f"object:{m.mesh_id}" for m in meshes]
+        found = self.object_loc.localize(image, [o.label for o in objects], keys, self.mode)
+        out = []
+        for mesh, loc in zip(meshes, found, strict=True):
+            if loc.masks.shape[0] == 0:
+                probs = np.zeros(mesh.vertices.shape[0], np.float32)
+            else:
+                p = torch.sigmoid(loc.masks.float().clamp(-20, 20)).cpu()
+                probs = lift(p, self._object_tables[mesh.mesh_id], min_probability=OBJECT_PIXEL_GATE).numpy()
+            out.append((mesh, probs.astype(np.float32), loc.text))
+        return out
+
     def named_parts(self, probabilities: np.ndarray) -> dict[str, float]:
         """Parts with >= 10% of their vertices at probability >= 0.5 -> the part's mean probability."""
         contact = probabilities >= CONTACT_THRESHOLD
@@ -115,7 +170,10 @@ class InteractVLMBackend(ContactBackend):
 
     def close(self) -> None:
         self.loc.views.clear()
-        del self.loc
+        self.loc = None
+        if self.object_loc is not None:
+            self.object_loc.views.clear()
+            self.object_loc = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 

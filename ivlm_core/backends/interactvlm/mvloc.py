@@ -11,6 +11,7 @@ renders once per body model, object renders once per mesh), the system-prompt KV
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -170,9 +171,10 @@ class MVLoc:
     # ---- the stage --------------------------------------------------------------------------------
     @torch.no_grad()
     def localize(
-        self, image: np.ndarray, labels: list[str], views: str, mode: str = "fast"
+        self, image: np.ndarray, labels: list[str], views: str | Sequence[str], mode: str = "fast"
     ) -> list[Localization]:
-        """Contact masks on the `views` renders for each object name in `labels`.
+        """Contact masks for each object name in `labels`, on the renders set under `views` (one key for
+        all labels, or one key per label, e.g. each object's own mesh renders).
 
         mode: "fast" (prefix reuse + batching + verified single pass), "generate" (prefix reuse +
         batching, plain KV-cached greedy) or "original" (as the original code: no KV cache, the renders
@@ -180,15 +182,18 @@ class MVLoc:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if views not in self.views:
+        keys = [views] * len(labels) if isinstance(views, str) else list(views)
+        if len(keys) != len(labels):
+            raise ValueError(f"got {len(labels)} labels but {len(keys)} view keys")
+        unknown = sorted(set(keys) - set(self.views))
+        if unknown:
             raise ValueError(
-                f"no renders set under {views!r}; call set_views first (have {list(self.views)})"
+                f"no renders set under {unknown}; call set_views first (have {list(self.views)})"
             )
-        viewset = self.views[views]
         features = self.net.encode_image(self.image_tensor(image))[0]
         eos = self.tokenizer.eos_token_id
         if mode == "original":
-            embeddings = self.net.encode_renders(viewset.renders)
+            embeddings = {i: self.net.encode_renders(self.views[k].renders) for i, k in enumerate(keys)}
             answers = [
                 generate_original(
                     self.net, features, self.prompt_ids(lb), self.seg_ids, eos, self.config.max_new_tokens
@@ -196,9 +201,9 @@ class MVLoc:
                 for lb in labels
             ]
         else:
-            embeddings = viewset.embeddings
+            embeddings = {i: self.views[k].embeddings for i, k in enumerate(keys)}
             answers = self._generate(features, labels, drafts=mode == "fast")
-        return self._masks(labels, answers, embeddings, viewset.cam_params)
+        return self._masks(labels, answers, embeddings, keys)
 
     def _generate(self, features: torch.Tensor, labels: list[str], drafts: bool) -> list[Answer]:
         if self._system is None:
@@ -232,18 +237,21 @@ class MVLoc:
             return self.answer_ids(label, self.config.answer_draft)
         return None
 
-    def _masks(self, labels, answers, embeddings, cam) -> list[Localization]:
+    def _masks(self, labels, answers, embeddings, keys) -> list[Localization]:
+        """SAM masks for every answer with a segmentation token; one decode per set of renders."""
         s = self.arch.mask_size
-        with_seg = [i for i, a in enumerate(answers) if a.seg_hidden is not None]
         masks: dict[int, torch.Tensor] = {}
-        if with_seg:
-            seg = self.net.seg_embedding(torch.stack([answers[i].seg_hidden for i in with_seg]))
+        for key in dict.fromkeys(keys):
+            rows = [i for i, a in enumerate(answers) if a.seg_hidden is not None and keys[i] == key]
+            if not rows:
+                continue
+            cam = self.views[key].cam_params
+            seg = self.net.seg_embedding(torch.stack([answers[i].seg_hidden for i in rows]))
             tokens = [
-                self.net.view_tokens(seg[j : j + 1], cam, answers[i].seg_token)
-                for j, i in enumerate(with_seg)
+                self.net.view_tokens(seg[j : j + 1], cam, answers[i].seg_token) for j, i in enumerate(rows)
             ]
-            logits = self.net.decode_masks(torch.cat(tokens), embeddings)
-            masks = {i: logits[j] for j, i in enumerate(with_seg)}
+            logits = self.net.decode_masks(torch.cat(tokens), embeddings[rows[0]])
+            masks.update({i: logits[j] for j, i in enumerate(rows)})
         empty = torch.zeros((0, s, s))
         return [
             Localization(
