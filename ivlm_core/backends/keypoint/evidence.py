@@ -21,6 +21,8 @@ SEATED_FLEXION_DEG = (
     20.0,
     45.0,
 )  # hip flexion mapped to a seated score of 0 .. 1 (mediapipe 3D under-reads it)
+FORESHORTENED_RATIO = (0.25, 0.4)  # thigh/torso image-length ratio mapped to a seated score of 1 .. 0
+FORESHORTENED_KNEE_VISIBILITY = 0.3  # knees below this mean visibility count as hidden
 DEPTH_TOLERANCE = np.log(2.5)  # object/person depth ratio accepted without penalty (size priors are rough)
 DEPTH_SIGMA = 0.5  # log-ratio fall-off beyond the tolerance
 OUT_OF_FRAME_WEIGHT = 0.5  # landmarks outside the image are guesses: they count half
@@ -159,10 +161,36 @@ def hip_flexion_deg(world: np.ndarray) -> float:
     return float(np.mean(angles))
 
 
-def seated_score(flexion_deg: float) -> float:
-    lo, hi = SEATED_FLEXION_DEG
-    t = float(np.clip((flexion_deg - lo) / (hi - lo), 0.0, 1.0))
+def _smoothstep(x: float, lo: float, hi: float) -> float:
+    t = float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
     return t * t * (3 - 2 * t)
+
+
+def seated_score(flexion_deg: float) -> float:
+    """Seated from the metric 3D hip flexion."""
+    return _smoothstep(flexion_deg, *SEATED_FLEXION_DEG)
+
+
+def foreshortened_thighs_score(pose: PersonPose) -> tuple[float, float]:
+    """Seated from 2D: thighs much shorter than the torso in the image, with hidden knees, point along
+    the line of sight, which a standing person's thighs never do (people seen from behind or in front
+    on a seat, whose 3D hip flexion mediapipe often misses). Returns (score, thigh/torso length ratio).
+    """
+    kp = pose.keypoints
+    torso = np.linalg.norm(
+        0.5 * (kp[lm.LEFT_SHOULDER] + kp[lm.RIGHT_SHOULDER]) - 0.5 * (kp[lm.LEFT_HIP] + kp[lm.RIGHT_HIP])
+    )
+    thighs = 0.5 * (
+        np.linalg.norm(kp[lm.LEFT_KNEE] - kp[lm.LEFT_HIP])
+        + np.linalg.norm(kp[lm.RIGHT_KNEE] - kp[lm.RIGHT_HIP])
+    )
+    ratio = float(thighs / max(torso, 1e-6))
+    knees_hidden = (
+        float(np.mean(pose.visibility[[lm.LEFT_KNEE, lm.RIGHT_KNEE]])) < FORESHORTENED_KNEE_VISIBILITY
+    )
+    return (
+        _smoothstep(-ratio, -FORESHORTENED_RATIO[1], -FORESHORTENED_RATIO[0]) if knees_hidden else 0.0
+    ), ratio
 
 
 _LIMBS = (

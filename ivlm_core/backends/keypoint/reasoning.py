@@ -56,11 +56,13 @@ def score_parts(
         evidence.append(f"depth:person {z_person:.1f} m, object {z_object:.1f} m, agreement {depth:.2f}")
 
     flexion = ev.hip_flexion_deg(pose.world)
-    seated = ev.seated_score(flexion)
+    foreshortened, thigh_ratio = ev.foreshortened_thighs_score(pose)
+    seated = max(ev.seated_score(flexion), foreshortened)
     hips_on_object = ev.proximity("hips", pts["buttocks"], region, body_px, sigma=ev.SEAT_SIGMA)
     if any(p.test == "seated" for p in category.parts):
         evidence.append(
-            f"seated:{seated:.2f} (hip flexion {flexion:.0f} deg, hips on object {hips_on_object:.2f})"
+            f"seated:{seated:.2f} (hip flexion {flexion:.0f} deg, thigh/torso in image {thigh_ratio:.2f}, "
+            f"hips on object {hips_on_object:.2f})"
         )
 
     scores: dict[str, float] = {}
