@@ -65,7 +65,8 @@ class ReconstructConfig:
     )
     weights: PoseWeights = field(default_factory=PoseWeights)
     # Checks a pose must pass to be reported as good (Reconstruction.ok).
-    max_contact_gap_m: float = 0.04  # median distance from the body's contact region to the object
+    # A quarter of the body's contact region must lie within this distance of the object surface.
+    max_contact_gap_m: float = 0.04
     min_box_iou: float = 0.5  # projected object box vs detected box
     max_penetration_m: float = 0.03  # 90th percentile depth of object surface inside the body
     min_depth_m: float = 0.1  # every object point in front of the camera by at least this
@@ -387,7 +388,7 @@ def _checked_result(
 
     uv = _project(camera, placed_v)
     iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
-    gap = float(np.median(cKDTree(surface).query(body_contact)[0]))
+    gap = float(np.percentile(cKDTree(surface).query(body_contact)[0], 25))
     _, nn = cKDTree(bv[near]).query(placed_s)
     inside = -np.einsum("ij,ij->i", placed_s - bv[near][nn], bn[near][nn])
     penetration = float(np.percentile(np.clip(inside, 0, None), 90))

@@ -56,7 +56,7 @@ class PoseWeights:
 
     box: float = 1.0  # box edges, in units of the box diagonal / 10
     mask: float = 1.0  # silhouette vs mask, same units
-    contact: float = 1.0  # contact-region distance, in units of `contact_scale_m`
+    contact: float = 1.0  # robust contact-region distance: 1 at `contact_scale_m`, at most 2
     penetration: float = 1.0  # interpenetration depth, in units of `contact_scale_m`
     size: float = 0.2  # log-scale away from the prior, in units of log(scale_max)
     contact_scale_m: float = 0.03
@@ -200,11 +200,16 @@ def pose_losses(
     obj_c = place(targets.object_contact_points)  # (K, Nco, 3)
     body_c = targets.body_contact_points[None]
     wo, wb = targets.object_contact_weights, targets.body_contact_weights
-    to_body = (matches.distance("to_body", obj_c, body_c) * wo).sum(-1) / wo.sum().clamp(min=1e-9)
-    to_obj = (matches.distance("to_obj", body_c.expand(obj_c.shape[0], -1, -1), obj_c) * wb).sum(
-        -1
-    ) / wb.sum()
-    terms["contact"] = weights.contact * (to_body + to_obj) / cs
+
+    def robust(d: torch.Tensor) -> torch.Tensor:
+        # Geman-McClure: quadratic within `cs`, saturating beyond, so that a broad contact region (a
+        # whole hand) can hold a small object without every vertex having to touch it.
+        r2 = (d / cs) ** 2
+        return 2.0 * r2 / (1.0 + r2)
+
+    to_body = (robust(matches.distance("to_body", obj_c, body_c)) * wo).sum(-1) / wo.sum().clamp(min=1e-9)
+    to_obj = robust(matches.distance("to_obj", body_c.expand(obj_c.shape[0], -1, -1), obj_c))
+    terms["contact"] = weights.contact * (to_body + (to_obj * wb).sum(-1) / wb.sum())
 
     if penetration:
         pts = place(targets.surface_points)  # (K, Np, 3)
