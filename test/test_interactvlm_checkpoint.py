@@ -182,3 +182,13 @@ def test_13b_config_on_cpu_is_refused_before_any_load(tmp_path):
     with pytest.raises(ValueError, match=r"~1[34]B parameters.*CUDA"):
         MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
     assert time.perf_counter() - start < 5.0
+
+
+def test_node_factory_builds_the_backend_only_with_a_checkpoint(tmp_path):
+    from ivlm_core.backends import backend_options, create_backend
+
+    assert {"checkpoint", "device", "body_model", "object_mesh_folder"} <= backend_options("interactvlm")
+    with pytest.raises(ValueError, match="needs its checkpoint folder"):
+        create_backend("interactvlm", device="cpu")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        create_backend("interactvlm", checkpoint=str(tmp_path / "missing"), device="cpu")

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
-from ivlm_core.backends.interactvlm.mvloc import Localization, MVLoc, MVLocConfig
+from ivlm_core.backends.interactvlm import prompts
+from ivlm_core.backends.interactvlm.mvloc import MODES, Localization, MVLoc, MVLocConfig
 from ivlm_core.body import load_body_model
 from ivlm_core.body.parts import PART_NAMES
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
@@ -43,20 +44,41 @@ class InteractVLMBackend(ContactBackend):
 
     def __init__(
         self,
-        config: MVLocConfig | None = None,
+        checkpoint: str = "",
+        device: str = "",
         body_model: str = "anny",
         body_model_path: str | None = None,
-        mode: str = "fast",
-        localizer: MVLoc | None = None,
-        rasterizer_backend: str = "auto",
-        object_config: MVLocConfig | None = None,
-        object_localizer: MVLoc | None = None,
         object_mesh_folder: str | None = None,
+        mode: str = "fast",
+        sam_checkpoint: str = "",
+        clip_dir: str = "",
+        object_checkpoint: str = "",
+        answer_draft: str = "",
+        max_new_tokens: int = 512,
+        rasterizer_backend: str = "auto",
+        localizer: MVLoc | None = None,
+        object_localizer: MVLoc | None = None,
     ) -> None:
-        """config / localizer: the human-contact model (a checkpoint config, or a ready MVLoc).
-        object_config / object_localizer: optional object-contact model; without one,
-        object_probabilities stay empty. object_mesh_folder: user meshes for the registry."""
-        self.loc = localizer or MVLoc.from_checkpoint(config or MVLocConfig())
+        """checkpoint: human-contact InteractVLM folder (e.g. interactvlm-3d-hcontact-damon); sam_checkpoint /
+        clip_dir only when it lacks those weights. object_checkpoint: optional object-contact folder (e.g.
+        interactvlm-3d-oafford-lemon-piad), asked the demo's object prompt; without it object_probabilities
+        stay empty. mode: "fast", "generate" or "original" (see MVLoc.localize). answer_draft: the fixed
+        answer of checkpoints without free text (e.g. "Sure, the contact mask is [SEG]."), tried as a
+        single pass. localizer / object_localizer: ready MVLoc objects instead of checkpoint folders.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if localizer is None and not checkpoint:
+            raise ValueError(
+                "the interactvlm backend needs its checkpoint folder: set backend_options "
+                "'{checkpoint: /path/to/interactvlm-3d-hcontact-damon}' (weights are never downloaded)"
+            )
+        common = dict(
+            device=device, sam_checkpoint=sam_checkpoint, clip_dir=clip_dir, max_new_tokens=max_new_tokens
+        )
+        self.loc = localizer or MVLoc.from_checkpoint(
+            MVLocConfig(checkpoint_dir=checkpoint, answer_draft=answer_draft, **common)
+        )
         self.mode = mode
         self.body = load_body_model(body_model, body_model_path)
         device = str(self.loc.net.device)
@@ -64,7 +86,10 @@ class InteractVLMBackend(ContactBackend):
         self.rig = render_body_views(rasterizer, self.body.canonical_vertices, self.body.faces)
         self.loc.set_views("body", self.rig.images, self.rig.cam_params)
         self.object_loc = object_localizer
-        if self.object_loc is None and object_config is not None:
+        if self.object_loc is None and object_checkpoint:
+            object_config = MVLocConfig(
+                checkpoint_dir=object_checkpoint, question=prompts.DEMO_OAFFORD_PROMPT, **common
+            )
             self.object_loc = MVLoc.from_checkpoint(object_config)
         self.objects = ObjectRegistry(user_folder=object_mesh_folder)
         self._object_tables: dict[str, LiftTables] = {}  # mesh id -> lift tables of its rig
