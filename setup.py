@@ -21,6 +21,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["ivlm_core", "ivlm_core.*", "ivlm_ros", "ivlm_ros.*"]),
-    package_data={"ivlm_core": ["data/*", "data/**/*"]},
+    package_data={"ivlm_core": ["objects/*.yaml", "backends/keypoint/*.yaml"]},
     install_requires=_requirements(),
+    entry_points={"console_scripts": ["ivlm-contact = ivlm_core.cli:main"]},
 )
