@@ -146,6 +146,7 @@ class ContactNode(LifecycleNode):
             self._backend = self._create_backend()
             self._body_mesh = self._load_body_mesh()
             self._objects = self._object_registry()
+            self._label_has_model: dict[str, bool] = {}
         except Exception as exc:  # any load failure: stay unconfigured and say why
             self.get_logger().error(f"configure failed: {exc}")
             self._stats.last_error = f"configure: {exc}"
@@ -388,9 +389,15 @@ class ContactNode(LifecycleNode):
                              f"{width}x{height}; publish the CameraInfo of this image stream")
         return camera
 
+    def _has_model(self, label: str) -> bool:
+        """Whether the object registry has a mesh for `label` (user file or built-in), not a generic box."""
+        if label not in self._label_has_model:
+            self._label_has_model[label] = not self._objects.get(label).mesh_id.startswith("generic:")
+        return self._label_has_model[label]
+
     def _known(self, detections: list[Detection]) -> tuple[list[Detection], list[str]]:
-        unknown = sorted({d.label for d in detections
-                          if d.label != PERSON_LABEL and self._objects.category(d.label) is None})
+        objects = {d.label for d in detections if d.label != PERSON_LABEL}
+        unknown = sorted(label for label in objects if not self._has_model(label))
         if unknown and self.p["unknown_label_policy"] == "error":
             detections = [d for d in detections if d.label not in unknown]
         return detections, unknown
