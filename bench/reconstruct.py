@@ -1,6 +1,6 @@
 """Accuracy and speed of joint human-object reconstruction on synthetic scenes with known ground truth.
 
-    .venv/bin/python bench/reconstruct.py [--scenes 60] [--seed 0] [--no-mask]
+    .venv/bin/python bench/reconstruct.py [--scenes 60] [--seed 0] [--no-mask] [--photos ../shared/photos]
 
 Scenes: the anny body with raised arms, a mug / book / bottle held against one hand, the object's
 silhouette rendered with our rasterizer (body occludes it), its box shifted by 5% noise per edge, and
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -31,6 +32,12 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-mask", action="store_true", help="give reconstruct the box only")
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        default=None,
+        help="also reconstruct the labelled photos in this folder (labels.json) through the keypoint backend",
+    )
     args = parser.parse_args()
 
     model = load_body_model("anny")
@@ -119,7 +126,61 @@ def main() -> None:
         "warm_started_cpu_ms_per_pair": round(float(np.median([r["warm_cpu_ms"] for r in rows])), 1),
         "ms_per_pair": round(float(np.median([r["ms"] for r in rows])), 1),
     }
+    if args.photos is not None:
+        summary |= photo_figures(args.photos)
     print(json.dumps(summary))
+
+
+def photo_figures(folder: Path) -> dict[str, float]:
+    """How often the reconstruction passes its checks on real photos, for pairs the backend puts in contact.
+
+    There is no 3D ground truth for the photos: this counts honest successes, not accuracy.
+    """
+    from skimage.io import imread
+
+    from ivlm_core.backends.keypoint import KeypointBackend
+    from ivlm_core.types import Detection
+
+    backend = KeypointBackend()
+    passed, no_contact_posed = [], 0
+    try:
+        for item in json.loads((folder / "labels.json").read_text()):
+            image = imread(folder / item["file"])
+            image = np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3]
+            camera = CameraIntrinsics.from_fov(image.shape[1], image.shape[0], 60.0)
+            for pair in item["pairs"]:
+                person = Detection("person", np.asarray(pair["person_box_xyxy"], float))
+                obj = Detection(pair["object"], np.asarray(pair["box_xyxy"], float))
+                (res,) = backend.estimate(image, [person, obj], camera)
+                if res.body_vertices is None:
+                    continue
+                mesh = backend.objects.get(obj.label, obj.box_xyxy, camera)
+                rec = reconstruct(
+                    res.body_vertices,
+                    backend.body.faces,
+                    res.body_probabilities,
+                    mesh,
+                    res.object_probabilities,
+                    obj.box_xyxy,
+                    camera,
+                    body_normals=res.body_normals,
+                )
+                if not pair["contact"]:
+                    no_contact_posed += rec.ok
+                    continue
+                if res.body_parts:
+                    passed.append(rec.ok)
+                print(
+                    f"photo {item['file']:34s} {obj.label:14s} ok={rec.ok!s:5s} q={rec.quality:.2f} "
+                    f"{rec.reason}"
+                )
+    finally:
+        backend.close()
+    return {
+        "photo_contact_pairs": len(passed),
+        "photo_ok_fraction": round(float(np.mean(passed)), 3) if passed else 0.0,
+        "photo_no_contact_pairs_posed": no_contact_posed,
+    }
 
 
 if __name__ == "__main__":
