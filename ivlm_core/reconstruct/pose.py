@@ -28,6 +28,7 @@ class PoseTargets:
     silhouette_points: (Ns, 3) object mesh frame, metres; the points whose projection forms the silhouette.
     surface_points / surface_normals: (Np, 3) object mesh frame; surface samples for interpenetration.
     object_contact_points / object_contact_weights: (Nco, 3), (Nco,); the object's contact region, mesh frame.
+    All-zero object weights mean no object contact is known: only body -> object distances count.
     body_contact_points / body_contact_weights: (Ncb, 3), (Ncb,); the body's contact region, camera frame.
     body_points / body_normals: (Nb, 3); body surface near the contact, camera frame, outward unit normals.
     mask_distance: (1, 1, h, w) distance in pixels to the object mask, over `mask_window` = [x0, y0, x1, y1]
