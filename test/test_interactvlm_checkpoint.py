@@ -25,8 +25,10 @@ from ivlm_core.backends.interactvlm.configs import checkpoint_config, full_archi
 from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
 from ivlm_core.backends.interactvlm.tokenizer import (
     IMAGE_TOKEN_INDEX,
+    LlamaSlowTokenizer,
     add_interactvlm_tokens,
     build_dev_tokenizer,
+    load_tokenizer,
     tokenize_prompt,
 )
 
@@ -49,8 +51,34 @@ ORIGINAL_NAMES = [
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    tok = build_dev_tokenizer(["bench cup"])
+def tokenizer(tmp_path_factory):
+    """A tiny Llama-style sentencepiece model (BPE, byte fallback, <unk>/<s>/</s> = 0/1/2) in the
+    checkpoint layout, with InteractVLM's tokens added: the released tokenizers' format, in small."""
+    import sentencepiece as spm
+
+    folder = tmp_path_factory.mktemp("spm")
+    corpus = [
+        prompts.SYSTEM,
+        *prompts.HCONTACT_PARTS_QUESTIONS,
+        *prompts.HCONTACT_PARTS_ANSWERS,
+        *prompts.HCONTACT_ANSWERS,
+        "bench cup tennis racket left hand right hand USER: ASSISTANT:",
+    ]
+    (folder / "corpus.txt").write_text("\n".join(corpus * 3))
+    spm.SentencePieceTrainer.train(
+        input=str(folder / "corpus.txt"),
+        model_prefix=str(folder / "tokenizer"),
+        vocab_size=600,
+        hard_vocab_limit=False,
+        model_type="bpe",
+        byte_fallback=True,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        minloglevel=2,
+    )
+    tok = LlamaSlowTokenizer(folder / "tokenizer.model")
     add_interactvlm_tokens(tok)
     return tok
 
@@ -94,6 +122,28 @@ def test_prompt_is_the_llava_v1_conversation_with_one_image_placeholder(tokenize
     assert ids[i - 1] == tokenizer.convert_tokens_to_ids("<im_start>")
     assert ids[i + 1] == tokenizer.convert_tokens_to_ids("<im_end>")
     assert prompts.conversation("q", "It is [SEG].").endswith("ASSISTANT: It is [SEG].</s>")
+
+
+def test_tokenization_follows_the_slow_llama_tokenizer_of_transformers_4_31(tokenizer, tmp_path):
+    sp = tokenizer.sp
+    text = prompts.conversation(prompts.DEMO_HCONTACT_PROMPT.format(class_name="bench"))
+    ids = tokenize_prompt(text, tokenizer)
+    i = ids.index(IMAGE_TOKEN_INDEX)
+    before, question = text.split("<im_start>")[0], text.split("<im_end>")[1]
+    # each piece is encoded on its own (dummy prefix), the whitespace around added tokens is dropped:
+    assert ids[1 : i - 1] == sp.encode(before.rstrip())
+    assert ids[i + 2 :] == sp.encode(question.lstrip())  # the "\n" after <im_end> is gone
+    assert tokenizer.tokenize("region is [SEG].</s>") == [
+        *sp.encode("region is", out_type=str),
+        "[SEG]",
+        *sp.encode(".", out_type=str),
+        "</s>",
+    ]
+    tokenizer.save_pretrained(tmp_path)
+    arch = tiny_architecture(len(tokenizer), {"[SEG]": tokenizer.convert_tokens_to_ids("[SEG]")})
+    reloaded = load_tokenizer(tmp_path, arch)
+    assert tokenize_prompt(text, reloaded) == ids
+    assert reloaded.decode([*reloaded("It is [SEG].").input_ids, reloaded.eos_token_id]) == "It is[SEG].</s>"
 
 
 def test_key_map_round_trips_and_uses_the_original_names(net):

@@ -192,8 +192,9 @@ def _decode(net, prefix, rows, draft_lens, seg_ids, eos_id, pad_id, max_new_toke
     next_pos = pos[:, -1] + 1
     for _ in range(max_new_tokens):
         tokens = last_logits.argmax(-1)
+        chosen = tokens.tolist()  # one device sync per step
         for i in list(active):
-            t = int(tokens[i])
+            t = chosen[i]
             if t in seg_ids and i not in seg:
                 seg[i] = (last_hidden[i].clone(), t)
             generated[i].append(t)
