@@ -254,12 +254,20 @@ def inspect_checkpoint(folder: str | Path) -> CheckpointFiles:
     return CheckpointFiles(folder=folder, config=config, shards=shards)
 
 
-def _read(path: Path) -> dict[str, torch.Tensor]:
+def _read(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """(key, tensor) pairs of one weight file, one tensor at a time where the format allows it."""
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        from safetensors import safe_open
 
-        return load_file(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+        with safe_open(path, framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+                yield key, f.get_tensor(key)
+        return
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError:  # legacy (non-zip) torch.save files cannot be memory-mapped
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    yield from state.items()
 
 
 def _sources(
@@ -339,8 +347,7 @@ def load_weights(
     unknown: list[str] = []
     params = net.state_dict()
     for prefix, path, _ in _sources(files, sam_path, clip_path):
-        state = _read(path)
-        for key, tensor in state.items():
+        for key, tensor in _read(path):
             ours = map_key(prefix + key)
             if ours is None or ours in loaded:
                 continue
@@ -357,7 +364,6 @@ def load_weights(
             with torch.no_grad():
                 target.copy_(tensor)
             loaded.add(ours)
-        del state
     check_keys(loaded, unknown, own, str(files.folder))
     for tied, source in _TIED.items():
         with torch.no_grad():
