@@ -11,15 +11,17 @@ A second run with the same --out resumes from <out>/last (use --no-resume to sta
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from pathlib import Path
 
 import torch
 
-from ivlm_core.backends.interactvlm.configs import tiny_architecture
+from ivlm_core.backends.interactvlm.configs import checkpoint_config, tiny_architecture
 from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
 from ivlm_core.backends.interactvlm.tokenizer import add_interactvlm_tokens, build_dev_tokenizer
-from ivlm_core.backends.interactvlm.train import TrainConfig, load_manifest, train
+from ivlm_core.backends.interactvlm.train import TrainConfig, export_checkpoint, load_manifest, train
 from ivlm_core.body import load_body_model
 from ivlm_core.render import Rasterizer, render_body_views
 
@@ -43,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save-every", type=int, default=100)
     ap.add_argument("--min-vertices", type=int, default=3, help="face inclusion for target masks (2 for mv2)")
     ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument(
+        "--export", action="store_true", help="also write <out>/checkpoint: LoRA merged, original layout"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -71,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     losses = train(loc, samples, rig, body.faces, cfg, resume=not args.no_resume)
     if losses:
         logging.info("steps %d, loss first %.4f last %.4f", len(losses), losses[0], losses[-1])
+    if args.export:
+        source = Path(args.checkpoint or "").expanduser() / "config.json"
+        config = json.loads(source.read_text()) if args.checkpoint else checkpoint_config(loc.arch)
+        export_checkpoint(loc, Path(args.out) / "checkpoint", config)
+        logging.info("exported %s", Path(args.out) / "checkpoint")
     return 0
 
 

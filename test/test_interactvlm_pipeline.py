@@ -13,13 +13,14 @@ import torch
 from skimage import data
 
 from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
-from ivlm_core.backends.interactvlm.configs import tiny_architecture
+from ivlm_core.backends.interactvlm.configs import checkpoint_config, tiny_architecture
 from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
 from ivlm_core.backends.interactvlm.tokenizer import add_interactvlm_tokens, build_dev_tokenizer
 from ivlm_core.backends.interactvlm.train import (
     ContactSample,
     TrainConfig,
     add_lora,
+    export_checkpoint,
     load_trainable_state,
     sample_loss,
     train,
@@ -161,6 +162,14 @@ def test_training_reduces_the_loss_and_the_lora_checkpoint_reloads(photo, hand_c
     )
     assert again == pytest.approx(after, rel=1e-4)
     assert train(loc, samples, backend.rig, faces, cfg) == []  # resumed at step 4 of 4: nothing left
+
+    export_checkpoint(loc, tmp_path / "merged", checkpoint_config(loc.arch))  # LoRA merged, original names
+    merged = MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(tmp_path / "merged"), device="cpu"))
+    merged.set_views("body", backend.rig.images, backend.rig.cam_params)
+    exported = float(
+        sample_loss(merged, samples[0], backend.rig, faces, cfg, random.Random(0))["loss"].detach()
+    )
+    assert exported == pytest.approx(after, rel=1e-4)
 
 
 def test_object_side_lifts_onto_the_registry_mesh_encoded_once(answering, photo):

@@ -371,9 +371,14 @@ def load_weights(
 
 
 def save_original_layout(
-    net: InteractVLMNet, folder: str | Path, config: dict, max_shard_bytes: int = 0
+    net: InteractVLMNet,
+    folder: str | Path,
+    config: dict,
+    max_shard_bytes: int = 0,
+    state: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Write `net` as an InteractVLM checkpoint (original key names, safetensors, index when sharded).
+    """Write `net` (or `state`, in our naming) as an InteractVLM checkpoint: original key names,
+    safetensors, an index when sharded (`max_shard_bytes` > 0).
 
     Used to export fine-tuned weights for the original code and to build synthetic test checkpoints.
     """
@@ -381,9 +386,8 @@ def save_original_layout(
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {
-        original_key(k): v.detach().contiguous().cpu() for k, v in net.state_dict().items() if k not in _TIED
-    }
+    source = net.state_dict() if state is None else state
+    state = {original_key(k): v.detach().contiguous().cpu() for k, v in source.items() if k not in _TIED}
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     if max_shard_bytes <= 0:
         save_file(state, folder / "model.safetensors", metadata={"format": "pt"})

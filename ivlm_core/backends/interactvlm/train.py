@@ -333,3 +333,30 @@ def load_manifest(path: str | Path, num_vertices: int) -> list[ContactSample]:
     if not samples:
         raise ValueError(f"{path} holds no samples")
     return samples
+
+
+def export_checkpoint(loc: MVLoc, folder: str | Path, config: dict, max_shard_bytes: int = 5 * 2**30) -> None:
+    """Write the fine-tuned model as a plain InteractVLM checkpoint (LoRA merged into q/v_proj, original
+    key names, safetensors shards, tokenizer), loadable by `MVLoc.from_checkpoint` and the original code
+    (what `merge_lora_weights_and_save_hf_model.py` does). `config`: the config.json to write.
+
+    The adapters are merged for the export and unmerged again, so training can go on.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    from ivlm_core.backends.interactvlm.checkpoint import save_original_layout
+
+    layers = [m for m in loc.net.modules() if isinstance(m, LoraLayer)]
+    for layer in layers:
+        layer.merge()
+    try:
+        state = {}
+        for key, value in loc.net.state_dict().items():
+            if "lora_" in key:
+                continue
+            state[key.replace(".base_layer.", ".")] = value
+        save_original_layout(loc.net, folder, config, max_shard_bytes, state=state)
+    finally:
+        for layer in layers:
+            layer.unmerge()
+    loc.tokenizer.save_pretrained(folder)
