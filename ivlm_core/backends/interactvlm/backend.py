@@ -142,7 +142,9 @@ class InteractVLMBackend(ContactBackend):
             probs = np.zeros(self.body.num_vertices, np.float32)
             reason = "the model's answer has no segmentation token"
         else:
-            probs = lift(torch.sigmoid(loc.masks.float().clamp(-20, 20)).cpu(), self.rig.tables).numpy()
+            probs = (
+                lift(torch.sigmoid(loc.masks.float().clamp(-20, 20)), self.rig.tables).cpu().numpy()
+            )  # on device
             reason = ""
         return ContactResult(
             person_index=person,
@@ -179,8 +181,12 @@ class InteractVLMBackend(ContactBackend):
             if loc.masks.shape[0] == 0:
                 probs = np.zeros(mesh.vertices.shape[0], np.float32)
             else:
-                p = torch.sigmoid(loc.masks.float().clamp(-20, 20)).cpu()
-                probs = lift(p, self._object_tables[mesh.mesh_id], min_probability=OBJECT_PIXEL_GATE).numpy()
+                p = torch.sigmoid(loc.masks.float().clamp(-20, 20))
+                probs = (
+                    lift(p, self._object_tables[mesh.mesh_id], min_probability=OBJECT_PIXEL_GATE)
+                    .cpu()
+                    .numpy()
+                )
             out.append((mesh, probs.astype(np.float32), loc.text))
         return out
 
