@@ -125,7 +125,7 @@ def generate(
     if not suffixes:
         return []
     drafts = drafts or [None] * len(suffixes)
-    use_draft = [d is not None and len(d) > 0 and d[-1] == eos_id for d in drafts]
+    use_draft = [d is not None and 0 < len(d) <= max_new_tokens and d[-1] == eos_id for d in drafts]
     rows = [s + (d if ok else []) for s, d, ok in zip(suffixes, drafts, use_draft, strict=True)]
     answers = _decode(
         net,
