@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import array
 import json
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,5 +216,6 @@ def main(args: list[str] | None = None) -> None:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C (launch forwards it) must not cut cleanup
         node.destroy_node()
         rclpy.try_shutdown()

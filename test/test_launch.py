@@ -106,5 +106,5 @@ def test_launch_consumes_vision_msgs_detections(launched):
 def test_ctrl_c_stops_every_process_cleanly(launched):
     _, _, returncode, output = launched
     assert returncode == 0, output[-3000:]
-    assert "[contact_node-1]: process has finished cleanly" in output
-    assert "[player-2]: process has finished cleanly" in output
+    assert "[contact_node-1]: process has finished cleanly" in output, output[-3000:]
+    assert "[player-2]: process has finished cleanly" in output, output[-3000:]
