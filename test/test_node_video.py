@@ -14,8 +14,9 @@ pytest.importorskip("ivlm_ros.msg", reason="ivlm_ros messages are not built")
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from ivlm_core.body import load_body_model  # noqa: E402
+from ivlm_core.objects import ObjectRegistry  # noqa: E402
 from ivlm_core.types import ContactResult, Detection  # noqa: E402
-from ivlm_ros.markers import body_marker, contact_markers, decimate  # noqa: E402
+from ivlm_ros.markers import body_marker, contact_markers, decimate, object_marker  # noqa: E402
 from ivlm_ros.tracking import UNTRACKED, ContactSmoother, PersonTracker  # noqa: E402
 
 
@@ -99,3 +100,19 @@ def test_markers_start_with_deleteall_and_draw_each_person_once(anny):
     assert [m.ns for m in out.markers[1:]].count("body") == 1
     points = [m for m in out.markers if m.ns == "contact_points"]
     assert len(points) == 2 and len(points[0].points) == len(anny.part_vertex_ids("left_hand"))
+
+
+def test_object_marker_places_the_registry_mesh_at_the_reconstructed_pose():
+    cup = ObjectRegistry().builtin("cup")
+    pose = np.eye(4)
+    pose[:3, :3] = [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]  # 90 degrees about y
+    pose[:3, 3] = [0.2, -0.1, 1.3]
+    p = np.zeros(len(cup.vertices), np.float32)
+    p[: len(p) // 4] = 1.0
+    m = object_marker(None, 0, cup.vertices, cup.faces, p, pose, scale=2.0)
+    assert m.type == Marker.TRIANGLE_LIST and len(m.points) == 3 * len(cup.faces) == len(m.colors)
+    xyz = np.array([[q.x, q.y, q.z] for q in m.points])
+    corners = cup.vertices[cup.faces.reshape(-1)].astype(np.float64)
+    np.testing.assert_allclose(xyz, 2.0 * corners @ pose[:3, :3].T + pose[:3, 3], atol=1e-6)
+    red = np.array([[c.r, c.g, c.b] for c in m.colors])
+    assert np.isclose(red[:, 1], 0.1).any() and np.isclose(red[:, 1], 0.75).any()
