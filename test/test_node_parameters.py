@@ -12,6 +12,9 @@ pytestmark = pytest.mark.ros
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("ivlm_ros.msg", reason="ivlm_ros messages are not built")
 
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+
 from ivlm_ros.contact_node import PARAMETERS, ContactNode  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "contact.yaml"
@@ -38,7 +41,24 @@ def test_parameters_are_declared_with_descriptions_and_ranges():
                 assert ranges and ranges[0].from_value == limits[0] and ranges[0].to_value == limits[1], name
         with pytest.raises(rclpy.exceptions.InvalidParameterValueException):
             ContactNode(context=context, node_name="bad", parameter_overrides=[
-                rclpy.parameter.Parameter("contact_threshold", value=1.5)])
+                Parameter("contact_threshold", value=1.5)])
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("backend_options", "{bogus: 1}", "does not accept option(s) ['bogus']"),
+    ("backend_options", "[1, 2]", "YAML mapping"),
+    ("detections_type", "yolo", "choose one of: auto, vision_msgs, ivlm"),
+])
+def test_bad_configuration_fails_configure_and_says_why(name, value, message):
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = ContactNode(context=context, parameter_overrides=[Parameter(name, value=value)])
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert message in node._stats.last_error
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

@@ -19,7 +19,10 @@ def _backend_class(name: str) -> type[ContactBackend]:
     if name not in BACKENDS:
         raise ValueError(f"unknown contact backend '{name}'; choose one of: {', '.join(BACKENDS)}")
     module, cls = BACKENDS[name]
-    return getattr(importlib.import_module(module), cls)
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"contact backend '{name}' cannot be loaded ({module}.{cls}): {exc}") from exc
 
 
 def backend_options(name: str) -> set[str]:
