@@ -26,7 +26,7 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
@@ -174,7 +174,9 @@ class ContactNode(LifecycleNode):
         self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos))
         if self.p["use_detections"]:
             msg_type, self._convert_detections = self._detections_interface()
-            self._subs.append(self.create_subscription(msg_type, "detections", self._on_detections, 10))
+            # best effort matches reliable and best-effort detectors alike
+            det_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+            self._subs.append(self.create_subscription(msg_type, "detections", self._on_detections, det_qos))
         self._tracker = PersonTracker(self.p["track_min_iou"], self.p["track_max_missed"])
         self._smoother = ContactSmoother(self.p["smoothing_alpha"], self.p["track_max_missed"])
         self._last_markers = self._last_start = 0.0
