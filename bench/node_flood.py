@@ -1,6 +1,7 @@
 """Flood the contact node with 640x480 frames (camera + detector rate) and measure how it holds up.
 
 Usage: .venv/bin/python bench/node_flood.py [--seconds 60] [--rate 30] [--backend keypoint] [--markers]
+                                           [--image-qos sensor_data|reliable]
 
 The node runs in its own process (the installed-or-source `ivlm_ros.contact_node`, real backend,
 max_rate_hz 0 = as fast as the backend goes); this process publishes Image + CameraInfo +
@@ -78,6 +79,8 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=30.0)
     ap.add_argument("--backend", default="keypoint")
     ap.add_argument("--markers", action="store_true", help="subscribe to the markers too")
+    ap.add_argument("--image-qos", choices=("sensor_data", "reliable"), default="sensor_data",
+                    help="camera QoS of the node and of this publisher")
     args = ap.parse_args()
     ns = f"flood{os.getpid()}"
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
@@ -86,15 +89,17 @@ def main() -> int:
     node_proc = subprocess.Popen(
         [sys.executable, "-c", "from ivlm_ros.contact_node import main; main()", "--ros-args",
          "-r", f"__ns:=/{ns}", "-p", f"backend:={args.backend}", "-p", "max_rate_hz:=0.0",
-         "-p", "detections_type:=ivlm", "-p", "diagnostics_period_s:=0.5"],
+         "-p", "detections_type:=ivlm", "-p", "diagnostics_period_s:=0.5",
+         "-p", f"image_qos:={args.image_qos}"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     rclpy.init()
     node = rclpy.create_node("node_flood")
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    image_pub = node.create_publisher(Image, f"/{ns}/image", qos_profile_sensor_data)
-    info_pub = node.create_publisher(CameraInfo, f"/{ns}/camera_info", qos_profile_sensor_data)
+    qos = qos_profile_sensor_data if args.image_qos == "sensor_data" else 10
+    image_pub = node.create_publisher(Image, f"/{ns}/image", qos)
+    info_pub = node.create_publisher(CameraInfo, f"/{ns}/camera_info", qos)
     det_pub = node.create_publisher(ObjectDetectionArray, f"/{ns}/detections", 10)
     received: list[tuple[float, float]] = []  # (receive time, latency ms)
 
@@ -158,6 +163,7 @@ def main() -> int:
     third = max(1, len(lat) // 3)
     result = {
         "seconds": args.seconds, "input_rate_hz": args.rate, "backend": args.backend, "markers": args.markers,
+        "image_qos": args.image_qos,
         "frames_published": published, "frames_received": int(diagnostics.get("frames_received", -1)),
         "frames_processed": int(diagnostics.get("frames_processed", -1)),
         "frames_dropped": int(diagnostics.get("frames_dropped", -1)),
