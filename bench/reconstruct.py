@@ -1,6 +1,9 @@
 """Accuracy and speed of joint human-object reconstruction on synthetic scenes with known ground truth.
 
-    .venv/bin/python bench/reconstruct.py [--scenes 60] [--seed 0] [--no-mask] [--photos ../shared/photos]
+    PYTHONPATH=. .venv/bin/python bench/reconstruct.py [--scenes 60] [--seed 0] [--no-mask]
+        [--photos ../shared/photos]
+
+(PYTHONPATH=. so that the working tree, not an installed copy of ivlm_core, is measured.)
 
 Scenes: the anny body with raised arms, a mug / book / bottle held against one hand, the object's
 silhouette rendered with our rasterizer (body occludes it), its box shifted by 5% noise per edge, and
@@ -21,7 +24,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from ivlm_core.body import load_body_model
-from ivlm_core.reconstruct import ReconstructConfig, reconstruct
+from ivlm_core.reconstruct import reconstruct
 from ivlm_core.reconstruct.synthetic import Scene, make_scene, rotation_error_deg, scene_objects
 from ivlm_core.render.rasterize import Rasterizer
 from ivlm_core.types import CameraIntrinsics, Reconstruction
@@ -120,7 +123,6 @@ def main() -> None:
         "median_translation_error_m": round(float(np.median([r["translation_m"] for r in rows])), 4),
         "median_rotation_error_deg": round(float(np.median([r["rotation_deg"] for r in rows])), 2),
         "median_contact_error_m": round(float(np.median([r["contact_m"] for r in rows])), 4),
-        "torch_threads": ReconstructConfig().torch_threads,
         "cpu_ms_per_pair": round(float(np.median([r["cpu_ms"] for r in rows])), 1),
         "warm_started_ms_per_pair": round(float(np.median([r["warm_ms"] for r in rows])), 1),
         "warm_started_cpu_ms_per_pair": round(float(np.median([r["warm_cpu_ms"] for r in rows])), 1),

@@ -7,13 +7,11 @@ on both surfaces, candidate grasp regions away from the person, and a quality sc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import torch
 import trimesh
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
@@ -55,13 +53,13 @@ class ReconstructConfig:
     body_points: int = 600  # at most this many body vertices near the contact for interpenetration
     mask_samples: int = 64  # mask pixels that must be covered by the projected object
     mask_resolution: int = 96  # the mask's distance map is computed at most this many pixels wide
-    schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE  # how many starting rotations survive, Adam steps
+    # How many starting rotations survive each stage, and its Levenberg-Marquardt steps.
+    schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE
     contact_spins: int = 12  # starting rotations that turn the contact surfaces to face each other
-    rematch_every: int = 4  # Adam steps between nearest-neighbour searches (contact ICP, mask, penetration)
     # Used instead when the previous frame's pose is given (`init`): fewer survivors and steps.
     warm_schedule: tuple[Stage, ...] = (
-        Stage(keep=3, iterations=10, penetration=False),
-        Stage(keep=1, iterations=10, penetration=True),
+        Stage(keep=3, iterations=3, penetration=False),
+        Stage(keep=1, iterations=3, penetration=True),
     )
     weights: PoseWeights = field(default_factory=PoseWeights)
     # Checks a pose must pass to be reported as good (Reconstruction.ok).
@@ -70,9 +68,6 @@ class ReconstructConfig:
     min_box_iou: float = 0.5  # projected object box vs detected box
     max_penetration_m: float = 0.03  # 90th percentile depth of object surface inside the body
     min_depth_m: float = 0.1  # every object point in front of the camera by at least this
-    # torch CPU threads during the optimisation (restored afterwards). Its tensors are small, so one
-    # thread is fastest; more threads only wait on each other, badly so on a loaded machine.
-    torch_threads: int | None = 1
 
     def __post_init__(self) -> None:
         for name in ("scale_range", "unknown_size_range"):
@@ -85,16 +80,39 @@ class ReconstructConfig:
             raise ValueError(f"grasp_clearance_m must be >= 0, got {self.grasp_clearance_m}")
 
 
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with `n` torch CPU threads (None: leave as is), then restore the previous count."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+@dataclass(frozen=True)
+class _MeshData:
+    """What the reconstruction needs of an object mesh beyond its vertices, in the mesh frame (metres)."""
+
+    vertex_normals: np.ndarray  # (V, 3) unit
+    samples: np.ndarray  # (S, 3) surface samples (fixed seed)
+    sample_normals: np.ndarray  # (S, 3) unit, their faces' normals
+    hull: np.ndarray  # (H, 3) convex hull vertices: the mesh's projected box is theirs
+
+
+_MESH_CACHE: dict[tuple[bytes, int], _MeshData] = {}
+_MESH_CACHE_SIZE = 32  # meshes kept; a scene rarely holds more object kinds
+
+
+def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _MeshData:
+    """_MeshData of a mesh, computed once per mesh content (the registry hands out the same meshes every
+    frame) and then served from a small cache keyed by a hash of the vertices and faces."""
+    digest = hashlib.blake2b(vertices.tobytes() + faces.tobytes(), digest_size=16).digest()
+    key = (digest + str(vertices.shape).encode(), n_samples)
+    data = _MESH_CACHE.get(key)
+    if data is None:
+        mesh = trimesh.Trimesh(vertices, faces, process=False)
+        samples, sample_faces = trimesh.sample.sample_surface(mesh, n_samples, seed=0)
+        data = _MeshData(
+            np.asarray(mesh.vertex_normals),
+            np.asarray(samples),
+            np.asarray(mesh.face_normals[sample_faces]),
+            np.asarray(mesh.convex_hull.vertices),
+        )
+        if len(_MESH_CACHE) >= _MESH_CACHE_SIZE:
+            del _MESH_CACHE[next(iter(_MESH_CACHE))]
+        _MESH_CACHE[key] = data
+    return data
 
 
 def _even_subset(n: int, k: int) -> np.ndarray:
@@ -142,7 +160,7 @@ def _check_inputs(
 
 def _mask_targets(
     mask: np.ndarray, box: np.ndarray, resolution: int, n_samples: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Distance map (pixels) to the mask in a window around the box, and some mask pixels; None if empty."""
     h, w = mask.shape
     pad = 0.25 * (box[2:] - box[:2])
@@ -158,11 +176,7 @@ def _mask_targets(
     window = np.array([x0, y0, x0 + small.shape[1] * step, y0 + small.shape[0] * step], np.float32)
     pick = _even_subset(len(xs), n_samples)
     samples = np.stack([xs[pick] + x0 + 0.5, ys[pick] + y0 + 0.5], axis=1)
-    return (
-        torch.as_tensor(dist, dtype=torch.float32)[None, None],
-        torch.as_tensor(window),
-        torch.as_tensor(samples, dtype=torch.float32),
-    )
+    return dist.astype(np.float32), window, samples.astype(np.float32)
 
 
 def _project(camera: CameraIntrinsics, points: np.ndarray) -> np.ndarray:
@@ -260,11 +274,10 @@ def reconstruct(
             body_nrm,
         )
 
-    obj = trimesh.Trimesh(ov, of, process=False)
-    samples, sample_faces = trimesh.sample.sample_surface(obj, max(cfg.grasp_samples, 64), seed=0)
-    sample_normals = obj.face_normals[sample_faces]
+    mesh_data = _mesh_data(ov, of, max(cfg.grasp_samples, 64))
+    samples, sample_normals = mesh_data.samples, mesh_data.sample_normals
     obj_ids = np.flatnonzero(op >= thr)
-    obj_vertex_normals = obj.vertex_normals
+    obj_vertex_normals = mesh_data.vertex_normals
 
     # Contact regions (weighted by probability) and the body surface around the body's contact.
     cb = at_object[_even_subset(len(at_object), cfg.contact_points)]
@@ -288,11 +301,11 @@ def reconstruct(
     near = np.flatnonzero(np.linalg.norm(bv - centre_b, axis=1) < extent * scale_range[1] + 0.1)
     near = near[_even_subset(len(near), cfg.body_points)]
 
-    def t32(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32)
+    def t32(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=np.float32)
 
     # The projected box of a mesh is that of its convex hull's vertices; samples fill the silhouette.
-    hull = obj.convex_hull.vertices
+    hull = mesh_data.hull
     sil = np.concatenate(
         [hull[_even_subset(len(hull), cfg.silhouette_points)], samples[: cfg.silhouette_points]]
     )
@@ -330,18 +343,16 @@ def reconstruct(
         t0 = np.concatenate([init.object_pose[None, :3, 3], t0])
         s0 = np.concatenate([[init.object_scale], s0])
 
-    with _torch_threads(cfg.torch_threads):
-        fit = fit_object_pose(
-            targets,
-            R0,
-            t0,
-            scale_prior=scale_prior,
-            scale_range=scale_range,
-            s0=s0,
-            weights=cfg.weights,
-            schedule=cfg.warm_schedule if init is not None and init.ok else cfg.schedule,
-            rematch_every=cfg.rematch_every,
-        )
+    fit = fit_object_pose(
+        targets,
+        R0,
+        t0,
+        scale_prior=scale_prior,
+        scale_range=scale_range,
+        s0=s0,
+        weights=cfg.weights,
+        schedule=cfg.warm_schedule if init is not None and init.ok else cfg.schedule,
+    )
     return _checked_result(
         fit,
         cfg,

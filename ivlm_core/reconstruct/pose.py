@@ -3,10 +3,13 @@
 The object is placed so that its contact region meets the body's contact region (contact ICP, as in
 PHOSA / InteractVLM's joint fitting), its projection agrees with the detector's 2D box and mask, it
 does not interpenetrate the body and its size stays near the prior. Every hypothesis (one per initial
-rotation) is optimised at once, as one batch, with Adam; the few best then get the full objective.
+rotation) is optimised at once, as one batch, by Levenberg-Marquardt on its 7 pose parameters
+(rotation increment, translation, log-scale): nearest-neighbour correspondences are searched afresh at
+every step (ICP) and the robust / L1 terms enter through iteratively reweighted least squares, so a
+handful of steps converge where first-order optimisers need dozens.
 
 Frames and units: camera optical frame (x right, y down, z forward), metres, pixels for image terms.
-A mesh point p lands at `R @ (scale * p) + t`.
+A mesh point p lands at `R @ (scale * p) + t`. Arrays are float32 numpy unless said otherwise.
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.spatial.transform import Rotation
 
 _MIN_DEPTH_M = 0.05  # projection guard: points closer than this to the camera plane are clamped
+_NPARAM = 7  # rotation increment (3, radians), translation (3, metres), log-scale (1)
+# Floors of the reweighting's residual magnitudes, so that a residual near zero gets a finite weight.
+_L1_FLOOR = 0.02  # box / mask residuals, in units of the box diagonal / 10
+_DEPTH_FLOOR_M = 0.002  # interpenetration depths
 
 
 @dataclass
 class PoseTargets:
-    """What the pose must agree with; tensors are float32 on the CPU.
+    """What the pose must agree with; float32 arrays.
 
     K: (3, 3) intrinsics. box: (4,) [x0, y0, x1, y1] pixels.
     silhouette_points: (Ns, 3) object mesh frame, metres; the points whose projection forms the silhouette.
@@ -31,24 +37,24 @@ class PoseTargets:
     All-zero object weights mean no object contact is known: only body -> object distances count.
     body_contact_points / body_contact_weights: (Ncb, 3), (Ncb,); the body's contact region, camera frame.
     body_points / body_normals: (Nb, 3); body surface near the contact, camera frame, outward unit normals.
-    mask_distance: (1, 1, h, w) distance in pixels to the object mask, over `mask_window` = [x0, y0, x1, y1]
+    mask_distance: (h, w) distance in pixels to the object mask, over `mask_window` = [x0, y0, x1, y1]
     of the image; None without a mask. mask_samples: (M, 2) pixel coordinates of mask pixels.
     """
 
-    K: torch.Tensor
-    box: torch.Tensor
-    silhouette_points: torch.Tensor
-    surface_points: torch.Tensor
-    surface_normals: torch.Tensor
-    object_contact_points: torch.Tensor
-    object_contact_weights: torch.Tensor
-    body_contact_points: torch.Tensor
-    body_contact_weights: torch.Tensor
-    body_points: torch.Tensor
-    body_normals: torch.Tensor
-    mask_distance: torch.Tensor | None = None
-    mask_window: torch.Tensor | None = None
-    mask_samples: torch.Tensor | None = None
+    K: np.ndarray
+    box: np.ndarray
+    silhouette_points: np.ndarray
+    surface_points: np.ndarray
+    surface_normals: np.ndarray
+    object_contact_points: np.ndarray
+    object_contact_weights: np.ndarray
+    body_contact_points: np.ndarray
+    body_contact_weights: np.ndarray
+    body_points: np.ndarray
+    body_normals: np.ndarray
+    mask_distance: np.ndarray | None = None
+    mask_window: np.ndarray | None = None
+    mask_samples: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,29 @@ class PoseWeights:
 
 @dataclass
 class PoseFit:
-    """Best pose found; numpy, camera frame."""
+    """Best pose found; numpy float64, camera frame."""
 
     rotation: np.ndarray  # (3, 3)
     translation: np.ndarray  # (3,) metres
     scale: float
     loss: float
     terms: dict[str, float]  # the best hypothesis' individual loss terms
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the schedule: keep the `keep` lowest-loss hypotheses, then run `iterations`
+    Levenberg-Marquardt steps on them."""
+
+    keep: int
+    iterations: int
+    penetration: bool  # include the interpenetration term (the costly one)
+
+
+DEFAULT_SCHEDULE: tuple[Stage, ...] = (
+    Stage(keep=8, iterations=12, penetration=False),
+    Stage(keep=2, iterations=8, penetration=True),
+)
 
 
 def initial_rotations(
@@ -90,157 +112,228 @@ def initial_rotations(
     return np.concatenate([(spin * align).as_matrix(), group])
 
 
-def _rotation_from_6d(d6: torch.Tensor) -> torch.Tensor:
-    """(K, 6) -> (K, 3, 3) by Gram-Schmidt on the first two columns (Zhou et al. 2019; smooth everywhere)."""
-    a, b = d6[:, :3], d6[:, 3:]
-    x = torch.nn.functional.normalize(a, dim=-1)
-    b = b - (x * b).sum(-1, keepdim=True) * x
-    y = torch.nn.functional.normalize(b, dim=-1)
-    z = torch.cross(x, y, dim=-1)
-    return torch.stack([x, y, z], dim=-1)
+class _Normal:
+    """Accumulates the normal equations of weighted least squares over the K hypotheses.
 
-
-def _project(K: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
-    """(..., 3) camera points -> (..., 2) pixels."""
-    z = X[..., 2].clamp(min=_MIN_DEPTH_M)
-    return torch.stack([K[0, 0] * X[..., 0] / z + K[0, 2], K[1, 1] * X[..., 1] / z + K[1, 2]], dim=-1)
-
-
-class Matches:
-    """Nearest-neighbour correspondences between point sets, kept between refreshes.
-
-    As in ICP, correspondences are found without gradient and the distances to them are differentiated;
-    the optimiser re-associates every few steps (`refresh`), which saves most of the search cost.
+    Each residual r (K, M) with weight w (K, M) and Jacobian J (K, M, 7) adds `w r^2 / 2` to the
+    quadratic model, `sum w r J` to the gradient and `sum w J^T J` to the Gauss-Newton Hessian.
     """
 
-    def __init__(self) -> None:
-        self.refresh = True
-        self._index: dict[str, torch.Tensor] = {}
+    def __init__(self, k: int) -> None:
+        self.H = np.zeros((k, _NPARAM, _NPARAM), np.float32)
+        self.g = np.zeros((k, _NPARAM), np.float32)
 
-    def index(self, key: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Index into b (K, M, D) of the nearest row for each row of a (K, N, D): (K, N)."""
-        if self.refresh or key not in self._index:
-            with torch.no_grad():
-                self._index[key] = torch.cdist(a, b).argmin(dim=-1)
-        return self._index[key]
-
-    def distance(self, key: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Distance from each row of a (K, N, D) to its matched row of b (K or 1, M, D): (K, N)."""
-        b = b.expand(a.shape[0], -1, -1)
-        idx = self.index(key, a, b)
-        return torch.linalg.norm(a - b.gather(1, idx[..., None].expand(-1, -1, a.shape[-1])), dim=-1)
+    def add(self, r: np.ndarray, w: np.ndarray, J: np.ndarray) -> None:
+        wJt = np.swapaxes(w[..., None] * J, 1, 2)  # (K, 7, M)
+        self.H += wJt @ J
+        self.g += (wJt @ r[..., None])[..., 0]
 
 
-class _Hypotheses(torch.nn.Module):
-    """K object poses being optimised together: 6D rotation, translation, bounded log-scale."""
-
-    def __init__(self, R0: np.ndarray, t0: np.ndarray, s0: np.ndarray, scale_range: tuple[float, float]):
-        super().__init__()
-        self.log_lo, self.log_hi = (float(np.log(v)) for v in scale_range)
-        s0 = np.clip(s0, *scale_range)
-        frac = np.clip((np.log(s0) - self.log_lo) / (self.log_hi - self.log_lo), 1e-3, 1 - 1e-3)
-        self.d6 = torch.nn.Parameter(torch.as_tensor(np.concatenate([R0[:, :, 0], R0[:, :, 1]], 1)).float())
-        self.t = torch.nn.Parameter(torch.as_tensor(t0).float())
-        self.u = torch.nn.Parameter(torch.as_tensor(np.log(frac / (1 - frac))).float())
-
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        R = _rotation_from_6d(self.d6)
-        log_s = self.log_lo + (self.log_hi - self.log_lo) * torch.sigmoid(self.u)
-        return R, self.t, log_s
-
-    def optimizer(self, lr_rotation: float, lr_translation_m: float) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            [
-                {"params": [self.d6], "lr": lr_rotation},
-                {"params": [self.t], "lr": lr_translation_m},
-                {"params": [self.u], "lr": 2 * lr_rotation},
-            ]
-        )
+def _point_jacobian(q: np.ndarray) -> np.ndarray:
+    """(K, N, 3, 7): derivative of a placed point X = R s p + t, q = X - t, with respect to a rotation
+    increment w (X -> exp(w) q + t), a translation step and a log-scale step."""
+    J = np.zeros((*q.shape, _NPARAM), np.float32)
+    x, y, z = q[..., 0], q[..., 1], q[..., 2]
+    J[..., 0, 1], J[..., 0, 2] = z, -y
+    J[..., 1, 0], J[..., 1, 2] = -z, x
+    J[..., 2, 0], J[..., 2, 1] = y, -x
+    J[..., 0, 3] = J[..., 1, 4] = J[..., 2, 5] = 1.0
+    J[..., 6] = q
+    return J
 
 
-def pose_losses(
-    R: torch.Tensor,
-    t: torch.Tensor,
-    log_s: torch.Tensor,
+def _vector_residuals(diff: np.ndarray, J: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Flatten (K, N, 3) vector residuals with Jacobians (K, N, 3, 7) and weights (K, N) to scalar rows."""
+    k = diff.shape[0]
+    return diff.reshape(k, -1), np.repeat(w, 3, axis=1), J.reshape(k, -1, _NPARAM)
+
+
+def _nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Index into b (K or 1, M, D) of the nearest row for each row of a (K, N, D): (K, N)."""
+    d2 = (b * b).sum(-1)[:, None, :] - 2.0 * np.matmul(a, np.swapaxes(b, 1, 2))
+    return d2.argmin(-1)
+
+
+def _take(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Rows idx (K, N) of b (K or 1, M, D): (K, N, D)."""
+    if b.shape[0] == 1:
+        return b[0][idx]
+    return np.take_along_axis(b, idx[..., None], axis=1)
+
+
+def _project(K: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) camera points -> (..., 2) pixels and their Jacobian (..., 2, 3)."""
+    z = np.maximum(X[..., 2], _MIN_DEPTH_M)
+    fx, fy = K[0, 0], K[1, 1]
+    uv = np.stack([fx * X[..., 0] / z + K[0, 2], fy * X[..., 1] / z + K[1, 2]], axis=-1)
+    dproj = np.zeros((*X.shape[:-1], 2, 3), np.float32)
+    dproj[..., 0, 0] = fx / z
+    dproj[..., 1, 1] = fy / z
+    dproj[..., 0, 2] = -fx * X[..., 0] / z**2
+    dproj[..., 1, 2] = -fy * X[..., 1] / z**2
+    return uv, dproj
+
+
+def _row_jacobian(a: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(..., 7): derivative of a . X for fixed rows a (..., 3) at placed points X with q = X - t
+    (see _point_jacobian), without forming the (..., 3, 7) point Jacobians."""
+    return np.concatenate([np.cross(q, a), a, (a * q).sum(-1, keepdims=True)], axis=-1)
+
+
+def _sample_map(image: np.ndarray, window: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bilinear value (...,) and gradient (..., 2) per pixel of `image` (h, w) spread over `window`, at uv."""
+    h, w = image.shape
+    px = (uv - window[:2]) / (window[2:] - window[:2]) * [w, h] - 0.5  # pixel-centre coordinates
+    px = np.clip(px, 0.0, [w - 1.0001, h - 1.0001]).astype(np.float32)  # border padding
+    i0 = px.astype(np.int64)
+    f = px - i0
+    x0, y0 = i0[..., 0], i0[..., 1]
+    a, b = image[y0, x0], image[y0, x0 + 1]
+    c, d = image[y0 + 1, x0], image[y0 + 1, x0 + 1]
+    fx, fy = f[..., 0], f[..., 1]
+    value = (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
+    du = ((b - a) * (1 - fy) + (d - c) * fy) * (w / (window[2] - window[0]))
+    dv = ((c - a) * (1 - fx) + (d - b) * fx) * (h / (window[3] - window[1]))
+    return value, np.stack([du, dv], axis=-1)
+
+
+def pose_terms(
+    R: np.ndarray,
+    t: np.ndarray,
+    log_s: np.ndarray,
     targets: PoseTargets,
     weights: PoseWeights,
     scale_prior: float,
     log_scale_bound: float,
     penetration: bool,
-    matches: Matches | None = None,
-) -> dict[str, torch.Tensor]:
+    normal: _Normal | None = None,
+) -> dict[str, np.ndarray]:
     """Per-hypothesis loss terms, each (K,). R: (K, 3, 3), t: (K, 3) metres, log_s: (K,).
 
-    matches: correspondences to reuse (see Matches); None searches them afresh.
+    Correspondences are the nearest neighbours at this pose. Given `normal`, the terms' reweighted
+    least-squares model (gradient exact at this pose) is added to it.
     """
-    matches = matches or Matches()
-    s = torch.exp(log_s)[:, None, None]
+    s = np.exp(log_s)[:, None, None]
+    k = len(R)
 
-    def place(p: torch.Tensor) -> torch.Tensor:
-        return s * torch.einsum("kij,nj->kni", R, p) + t[:, None, :]
+    def place(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        q = s * np.einsum("kij,nj->kni", R, p)
+        return q + t[:, None, :], q
 
     box = targets.box
-    diag = torch.linalg.norm(box[2:] - box[:2])
-    uv = _project(targets.K, place(targets.silhouette_points))  # (K, Ns, 2)
-    pred_box = torch.cat([uv.amin(1), uv.amax(1)], dim=-1)
-    terms = {"box": weights.box * (10.0 * (pred_box - box).abs() / diag).mean(-1)}
+    norm = 10.0 / float(np.linalg.norm(box[2:] - box[:2]))  # pixels -> units of the box diagonal / 10
+    X, q = place(targets.silhouette_points)
+    uv, dproj = _project(targets.K, X)  # (K, Ns, 2), (K, Ns, 2, 3)
+    lo, hi = uv.argmin(1), uv.argmax(1)  # (K, 2) extreme points per axis
+    edge_ids = np.concatenate([lo, hi], axis=1)  # (K, 4): x0, y0, x1, y1
+    axis = np.array([0, 1, 0, 1])
+    rows = np.arange(k)[:, None]
+    r_box = (uv[rows, edge_ids, axis] - box) * norm  # (K, 4)
+    terms = {"box": weights.box * np.abs(r_box).mean(-1)}
+    if normal is not None:
+        J_uv = _row_jacobian(dproj, q[:, :, None, :])  # (K, Ns, 2, 7)
+        J_box = J_uv[rows, edge_ids, axis] * norm
+        normal.add(r_box, weights.box / 4 / np.maximum(np.abs(r_box), _L1_FLOOR), J_box)
 
     if targets.mask_distance is not None:
-        w = targets.mask_window
-        grid = (2.0 * (uv - w[:2]) / (w[2:] - w[:2]) - 1.0)[:, :, None, :]  # (K, Ns, 1, 2) in [-1, 1]
-        dist = torch.nn.functional.grid_sample(
-            targets.mask_distance.expand(uv.shape[0], -1, -1, -1),
-            grid,
-            align_corners=False,
-            padding_mode="border",
-        )[:, 0, :, 0]
-        cover = matches.distance("cover", targets.mask_samples[None].expand(uv.shape[0], -1, -1), uv)
-        terms["mask"] = weights.mask * 10.0 * (dist.mean(-1) + cover.mean(-1)) / diag
+        dist, grad = _sample_map(targets.mask_distance, targets.mask_window, uv)
+        idx = _nearest(targets.mask_samples[None].astype(np.float32), uv)  # (K, M)
+        cover = _take(uv, idx) - targets.mask_samples  # (K, M, 2)
+        cover_d = np.linalg.norm(cover, axis=-1)
+        terms["mask"] = weights.mask * norm * (dist.mean(-1) + cover_d.mean(-1))
+        if normal is not None:
+            r = dist * norm
+            J = np.einsum("kni,knip->knp", grad, J_uv) * norm
+            normal.add(r, weights.mask / r.shape[1] / np.maximum(r, _L1_FLOOR), J)
+            r = cover * norm
+            w = weights.mask / cover.shape[1] / np.maximum(cover_d * norm, _L1_FLOOR)
+            J = _take(J_uv.reshape(k, -1, 2 * _NPARAM), idx).reshape(k, -1, 2, _NPARAM) * norm
+            normal.add(r.reshape(k, -1), np.repeat(w, 2, axis=1), J.reshape(k, -1, _NPARAM))
 
     cs = weights.contact_scale_m
-    obj_c = place(targets.object_contact_points)  # (K, Nco, 3)
-    body_c = targets.body_contact_points[None]
+    obj_c, q_c = place(targets.object_contact_points)  # (K, Nco, 3)
+    body_c = targets.body_contact_points
     wo, wb = targets.object_contact_weights, targets.body_contact_weights
+    Jc = _point_jacobian(q_c) if normal is not None else None
 
-    def robust(d: torch.Tensor) -> torch.Tensor:
+    def robust(diff: np.ndarray, point_w: np.ndarray, J: np.ndarray | None) -> np.ndarray:
         # Geman-McClure: quadratic within `cs`, saturating beyond, so that a broad contact region (a
         # whole hand) can hold a small object without every vertex having to touch it.
-        r2 = (d / cs) ** 2
-        return 2.0 * r2 / (1.0 + r2)
+        u2 = (diff * diff).sum(-1) / cs**2
+        if normal is not None:
+            w = weights.contact * point_w * 4.0 / (cs**2 * (1.0 + u2) ** 2)
+            normal.add(*_vector_residuals(diff, J, w))
+        return (2.0 * u2 / (1.0 + u2) * point_w).sum(-1)
 
-    to_body = (robust(matches.distance("to_body", obj_c, body_c)) * wo).sum(-1) / wo.sum().clamp(min=1e-9)
-    to_obj = robust(matches.distance("to_obj", body_c.expand(obj_c.shape[0], -1, -1), obj_c))
-    terms["contact"] = weights.contact * (to_body + (to_obj * wb).sum(-1) / wb.sum())
+    idx = _nearest(obj_c, body_c[None])
+    wo_n = wo / max(float(wo.sum()), 1e-9)
+    to_body = robust(obj_c - body_c[idx], np.broadcast_to(wo_n, idx.shape), Jc)
+    idx = _nearest(np.broadcast_to(body_c, (k, *body_c.shape)), obj_c)
+    Jb = None if Jc is None else _take(Jc.reshape(k, -1, 3 * _NPARAM), idx).reshape(k, -1, 3, _NPARAM)
+    to_obj = robust(_take(obj_c, idx) - body_c, np.broadcast_to(wb / wb.sum(), idx.shape), Jb)
+    terms["contact"] = weights.contact * (to_body + to_obj)
 
     if penetration:
-        pts = place(targets.surface_points)  # (K, Np, 3)
-        body = targets.body_points[None].expand(pts.shape[0], -1, -1)
-        idx = matches.index("in_body", pts, body)
-        depth_in_body = torch.relu(-((pts - targets.body_points[idx]) * targets.body_normals[idx]).sum(-1))
-        nrm = torch.einsum("kij,nj->kni", R, targets.surface_normals)
-        idx = matches.index("in_object", body, pts)
-        gather = idx[..., None].expand(-1, -1, 3)
-        near, near_n = pts.gather(1, gather), nrm.gather(1, gather)
-        depth_in_obj = torch.relu(-((targets.body_points[None] - near) * near_n).sum(-1))
-        terms["penetration"] = weights.penetration * (depth_in_body.mean(-1) + depth_in_obj.mean(-1)) / cs
+        pts, q_p = place(targets.surface_points)  # (K, Np, 3)
+        bp, bn = targets.body_points, targets.body_normals
+        idx = _nearest(pts, bp[None])
+        signed = ((pts - bp[idx]) * bn[idx]).sum(-1)  # < 0: object point inside the body
+        depth_in_body = np.maximum(-signed, 0.0)
+        nrm = np.einsum("kij,nj->kni", R, targets.surface_normals)
+        idx_o = _nearest(np.broadcast_to(bp, (k, *bp.shape)), pts)  # (K, Nb)
+        near, near_n = _take(pts, idx_o), _take(nrm, idx_o)
+        signed_o = ((bp[None] - near) * near_n).sum(-1)  # < 0: body point inside the object
+        depth_in_obj = np.maximum(-signed_o, 0.0)
+        c = weights.penetration / cs
+        terms["penetration"] = c * (depth_in_body.mean(-1) + depth_in_obj.mean(-1))
+        if normal is not None:
+            J = _row_jacobian(bn[idx], q_p)
+            w = (signed < 0) * c / signed.shape[1] / np.maximum(depth_in_body, _DEPTH_FLOOR_M)
+            normal.add(signed, w, J)
+            # signed_o = (b - X) . (R n): the point X and the normal both turn with the object.
+            q_near = near - t[:, None, :]
+            J = np.empty((*signed_o.shape, _NPARAM), np.float32)
+            J[..., :3] = -np.cross(q_near, near_n) + np.cross(near_n, bp[None] - near)
+            J[..., 3:6] = -near_n
+            J[..., 6] = -(q_near * near_n).sum(-1)
+            w = (signed_o < 0) * c / signed_o.shape[1] / np.maximum(depth_in_obj, _DEPTH_FLOOR_M)
+            normal.add(signed_o, w, J)
 
-    terms["size"] = weights.size * ((log_s - np.log(scale_prior)) / log_scale_bound) ** 2
+    r_size = (log_s - np.log(scale_prior)) / log_scale_bound
+    terms["size"] = weights.size * r_size**2
+    if normal is not None:
+        J = np.zeros((k, 1, _NPARAM), np.float32)
+        J[..., 6] = 1.0 / log_scale_bound
+        normal.add(r_size[:, None], np.full((k, 1), 2.0 * weights.size, np.float32), J)
     return terms
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One step of the schedule: keep the `keep` lowest-loss hypotheses, then run `iterations` Adam steps."""
-
-    keep: int
-    iterations: int
-    penetration: bool  # include the interpenetration term (the costly one)
+def _rodrigues(w: np.ndarray) -> np.ndarray:
+    """(K, 3) rotation vectors -> (K, 3, 3) matrices."""
+    return Rotation.from_rotvec(w.astype(np.float64)).as_matrix().astype(np.float32)
 
 
-DEFAULT_SCHEDULE: tuple[Stage, ...] = (
-    Stage(keep=8, iterations=25, penetration=False),
-    Stage(keep=2, iterations=25, penetration=True),
-)
+@dataclass
+class _State:
+    """K hypotheses with their loss and the least-squares model at that pose."""
+
+    R: np.ndarray  # (K, 3, 3)
+    t: np.ndarray  # (K, 3)
+    log_s: np.ndarray  # (K,)
+    loss: np.ndarray  # (K,)
+    H: np.ndarray  # (K, 7, 7)
+    g: np.ndarray  # (K, 7)
+
+    @staticmethod
+    def choose(where: np.ndarray, a: _State, b: _State) -> _State:
+        """Per hypothesis, a where `where` (K,) holds, else b."""
+        fields = ("R", "t", "log_s", "loss", "H", "g")
+        return _State(
+            *(
+                np.where(where.reshape((-1,) + (1,) * (getattr(a, f).ndim - 1)), getattr(a, f), getattr(b, f))
+                for f in fields
+            )
+        )
 
 
 def fit_object_pose(
@@ -251,9 +344,6 @@ def fit_object_pose(
     scale_range: tuple[float, float],
     weights: PoseWeights,
     schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE,
-    lr_rotation: float = 0.05,
-    lr_translation_m: float = 0.01,
-    rematch_every: int = 4,
     s0: np.ndarray | None = None,
 ) -> PoseFit:
     """Optimise hypotheses (R0: (K, 3, 3), t0: (K, 3) metres, s0: (K,) scales or None for the prior)
@@ -261,42 +351,50 @@ def fit_object_pose(
 
     Every stage first ranks the surviving hypotheses by its own objective and keeps the best few, so
     the cheap terms screen the many starting rotations and the full objective polishes the last ones.
-    Nearest-neighbour correspondences are searched again every `rematch_every` steps.
+    A Levenberg-Marquardt step is kept only where it lowers a hypothesis' loss; elsewhere the damping
+    grows and the step is tried again shorter.
     """
     log_scale_bound = max(abs(float(np.log(v / scale_prior))) for v in scale_range)
-    hyp = _Hypotheses(R0, t0, np.full(len(R0), scale_prior) if s0 is None else s0, scale_range)
+    log_lo, log_hi = (float(np.log(v)) for v in scale_range)
+    s0 = np.full(len(R0), scale_prior) if s0 is None else np.asarray(s0)
+    R = np.asarray(R0, np.float32)
+    t = np.asarray(t0, np.float32)
+    log_s = np.log(np.clip(s0, *scale_range)).astype(np.float32)
 
-    def evaluate(penetration: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        with torch.no_grad():
-            R, t, log_s = (x.detach() for x in hyp())
-            terms = pose_losses(R, t, log_s, targets, weights, scale_prior, log_scale_bound, penetration)
-        return terms, sum(terms.values())
+    def evaluate(R: np.ndarray, t: np.ndarray, log_s: np.ndarray, penetration: bool) -> _State:
+        normal = _Normal(len(R))
+        terms = pose_terms(R, t, log_s, targets, weights, scale_prior, log_scale_bound, penetration, normal)
+        return _State(R, t, log_s, sum(terms.values()), normal.H, normal.g)
 
+    eye = np.eye(_NPARAM, dtype=np.float32)
     for stage in schedule:
-        _, total = evaluate(stage.penetration)
-        best = torch.argsort(total)[: stage.keep].numpy()
-        with torch.no_grad():
-            R, t, log_s = (x.detach() for x in hyp())
-        hyp = _Hypotheses(R[best].numpy(), t[best].numpy(), torch.exp(log_s[best]).numpy(), scale_range)
-        opt = hyp.optimizer(lr_rotation, lr_translation_m)
-        matches = Matches()
-        for step in range(stage.iterations):
-            matches.refresh = step % rematch_every == 0
-            opt.zero_grad(set_to_none=True)
-            R, t, log_s = hyp()
-            terms = pose_losses(
-                R, t, log_s, targets, weights, scale_prior, log_scale_bound, stage.penetration, matches
+        terms = pose_terms(R, t, log_s, targets, weights, scale_prior, log_scale_bound, stage.penetration)
+        keep = np.argsort(sum(terms.values()))[: stage.keep]
+        state = evaluate(R[keep], t[keep], log_s[keep], stage.penetration)
+        damping = np.full(len(state.R), 1e-3, np.float32)
+        for _ in range(stage.iterations):
+            diag = np.einsum("kii->ki", state.H)[:, :, None] * eye
+            step = -np.linalg.solve(
+                state.H + damping[:, None, None] * (diag + 1e-6 * eye), state.g[..., None]
+            )[..., 0]
+            trial = evaluate(
+                _rodrigues(step[:, :3]) @ state.R,
+                state.t + step[:, 3:6],
+                np.clip(state.log_s + step[:, 6], log_lo, log_hi),
+                stage.penetration,
             )
-            sum(terms.values()).sum().backward()
-            opt.step()
-    terms, total = evaluate(schedule[-1].penetration if schedule else True)
-    i = int(torch.argmin(total))
-    with torch.no_grad():
-        R, t, log_s = (x.detach() for x in hyp())
+            better = trial.loss < state.loss
+            state = _State.choose(better, trial, state)
+            damping = np.where(better, damping / 3.0, damping * 8.0).astype(np.float32)
+        R, t, log_s = state.R, state.t, state.log_s
+    penetration = schedule[-1].penetration if schedule else True
+    terms = pose_terms(R, t, log_s, targets, weights, scale_prior, log_scale_bound, penetration)
+    total = sum(terms.values())
+    i = int(np.argmin(total))
     return PoseFit(
-        rotation=R[i].numpy().astype(np.float64),
-        translation=t[i].numpy().astype(np.float64),
-        scale=float(torch.exp(log_s[i])),
+        rotation=Rotation.from_matrix(R[i].astype(np.float64)).as_matrix(),  # re-orthonormalised
+        translation=t[i].astype(np.float64),
+        scale=float(np.exp(log_s[i])),
         loss=float(total[i]),
-        terms={k: float(v[i]) for k, v in terms.items()},
+        terms={name: float(v[i]) for name, v in terms.items()},
     )
