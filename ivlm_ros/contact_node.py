@@ -75,7 +75,7 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
 }
 
 
-MAX_WAITING_IMAGES = 64  # images kept while they wait for their detections (older ones count as dropped)
+MAX_WAITING_IMAGES = 32  # images kept while they wait for their detections (older ones count as dropped)
 UNPAIRED = ("frame skipped: no detections within {} s of its stamp "
             "(is the detector running and remapped to 'detections'?)")
 
@@ -298,11 +298,24 @@ class ContactNode(LifecycleNode):
     def _on_image(self, msg: Image | CompressedImage) -> None:
         with self._lock:
             self._stats.received += 1
-            self._images.append(_Frame(msg, time.monotonic()))
-            if len(self._images) > MAX_WAITING_IMAGES:
-                self._images.popleft()
-                self._stats.dropped += 1
+            now = time.monotonic()
+            self._images.append(_Frame(msg, now))
+            # keep only images that may still be paired: younger than detection_wait_s (newest always kept)
+            wait = self.p["detection_wait_s"] if self.p["use_detections"] else 0.0
+            while len(self._images) > 1 and (now - self._images[0].arrived > wait
+                                             or len(self._images) > MAX_WAITING_IMAGES):
+                self._discard(self._images.popleft())
             self._lock.notify_all()
+
+    def _discard(self, frame: _Frame) -> None:
+        """Count an image that will not be processed: dropped (superseded) or unpaired (no detections)."""
+        paired = self._match(Time.from_msg(frame.msg.header.stamp).nanoseconds) is not None
+        if paired or not self.p["use_detections"]:
+            self._stats.dropped += 1
+        else:
+            self._stats.unpaired += 1
+            self._stats.level = DiagnosticStatus.WARN
+            self._stats.message = UNPAIRED.format(self.p["pairing_tolerance_s"])
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
@@ -353,10 +366,7 @@ class ContactNode(LifecycleNode):
                         return frame, paired
                 now, wait = time.monotonic(), self.p["detection_wait_s"]
                 while self._images and now - self._images[0].arrived >= wait:
-                    self._images.popleft()
-                    self._stats.unpaired += 1
-                    self._stats.level = DiagnosticStatus.WARN
-                    self._stats.message = UNPAIRED.format(self.p["pairing_tolerance_s"])
+                    self._discard(self._images.popleft())
                 if self._images:
                     self._lock.wait(timeout=wait - (now - self._images[0].arrived))
         return None
