@@ -6,6 +6,7 @@ player (images from files, no camera or detector needed) and RViz.
     ros2 launch ivlm_ros contact.launch.py player_source:=<image|folder|video> use_rviz:=true
 """
 
+from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.events import matches_action
@@ -15,8 +16,6 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
-
-from launch import LaunchContext, LaunchDescription
 
 ARGUMENTS = {
     "backend": ("", "contact backend (keypoint, interactvlm); '' = the params file's"),
