@@ -49,8 +49,8 @@ class ReconstructConfig:
     grasp_clearance_m: float = 0.05  # grasp candidates keep at least this distance from every contact
     grasp_samples: int = 256  # object surface samples the grasp candidates are drawn from
     silhouette_points: int = 128  # object points whose projection is compared with the box and mask
-    contact_points: int = 96  # at most this many points per contact region in the optimisation
-    body_points: int = 600  # at most this many body vertices near the contact for interpenetration
+    contact_points: int = 64  # at most this many points per contact region in the optimisation
+    body_points: int = 300  # at most this many body vertices near the contact for interpenetration
     mask_samples: int = 64  # mask pixels that must be covered by the projected object
     mask_resolution: int = 96  # the mask's distance map is computed at most this many pixels wide
     # How many starting rotations survive each stage, and its Levenberg-Marquardt steps.

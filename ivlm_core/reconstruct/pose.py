@@ -91,8 +91,8 @@ class Stage:
 
 
 DEFAULT_SCHEDULE: tuple[Stage, ...] = (
-    Stage(keep=8, iterations=12, penetration=False),
-    Stage(keep=2, iterations=8, penetration=True),
+    Stage(keep=8, iterations=10, penetration=False),
+    Stage(keep=2, iterations=6, penetration=True),
 )
 
 
@@ -152,6 +152,15 @@ def _nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Index into b (K or 1, M, D) of the nearest row for each row of a (K, N, D): (K, N)."""
     d2 = (b * b).sum(-1)[:, None, :] - 2.0 * np.matmul(a, np.swapaxes(b, 1, 2))
     return d2.argmin(-1)
+
+
+def _nearest_both(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest rows both ways from one distance matrix: into b (K or 1, M, D) for each row of a
+    (K or 1, N, D), (K, N); and into a for each row of b, (K, M)."""
+    cross = -2.0 * np.matmul(a, np.swapaxes(b, 1, 2))  # (K, N, M)
+    a_to_b = (cross + (b * b).sum(-1)[:, None, :]).argmin(-1)
+    b_to_a = (cross + (a * a).sum(-1)[:, :, None]).argmin(1)
+    return a_to_b, b_to_a
 
 
 def _take(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -265,10 +274,10 @@ def pose_terms(
             normal.add(*_vector_residuals(diff, J, w))
         return (2.0 * u2 / (1.0 + u2) * point_w).sum(-1)
 
-    idx = _nearest(obj_c, body_c[None])
+    idx, idx_b = _nearest_both(obj_c, body_c[None])
     wo_n = wo / max(float(wo.sum()), 1e-9)
     to_body = robust(obj_c - body_c[idx], np.broadcast_to(wo_n, idx.shape), Jc)
-    idx = _nearest(np.broadcast_to(body_c, (k, *body_c.shape)), obj_c)
+    idx = idx_b
     Jb = None if Jc is None else _take(Jc.reshape(k, -1, 3 * _NPARAM), idx).reshape(k, -1, 3, _NPARAM)
     to_obj = robust(_take(obj_c, idx) - body_c, np.broadcast_to(wb / wb.sum(), idx.shape), Jb)
     terms["contact"] = weights.contact * (to_body + to_obj)
@@ -276,11 +285,10 @@ def pose_terms(
     if penetration:
         pts, q_p = place(targets.surface_points)  # (K, Np, 3)
         bp, bn = targets.body_points, targets.body_normals
-        idx = _nearest(pts, bp[None])
+        idx, idx_o = _nearest_both(pts, bp[None])  # (K, Np) into the body, (K, Nb) into the object
         signed = ((pts - bp[idx]) * bn[idx]).sum(-1)  # < 0: object point inside the body
         depth_in_body = np.maximum(-signed, 0.0)
         nrm = np.einsum("kij,nj->kni", R, targets.surface_normals)
-        idx_o = _nearest(np.broadcast_to(bp, (k, *bp.shape)), pts)  # (K, Nb)
         near, near_n = _take(pts, idx_o), _take(nrm, idx_o)
         signed_o = ((bp[None] - near) * near_n).sum(-1)  # < 0: body point inside the object
         depth_in_obj = np.maximum(-signed_o, 0.0)
