@@ -47,8 +47,14 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
     "body_model_path": ("", "folder with SMPL-family model files (not needed for anny)", None),
     "object_mesh_folder": ("", "user object meshes named after labels ('' = built-in shapes only)", None),
     "video": (True, "frames are consecutive (a tracking backend reuses the previous fit)", None),
-    "reconstruct": (False, "place each object against the body in 3D (pose, object contact points, object "
-                    "marker); the keypoint backend needs ~0.15 s per contact pair on a CPU", None),
+    "reconstruct": (False, "place each object against the body in 3D (pose, object contact points, grasp "
+                    "points, object marker); the keypoint backend needs ~0.15 s per contact pair on a CPU",
+                    None),
+    "grasp_clearance": (conversions.DEFAULT_GRASP_CLEARANCE_M,
+                        "metres kept between published grasp points and every body or object contact point "
+                        f"(the reconstruction keeps {conversions.DEFAULT_GRASP_CLEARANCE_M} m; "
+                        "less adds none)",
+                        (0.0, 0.5)),
     "contact_threshold": (0.5, "vertex contact probability threshold", (0.0, 1.0)),
     "max_rate_hz": (10.0, "most images processed per second (0 = as fast as the backend runs)", (0.0, 120.0)),
     "image_qos": ("sensor_data", "camera QoS (sensor_data = best effort)", ("sensor_data", "reliable")),
@@ -440,14 +446,22 @@ class ContactNode(LifecycleNode):
         t2 = time.monotonic()
         person_ids = self._track(results, detections)
         self._smoother.update(results, person_ids)
-        threshold = self.p["contact_threshold"]
-        contacts = [conversions.contact_to_msg(r, pid, threshold)
+        threshold, clearance = self.p["contact_threshold"], self.p["grasp_clearance"]
+        contacts = [conversions.contact_to_msg(r, pid, threshold, clearance, self._object_mesh(r, camera))
                     for r, pid in zip(results, person_ids, strict=True)]
         out = ContactArray(header=header, contacts=contacts)
         self._pubs["contacts"].publish(out)
         t3 = time.monotonic()
         self._record(header, t3, (t1 - t0 + t3 - t2) * 1e3, (t2 - t1) * 1e3, problems, results)
-        self._queue_markers(header, results, person_ids, camera)
+        grasp = [conversions.points_to_array(c.grasp_points) for c in contacts]
+        self._queue_markers(header, results, person_ids, camera, grasp)
+
+    def _object_mesh(self, result: ContactResult, camera: CameraIntrinsics) -> Any:
+        """The registry mesh the backend placed for a reconstructed pair (same mesh id), else None."""
+        if result.reconstruction is None or not result.reconstruction.ok:
+            return None
+        mesh = self._objects.get(result.obj.label, result.obj.box_xyxy, camera)
+        return mesh if mesh.mesh_id == result.object_mesh_id else None
 
     def _track(self, results: list[ContactResult], detections: list[Detection]) -> list[int]:
         """Stable person ids: one tracker update per person of the frame, by detector id or box overlap."""
@@ -488,7 +502,7 @@ class ContactNode(LifecycleNode):
             s.message = f"ok: {len(results)} pair(s)" + (f" ({'; '.join(reasons)})" if reasons else "")
 
     def _queue_markers(self, header: Any, results: list[ContactResult], person_ids: list[int],
-                       camera: CameraIntrinsics) -> None:
+                       camera: CameraIntrinsics, grasp: list[np.ndarray]) -> None:
         """Hand the frame to the marker thread when markers are due (throttled, only with subscribers)."""
         now = time.monotonic()
         if (not self.p["publish_markers"] or self._pubs["markers"].get_subscription_count() == 0
@@ -496,7 +510,7 @@ class ContactNode(LifecycleNode):
             return
         self._last_markers = now
         with self._lock:
-            self._marker_job = (header, results, person_ids, camera)
+            self._marker_job = (header, results, person_ids, camera, grasp)
             self._lock.notify_all()
 
     def _draw(self) -> None:
@@ -507,15 +521,16 @@ class ContactNode(LifecycleNode):
                     self._lock.wait(timeout=0.5)
                 if not self._running:
                     return
-                (header, results, person_ids, camera), self._marker_job = self._marker_job, None
+                (header, results, person_ids, camera, grasp), self._marker_job = self._marker_job, None
 
             def object_mesh(result: ContactResult, camera=camera) -> tuple[np.ndarray, np.ndarray] | None:
-                mesh = self._objects.get(result.obj.label, result.obj.box_xyxy, camera)
-                return (mesh.vertices, mesh.faces) if mesh.mesh_id == result.object_mesh_id else None
+                mesh = self._object_mesh(result, camera)
+                return None if mesh is None else (mesh.vertices, mesh.faces)
 
             try:
                 self._pubs["markers"].publish(markers.contact_markers(
-                    header, results, person_ids, self.p["contact_threshold"], self._body_mesh, object_mesh))
+                    header, results, person_ids, self.p["contact_threshold"], self._body_mesh, object_mesh,
+                    grasp))
             except Exception as exc:  # markers are for people watching; never let them stop the node
                 self._report_error(header, RuntimeError(f"markers: {exc}"))
 

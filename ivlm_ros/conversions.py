@@ -13,12 +13,19 @@ from typing import Any
 
 import cv2
 import numpy as np
+import trimesh
 from geometry_msgs.msg import Point, Pose, Vector3
+from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
+from ivlm_core.reconstruct import ReconstructConfig
+from ivlm_core.reconstruct.joint import MeshLike
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction
 from ivlm_ros.msg import Contact, ObjectDetectionArray
+
+# the clearance the reconstruction keeps its grasp candidates at; a larger one drops more of them
+DEFAULT_GRASP_CLEARANCE_M = ReconstructConfig().grasp_clearance_m
 
 # encoding -> (channels, numpy dtype, channel order as converted to RGB)
 _ENCODINGS: dict[str, tuple[int, str]] = {
@@ -222,6 +229,11 @@ def pose_from_matrix(T: np.ndarray) -> Pose:
     return pose
 
 
+def points_to_array(points: Sequence[Point] | Sequence[Vector3]) -> np.ndarray:
+    """geometry_msgs Points or Vector3s -> (N, 3) float64."""
+    return np.array([[p.x, p.y, p.z] for p in points], np.float64).reshape(-1, 3)
+
+
 def _object_rows(rec: Reconstruction, obj_ids: np.ndarray) -> np.ndarray | None:
     """Rows of the reconstruction's object contact points for the listed object vertices, or None.
 
@@ -238,12 +250,60 @@ def _object_rows(rec: Reconstruction, obj_ids: np.ndarray) -> np.ndarray | None:
     return np.arange(len(points)) if len(points) == obj_ids.size and obj_ids.size else None
 
 
-def contact_to_msg(result: ContactResult, person_id: int, threshold: float) -> Contact:
+def _object_contact(rec: Reconstruction, obj_ids: np.ndarray, object_mesh: MeshLike | None,
+                    vertex_count: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Camera-frame points (N, 3) and unit normals (N, 3) of the listed object vertices `obj_ids`, or None.
+
+    With the object mesh, every listed vertex is placed by the reconstruction's pose (so the points
+    follow the message's ids even when the node's threshold or smoothing selects other vertices than
+    the reconstruction did); without it, the reconstruction's own points are used when they cover the ids.
+    """
+    if object_mesh is not None:
+        vertices = np.asarray(object_mesh.vertices, np.float64)
+        if len(vertices) != vertex_count:
+            raise ValueError(f"object mesh has {len(vertices)} vertices but the contact result has "
+                             f"{vertex_count} object probabilities; pass the mesh of result.object_mesh_id")
+        normals = trimesh.Trimesh(vertices, object_mesh.faces, process=False).vertex_normals
+        R, t = np.asarray(rec.object_pose, np.float64)[:3, :3], np.asarray(rec.object_pose, np.float64)[:3, 3]
+        return rec.object_scale * vertices[obj_ids] @ R.T + t, np.asarray(normals)[obj_ids] @ R.T
+    rows = _object_rows(rec, obj_ids)
+    if rows is None or len(rec.object_contact_normals) != len(rec.object_contact_points):
+        return None
+    return np.asarray(rec.object_contact_points)[rows], np.asarray(rec.object_contact_normals)[rows]
+
+
+def _clear_of(points: np.ndarray, contacts: list[np.ndarray], clearance: float) -> np.ndarray:
+    """Indices of `points` (N, 3) at least `clearance` metres from every row of `contacts` ((M_i, 3) each)."""
+    others = np.concatenate([np.zeros((0, 3)), *contacts])
+    if not len(others) or not len(points):
+        return np.arange(len(points))
+    return np.flatnonzero(cKDTree(others).query(points)[0] >= clearance)
+
+
+def _why_not_reconstructed(result: ContactResult) -> str:
+    rec = result.reconstruction
+    if rec is not None:
+        return rec.reason or "the reconstruction failed its checks"
+    if result.reason:
+        return f"not reconstructed: {result.reason}"
+    return (f"not reconstructed: the '{result.backend}' backend did not place the object in 3D (the keypoint "
+            "backend does when the node parameter 'reconstruct' is true)")
+
+
+def contact_to_msg(result: ContactResult, person_id: int, threshold: float,
+                   grasp_clearance: float = DEFAULT_GRASP_CLEARANCE_M,
+                   object_mesh: MeshLike | None = None) -> Contact:
     """ContactResult -> ivlm_ros/Contact: vertices with probability >= `threshold`, their 3D points.
 
-    3D body points/normals are filled when the backend gave a posed body; object points only when
-    the reconstruction passed its checks and gives one point per listed object vertex.
+    3D body points/normals are filled when the backend gave a posed body. The object's pose, contact
+    points and grasp points only when the reconstruction passed its checks; otherwise `reconstructed`
+    is false, the pose identity, scale and quality 0, and `reconstruction_reason` says why.
+    grasp_clearance: metres; grasp points closer than this to any listed body or object contact point are
+    dropped. object_mesh: the mesh of `result.object_mesh_id` (vertices (Vo, 3) metres, faces), which lets
+    every listed object vertex get its 3D point.
     """
+    if not grasp_clearance >= 0:
+        raise ValueError(f"grasp_clearance must be >= 0 metres, got {grasp_clearance}")
     body_p = np.asarray(result.body_probabilities, np.float32)
     obj_p = np.asarray(result.object_probabilities, np.float32)
     body_ids = np.flatnonzero(body_p >= threshold)
@@ -262,21 +322,30 @@ def contact_to_msg(result: ContactResult, person_id: int, threshold: float) -> C
         object_mesh_id=result.object_mesh_id, object_vertex_count=int(obj_p.size),
         object_vertex_ids=obj_ids.astype(np.uint32).tolist(),
         object_vertex_probabilities=obj_p[obj_ids].tolist(),
+        grasp_clearance=float(grasp_clearance),
         backend=result.backend, evidence=list(result.evidence),
     )
+    body_points = np.zeros((0, 3))
     if result.body_vertices is not None:
-        msg.body_contact_points = _points(np.asarray(result.body_vertices)[body_ids])
+        body_points = np.asarray(result.body_vertices, np.float64)[body_ids]
+        msg.body_contact_points = _points(body_points)
         if result.body_normals is not None:
             msg.body_contact_normals = _vectors(np.asarray(result.body_normals)[body_ids])
     rec = result.reconstruction
-    if rec is not None and rec.ok:
-        msg.reconstructed = True
-        msg.object_pose = pose_from_matrix(rec.object_pose)
-        msg.object_scale = float(rec.object_scale)
-        msg.reconstruction_quality = float(rec.quality)
-        rows = _object_rows(rec, obj_ids)
-        if rows is not None:
-            msg.object_contact_points = _points(np.asarray(rec.object_contact_points)[rows])
-            if len(rec.object_contact_normals) == len(rec.object_contact_points):
-                msg.object_contact_normals = _vectors(np.asarray(rec.object_contact_normals)[rows])
+    if rec is None or not rec.ok:  # never a failed pose as if it were good: identity, zeros, no points
+        msg.reconstruction_reason = _why_not_reconstructed(result)
+        return msg
+    msg.reconstructed = True
+    msg.object_pose = pose_from_matrix(rec.object_pose)
+    msg.object_scale = float(rec.object_scale)
+    msg.reconstruction_quality = float(rec.quality)
+    object_points = np.zeros((0, 3))
+    placed = _object_contact(rec, obj_ids, object_mesh, obj_p.size)
+    if placed is not None:
+        object_points = placed[0]
+        msg.object_contact_points, msg.object_contact_normals = _points(placed[0]), _vectors(placed[1])
+    grasp = np.asarray(rec.grasp_points, np.float64).reshape(-1, 3)
+    keep = _clear_of(grasp, [body_points, object_points], grasp_clearance)
+    msg.grasp_points = _points(grasp[keep])
+    msg.grasp_normals = _vectors(np.asarray(rec.grasp_normals, np.float64).reshape(-1, 3)[keep])
     return msg

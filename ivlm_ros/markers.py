@@ -1,4 +1,5 @@
-"""RViz markers: body mesh coloured by contact probability, object mesh at its pose, contact points.
+"""RViz markers: body mesh coloured by contact probability, object mesh at its pose, contact points,
+and the object's grasp points (candidate regions for a robot, away from the person).
 
 The body mesh is decimated once (vertex clustering on the body model's template, at configure) to a
 triangle budget; per frame only the posed positions of the kept vertices and the per-cluster maximum
@@ -7,7 +8,7 @@ probability are gathered, so a small contact patch never disappears in the decim
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from ivlm_core.types import ContactResult
 NO_CONTACT_RGB = np.array([0.75, 0.75, 0.75], np.float32)
 CONTACT_RGB = np.array([1.0, 0.1, 0.1], np.float32)
 OBJECT_RGB = np.array([0.2, 0.5, 1.0], np.float32)
+GRASP_RGBA = ColorRGBA(r=0.1, g=0.85, b=0.2, a=1.0)
 
 
 @dataclass(frozen=True)
@@ -101,24 +103,41 @@ def object_marker(header: Any, marker_id: int, vertices: np.ndarray, faces: np.n
     return _triangle_marker(header, "object", marker_id, placed, np.asarray(faces), rgb)
 
 
-def points_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.02) -> Marker:
-    """Contact points (N, 3), metres, as a red SPHERE_LIST."""
-    m = Marker(header=header, ns="contact_points", id=marker_id, type=Marker.SPHERE_LIST, action=Marker.ADD)
+def _sphere_list(header: Any, ns: str, marker_id: int, points: np.ndarray, diameter: float,
+                 colour: ColorRGBA) -> Marker:
+    m = Marker(header=header, ns=ns, id=marker_id, type=Marker.SPHERE_LIST, action=Marker.ADD)
     m.pose.orientation.w = 1.0
     m.scale.x = m.scale.y = m.scale.z = float(diameter)
-    m.color = ColorRGBA(r=1.0, g=0.1, b=0.1, a=1.0)
-    m.points = [Point(x=x, y=y, z=z) for x, y, z in np.asarray(points, np.float64).tolist()]
+    m.color = colour
+    m.points = [Point(x=x, y=y, z=z) for x, y, z in np.asarray(points, np.float64).reshape(-1, 3).tolist()]
     return m
+
+
+def points_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.02) -> Marker:
+    """Contact points (N, 3), metres, as a red SPHERE_LIST."""
+    return _sphere_list(header, "contact_points", marker_id, points, diameter,
+                        ColorRGBA(r=1.0, g=0.1, b=0.1, a=1.0))
+
+
+def grasp_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.012) -> Marker:
+    """Grasp points (N, 3), metres (Contact.grasp_points), as a green SPHERE_LIST in namespace `grasp`."""
+    return _sphere_list(header, "grasp", marker_id, points, diameter, GRASP_RGBA)
 
 
 def contact_markers(header: Any, results: list[ContactResult], person_ids: list[int], threshold: float,
                     body_mesh: DecimatedMesh | None,
-                    object_mesh: Callable[[str], tuple[np.ndarray, np.ndarray] | None]) -> MarkerArray:
-    """All markers of one frame: a DELETEALL first (stale people vanish), then per person the body,
-    per reconstructed object its mesh, and per pair the body contact points.
+                    object_mesh: Callable[[ContactResult], tuple[np.ndarray, np.ndarray] | None],
+                    grasp_points: Sequence[np.ndarray] = ()) -> MarkerArray:
+    """All markers of one frame: a DELETEALL first (stale people, objects and grasp points vanish), then
+    per person the body, per reconstructed object its mesh, and per pair the body contact points and
+    the grasp points.
 
-    object_mesh: mesh id -> (vertices (Vo, 3), faces (Fo, 3)), or None when the mesh is unknown.
+    object_mesh: result -> its object mesh (vertices (Vo, 3), faces (Fo, 3)), or None when unknown.
+    grasp_points: per pair, the published grasp points (N, 3) metres (empty for a pair that was not
+    reconstructed, which then gets no grasp marker); () draws none.
     """
+    if grasp_points and len(grasp_points) != len(results):
+        raise ValueError(f"grasp_points has {len(grasp_points)} entries for {len(results)} contact pairs")
     out = MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
     drawn_people = set()
     for k, (result, pid) in enumerate(zip(results, person_ids, strict=True)):
@@ -129,7 +148,7 @@ def contact_markers(header: Any, results: list[ContactResult], person_ids: list[
                 out.markers.append(body_marker(header, pid, result.body_vertices, p, body_mesh))
                 drawn_people.add(pid)
         rec = result.reconstruction
-        mesh = object_mesh(result.object_mesh_id) if rec is not None and rec.ok else None
+        mesh = object_mesh(result) if rec is not None and rec.ok else None
         if mesh is not None:
             out.markers.append(object_marker(header, k, mesh[0], mesh[1], result.object_probabilities,
                                              rec.object_pose, rec.object_scale))
@@ -137,4 +156,6 @@ def contact_markers(header: Any, results: list[ContactResult], person_ids: list[
             ids = result.contact_vertex_ids(threshold)
             if ids.size:
                 out.markers.append(points_marker(header, k, np.asarray(result.body_vertices)[ids]))
+        if grasp_points and rec is not None and rec.ok and len(grasp_points[k]):
+            out.markers.append(grasp_marker(header, k, grasp_points[k]))
     return out

@@ -145,7 +145,8 @@ def test_contact_message_lists_vertices_above_threshold_with_their_points():
     pose[:3, 3] = [0.1, 0.2, 1.5]
     obj_p = np.array([0.9, 0.1, 0.7], np.float32)
     rec = Reconstruction(ok=True, object_pose=pose, object_scale=1.0, quality=0.8,
-                         object_contact_points=np.array([[0, 0, 1], [0, 0, 2]], np.float32))
+                         object_contact_points=np.array([[0, 0, 1], [0, 0, 2]], np.float32),
+                         object_contact_normals=np.array([[0, 0, -1], [1, 0, 0]], np.float32))
     result = ContactResult(person_index=0, obj=_detections()[1], body_model="anny", body_probabilities=probs,
                            body_parts={"right_hand": 0.8}, object_mesh_id="builtin:cup",
                            object_probabilities=obj_p, backend="keypoint", evidence=["prior:cup->hands"],
@@ -160,6 +161,7 @@ def test_contact_message_lists_vertices_above_threshold_with_their_points():
     np.testing.assert_allclose([p.x, p.y, p.z], verts[ids[k]], rtol=1e-6)
     assert msg.in_contact and msg.person_id == 3 and msg.body_vertex_count == n
     assert list(msg.object_vertex_ids) == [0, 2] and len(msg.object_contact_points) == 2
+    assert msg.object_contact_normals[1].x == 1.0
     assert msg.reconstructed and msg.object_pose.position.z == pytest.approx(1.5)
     q = msg.object_pose.orientation
     assert q.w == pytest.approx(np.cos(np.pi / 4)) and q.z == pytest.approx(np.sin(np.pi / 4))
