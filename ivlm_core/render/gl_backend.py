@@ -1,111 +1,159 @@
 """CPU rasterizer backend: OpenGL 3.3 through moderngl on a headless EGL context (Mesa llvmpipe here).
 
-Faces are drawn un-indexed (3 vertices per face) so that `gl_VertexID % 3` names the corner and the
-perspective-correct interpolation of a one-hot corner vector is exactly the barycentric coordinate.
-An RGBA32F attachment holds (b0, b1, b2, camera z) per pixel and an R32I attachment the face id + 1
-(integer attachments clear to 0), so the readback needs no per-pixel post-processing. `shade` draws
-the same raster and, in the same pass, the Phong-shaded colour image into an RGBA8 attachment (the
-formula of `ivlm_core.render.shading`, evaluated per fragment).
+Faces are drawn un-indexed (3 vertices per face) so that `gl_VertexID % 3` names the corner, the
+perspective-correct interpolation of the corner weights (b0, b1) is exactly the barycentric coordinate,
+and `gl_VertexID / 3` is the face id, passed as a flat varying (reading `gl_PrimitiveID` instead costs
+llvmpipe ~1 ms more per 27k-face draw). Camera depth is `1 / gl_FragCoord.w` (w = camera z), so no
+depth varying is needed. Each output is its own single-channel 32-bit attachment (face id + 1, b0, b1,
+b2, depth): llvmpipe clears 4-byte texels with a plain loop but 16-byte ones with one memcpy per texel,
+and single planes read back at memory speed. The Phong-shaded image (the formula of
+`ivlm_core.render.shading`, per fragment, the surface point rebuilt from the pixel centre and depth)
+goes to an RGBA8 attachment in the same pass.
+
+The mesh is uploaded in world coordinates and transformed in the vertex shader, so one upload serves
+every view; the last uploaded mesh is kept per program and reused while its arrays are unchanged
+(the body and object meshes are fixed). Framebuffers, programs and buffers live as long as the backend.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
-from ivlm_core.render.rasterize import CameraSpaceMesh, Raster
+from ivlm_core.render.cameras import RenderCamera
+from ivlm_core.render.rasterize import Raster, projection_params
 from ivlm_core.render.shading import AMBIENT, DIFFUSE, SHININESS, SPECULAR
 
-_VERTEX_SHADER = """
+_VERTEX_COMMON = """
 #version 330
-uniform vec4 proj;      // ax, ay, bx, by: pixel projection folded into clip space
+uniform mat4 world_to_camera;  // world -> optical camera frame (x right, y down, z forward)
+uniform vec4 proj;             // ax, ay, bx, by: pixel projection folded into clip space
 uniform vec2 near_far;
-in vec3 in_pos;         // camera frame, x right, y down, z forward
-out vec3 v_bary;
-out float v_depth;
-void main() {
+in vec3 in_pos;                // world
+flat out int v_face;
+out vec2 v_bary;
+
+vec3 project(vec3 world) {
+    vec3 p = (world_to_camera * vec4(world, 1.0)).xyz;
     int k = gl_VertexID % 3;
-    v_bary = vec3(k == 0 ? 1.0 : 0.0, k == 1 ? 1.0 : 0.0, k == 2 ? 1.0 : 0.0);
-    v_depth = in_pos.z;
+    v_bary = vec2(k == 0 ? 1.0 : 0.0, k == 1 ? 1.0 : 0.0);
+    v_face = gl_VertexID / 3 + 1;
     float n = near_far.x, f = near_far.y;
-    float zc = (f + n) / (f - n) * in_pos.z - 2.0 * f * n / (f - n);
-    gl_Position = vec4(proj.x * in_pos.x + proj.z * in_pos.z, proj.y * in_pos.y + proj.w * in_pos.z,
-                       zc, in_pos.z);
+    float zc = (f + n) / (f - n) * p.z - 2.0 * f * n / (f - n);
+    gl_Position = vec4(proj.x * p.x + proj.z * p.z, proj.y * p.y + proj.w * p.z, zc, p.z);
+    return p;
 }
 """
 
-_FRAGMENT_SHADER = """
-#version 330
-in vec3 v_bary;
-in float v_depth;
-layout(location = 0) out vec4 out_bary_depth;
-layout(location = 1) out int out_face;
+_RASTER_VERTEX_SHADER = (
+    _VERTEX_COMMON
+    + """
 void main() {
-    // The pixel centre is inside the face, but llvmpipe's snapped float interpolation can leave weights
-    // ~1e-2 below 0 and ~1e-3 off a unit sum: clamp and renormalise.
-    vec3 b = max(v_bary, vec3(0.0));
-    out_bary_depth = vec4(b / (b.x + b.y + b.z), v_depth);
-    out_face = gl_PrimitiveID + 1;
+    project(in_pos);
 }
 """
+)
 
-_SHADE_VERTEX_SHADER = """
-#version 330
-uniform vec4 proj;
-uniform vec2 near_far;
-in vec3 in_pos;         // camera frame
-in vec3 in_normal;      // camera frame
+_SHADE_VERTEX_SHADER = (
+    _VERTEX_COMMON
+    + """
+in vec3 in_normal;      // world
 in vec3 in_color;       // [0, 1]
-out vec3 v_bary;
-out float v_depth;
-out vec3 v_pos;
-out vec3 v_normal;
+out vec3 v_normal;      // camera frame
 out vec3 v_color;
 void main() {
-    int k = gl_VertexID % 3;
-    v_bary = vec3(k == 0 ? 1.0 : 0.0, k == 1 ? 1.0 : 0.0, k == 2 ? 1.0 : 0.0);
-    v_depth = in_pos.z;
-    v_pos = in_pos;
-    v_normal = in_normal;
+    project(in_pos);
+    v_normal = mat3(world_to_camera) * in_normal;
     v_color = in_color;
-    float n = near_far.x, f = near_far.y;
-    float zc = (f + n) / (f - n) * in_pos.z - 2.0 * f * n / (f - n);
-    gl_Position = vec4(proj.x * in_pos.x + proj.z * in_pos.z, proj.y * in_pos.y + proj.w * in_pos.z,
-                       zc, in_pos.z);
+}
+"""
+)
+
+_FRAGMENT_COMMON = """
+#version 330
+flat in int v_face;
+in vec2 v_bary;
+layout(location = 0) out int out_face;
+layout(location = 1) out float out_b0;
+layout(location = 2) out float out_b1;
+layout(location = 3) out float out_b2;
+layout(location = 4) out float out_depth;
+
+void write_raster() {
+    // The pixel centre is inside the face, but llvmpipe's snapped float interpolation can leave weights
+    // ~1e-2 below 0 and ~1e-3 off a unit sum: clamp and renormalise.
+    vec3 b = max(vec3(v_bary, 1.0 - v_bary.x - v_bary.y), vec3(0.0));
+    b /= b.x + b.y + b.z;
+    out_face = v_face;
+    out_b0 = b.x;
+    out_b1 = b.y;
+    out_b2 = b.z;
+    out_depth = 1.0 / gl_FragCoord.w;
 }
 """
 
-_SHADE_FRAGMENT_SHADER = """
-#version 330
+_RASTER_FRAGMENT_SHADER = (
+    _FRAGMENT_COMMON
+    + """
+void main() {
+    write_raster();
+}
+"""
+)
+
+_SHADE_FRAGMENT_SHADER = (
+    _FRAGMENT_COMMON
+    + """
+uniform vec4 pinhole;   // fx, fy, cx, cy: rebuilds the camera-frame point seen through the pixel centre
 uniform vec3 light;     // point light, camera frame (the eye is the origin)
 uniform vec4 phong;     // ambient, diffuse, specular, shininess
-in vec3 v_bary;
-in float v_depth;
-in vec3 v_pos;
 in vec3 v_normal;
 in vec3 v_color;
-layout(location = 0) out vec4 out_bary_depth;
-layout(location = 1) out int out_face;
-layout(location = 2) out vec4 out_color;
+layout(location = 5) out vec4 out_color;
 void main() {
-    vec3 b = max(v_bary, vec3(0.0));
-    out_bary_depth = vec4(b / (b.x + b.y + b.z), v_depth);
-    out_face = gl_PrimitiveID + 1;
+    write_raster();
+    float z = 1.0 / gl_FragCoord.w;
+    vec3 pos = vec3((gl_FragCoord.xy - pinhole.zw) / pinhole.xy * z, z);
     vec3 n = v_normal / max(length(v_normal), 1e-6);
-    vec3 to_light = light - v_pos;
+    vec3 to_light = light - pos;
     to_light /= max(length(to_light), 1e-6);
-    vec3 to_eye = -v_pos / max(length(v_pos), 1e-6);
+    vec3 to_eye = -pos / max(length(pos), 1e-6);
     float c = dot(n, to_light);
     float alpha = c > 0.0 ? max(dot(to_eye, -to_light + 2.0 * c * n), 0.0) : 0.0;
     vec3 rgb = (phong.x + phong.y * max(c, 0.0)) * v_color + phong.z * pow(alpha, phong.w);
-    out_color = vec4(floor(clamp(rgb, 0.0, 1.0) * 255.0) / 255.0, 1.0);  // truncate like uint8(x * 255)
+    // Truncate like uint8(x * 255), stored as 255 minus the value: the attachment is cleared to 0 with the
+    // others in one glClear (a separate white clear costs llvmpipe a framebuffer switch and scene flush).
+    out_color = vec4(1.0 - floor(clamp(rgb, 0.0, 1.0) * 255.0) / 255.0, 0.0);
 }
 """
+)
+
+
+class _MeshBuffer:
+    """One mesh uploaded un-indexed for one program, with the source arrays it was made from."""
+
+    def __init__(self, ctx, prog, sources: tuple[np.ndarray, ...], faces: np.ndarray, names: tuple[str, ...]):
+        self.sources = tuple(np.array(a, copy=True) for a in (*sources, faces))
+        per_corner = np.concatenate([np.asarray(a, dtype=np.float32) for a in sources], axis=1)[faces]
+        self.vbo = ctx.buffer(np.ascontiguousarray(per_corner.reshape(-1, per_corner.shape[-1])))
+        self.vao = ctx.vertex_array(prog, [(self.vbo, " ".join(["3f"] * len(names)), *names)])
+
+    def holds(self, sources: tuple[np.ndarray, ...], faces: np.ndarray) -> bool:
+        """True when this buffer was made from arrays equal to these."""
+        return all(
+            a.shape == b.shape and np.array_equal(a, b)
+            for a, b in zip(self.sources, (*sources, faces), strict=True)
+        )
+
+    def release(self) -> None:
+        self.vao.release()
+        self.vbo.release()
 
 
 class ModernglBackend:
-    """Owns one EGL context, program and framebuffer of a fixed size; reused for every call."""
+    """Owns one EGL context, the programs and the framebuffer of a fixed size; reused for every call."""
 
     name = "moderngl"
 
@@ -116,99 +164,135 @@ class ModernglBackend:
         H, W = size
         self._ctx = moderngl.create_context(standalone=True, backend="egl")
         self.renderer = self._ctx.info.get("GL_RENDERER", "unknown")
-        self._prog = self._ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
-        self._shade_prog = self._ctx.program(
+        ctx = self._ctx
+        self._raster_prog = ctx.program(
+            vertex_shader=_RASTER_VERTEX_SHADER, fragment_shader=_RASTER_FRAGMENT_SHADER
+        )
+        self._shade_prog = ctx.program(
             vertex_shader=_SHADE_VERTEX_SHADER, fragment_shader=_SHADE_FRAGMENT_SHADER
         )
         self._shade_prog["phong"].value = (AMBIENT, DIFFUSE, SPECULAR, SHININESS)
-        self._color = self._ctx.renderbuffer((W, H), components=4, dtype="f4")
-        self._face = self._ctx.renderbuffer((W, H), components=1, dtype="i4")
-        self._rgb = self._ctx.renderbuffer((W, H), components=4, dtype="f1")
-        self._depth = self._ctx.depth_renderbuffer((W, H))
-        self._fbo = self._ctx.framebuffer(
-            color_attachments=[self._color, self._face, self._rgb], depth_attachment=self._depth
-        )
-        self._rgb_fbo = self._ctx.framebuffer(color_attachments=[self._rgb])  # to clear it to white alone
+        self._face = ctx.renderbuffer((W, H), components=1, dtype="i4")
+        self._planes = [ctx.renderbuffer((W, H), components=1, dtype="f4") for _ in range(4)]  # b0 b1 b2 z
+        self._rgba = ctx.renderbuffer((W, H), components=4, dtype="f1")
+        self._zbuffer = ctx.depth_renderbuffer((W, H))
+        self._raster_fbo = ctx.framebuffer([self._face, *self._planes], self._zbuffer)
+        self._shade_fbo = ctx.framebuffer([self._face, *self._planes, self._rgba], self._zbuffer)
         self._lock = threading.Lock()
-        self._buffers: dict[str, tuple] = {}  # program name -> (vbo, vao), reallocated when the size changes
+        self._meshes: dict[str, _MeshBuffer] = {}  # program name -> last mesh uploaded for it
 
-    def rasterize(self, mesh: CameraSpaceMesh) -> Raster:
+    def rasterize_views(
+        self, vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[RenderCamera]
+    ) -> list[Raster]:
+        """One Raster per camera; vertices (V, 3) world, faces (F, 3) int32, both validated."""
         # Several rasterizers (several EGL contexts) may live in one process: make ours current. The lock
         # serialises callers on different threads (e.g. a multi-threaded ROS executor).
         with self._lock, self._ctx:
-            positions = mesh.vertices[mesh.faces].reshape(-1, 3)
-            vao = self._vertex_array("raster", self._prog, positions)
-            self._draw(mesh, self._prog, vao, shade=False)
-            return self._read_raster()
+            vao = self._mesh("raster", self._raster_prog, (vertices,), faces, ("in_pos",))
+            out = self._outputs(len(cameras), shade=False)
+            for k, camera in enumerate(cameras):
+                self._draw(self._raster_prog, self._raster_fbo, vao, vertices, camera)
+                self._read(k, out)
+            return _rasters(out)
 
-    def shade(
-        self, mesh: CameraSpaceMesh, normals: np.ndarray, colors: np.ndarray, light: np.ndarray
-    ) -> tuple[Raster, np.ndarray]:
-        """Raster and Phong-shaded (H, W, 3) uint8 image; normals, colors (V, 3), light (3,): camera frame."""
-        H, W = self.size
+    def shade_views(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        cameras: Sequence[RenderCamera],
+        normals: np.ndarray,
+        colors: np.ndarray,
+        lights: np.ndarray,
+    ) -> tuple[list[Raster], np.ndarray]:
+        """Rasters and Phong-shaded (N, H, W, 3) uint8 images on white; normals, colors (V, 3) world and
+        [0, 1]; lights (N, 3) camera-frame point light per camera."""
         with self._lock, self._ctx:
-            per_vertex = np.concatenate([mesh.vertices, normals, colors], axis=1)[mesh.faces].reshape(-1, 9)
-            vao = self._vertex_array("shade", self._shade_prog, per_vertex)
-            self._shade_prog["light"].value = tuple(float(x) for x in light)
-            self._draw(mesh, self._shade_prog, vao, shade=True)
-            image = np.empty((H, W, 3), dtype=np.uint8)
-            self._fbo.read_into(image, components=3, dtype="f1", attachment=2)
-            return self._read_raster(), image
+            vao = self._mesh(
+                "shade",
+                self._shade_prog,
+                (vertices, normals, colors),
+                faces,
+                ("in_pos", "in_normal", "in_color"),
+            )
+            out = self._outputs(len(cameras), shade=True)
+            for k, camera in enumerate(cameras):
+                self._shade_prog["light"].value = tuple(float(x) for x in lights[k])
+                K = camera.intrinsics.K
+                self._shade_prog["pinhole"].value = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
+                self._draw(self._shade_prog, self._shade_fbo, vao, vertices, camera)
+                self._read(k, out)
+                self._shade_fbo.read_into(out["rgb"][k], components=3, dtype="f1", attachment=5)
+            return _rasters(out), np.subtract(255, out["rgb"], out=out["rgb"])
 
-    def _vertex_array(self, key: str, prog, data: np.ndarray):
-        """Upload un-indexed per-vertex data (3F, 3 or 9) into a buffer kept between calls."""
-        data = np.ascontiguousarray(data, dtype=np.float32)
-        vbo, vao = self._buffers.get(key, (None, None))
-        if vbo is not None and vbo.size == data.nbytes:
-            vbo.write(data)
-            return vao
-        if vbo is not None:
-            vao.release()
-            vbo.release()
-        vbo = self._ctx.buffer(data.tobytes())
-        layout = (
-            [(vbo, "3f", "in_pos")]
-            if key == "raster"
-            else [(vbo, "3f 3f 3f", "in_pos", "in_normal", "in_color")]
-        )
-        vao = self._ctx.vertex_array(prog, layout)
-        self._buffers[key] = (vbo, vao)
-        return vao
+    def _mesh(
+        self, key: str, prog, sources: tuple[np.ndarray, ...], faces: np.ndarray, names: tuple[str, ...]
+    ):
+        """The VAO of this mesh for `prog`, uploaded unless it is the one already there."""
+        held = self._meshes.get(key)
+        if held is not None and held.holds(sources, faces):
+            return held.vao
+        if held is not None:
+            held.release()
+        self._meshes[key] = _MeshBuffer(self._ctx, prog, sources, faces, names)
+        return self._meshes[key].vao
 
-    def _draw(self, mesh: CameraSpaceMesh, prog, vao, shade: bool) -> None:
+    def _outputs(self, n: int, shade: bool) -> dict[str, np.ndarray]:
+        H, W = self.size
+        out = {
+            "face": np.empty((n, H, W), dtype=np.int32),
+            "planes": np.empty((n, 4, H, W), dtype=np.float32),  # b0, b1, b2, depth
+        }
+        if shade:
+            out["rgb"] = np.empty((n, H, W, 3), dtype=np.uint8)
+        return out
+
+    def _draw(self, prog, fbo, vao, vertices: np.ndarray, camera: RenderCamera) -> None:
         import moderngl
 
         H, W = self.size
-        ab, near, far = mesh.clip_params()
+        M = camera.world_to_camera
+        ab, near, far = projection_params(camera.intrinsics, vertices @ M[2, :3] + M[2, 3])
+        prog["world_to_camera"].write(M.T.astype(np.float32).tobytes())  # GLSL matrices are column-major
         prog["proj"].value = tuple(float(x) for x in ab)
         prog["near_far"].value = (near, far)
-        self._fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-        if shade:
-            self._rgb_fbo.clear(1.0, 1.0, 1.0, 1.0)
-        self._fbo.use()
+        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        fbo.use()
         self._ctx.viewport = (0, 0, W, H)
         self._ctx.enable(moderngl.DEPTH_TEST)
         self._ctx.disable(moderngl.CULL_FACE)
         vao.render(moderngl.TRIANGLES)
 
-    def _read_raster(self) -> Raster:
-        H, W = self.size
-        data = np.empty((H, W, 4), dtype=np.float32)
-        self._fbo.read_into(data, components=4, dtype="f4", attachment=0)
-        tid = np.empty((H, W), dtype=np.int32)
-        self._fbo.read_into(tid, components=1, dtype="i4", attachment=1)
-        tid -= 1
-        return Raster(triangle_id=tid, barycentrics=data[..., :3], depth=data[..., 3])
+    def _read(self, k: int, out: dict[str, np.ndarray]) -> None:
+        fbo = self._raster_fbo
+        fbo.read_into(out["face"][k], components=1, dtype="i4", attachment=0)
+        for c in range(4):
+            fbo.read_into(out["planes"][k, c], components=1, dtype="f4", attachment=1 + c)
 
     def close(self) -> None:
         """Release the GL objects and the context."""
         with self._lock, self._ctx:
-            for vbo, vao in self._buffers.values():
-                vao.release()
-                vbo.release()
-            for obj in (self._fbo, self._rgb_fbo, self._color, self._face, self._rgb, self._depth):
+            for mesh in self._meshes.values():
+                mesh.release()
+            for obj in (
+                self._raster_fbo,
+                self._shade_fbo,
+                self._face,
+                *self._planes,
+                self._rgba,
+                self._zbuffer,
+            ):
                 obj.release()
-            self._prog.release()
+            self._raster_prog.release()
             self._shade_prog.release()
-        self._buffers = {}
+        self._meshes = {}
         self._ctx.release()
+
+
+def _rasters(out: dict[str, np.ndarray]) -> list[Raster]:
+    """Rasters viewing the read-back planes: barycentrics (H, W, 3) are a view of the (3, H, W) planes."""
+    face, planes = out["face"], out["planes"]
+    face -= 1
+    return [
+        Raster(triangle_id=face[k], barycentrics=np.moveaxis(planes[k, :3], 0, -1), depth=planes[k, 3])
+        for k in range(face.shape[0])
+    ]

@@ -46,22 +46,20 @@ def render_rig(
     colors: np.ndarray,
     views: Sequence[View],
     encoding_views: Sequence[View] | None = None,
+    normals: np.ndarray | None = None,
 ) -> RigRender:
     """Rasterize and shade a mesh from every view; lift tables come from the same rasterization.
 
     vertices: (V, 3) world, mesh units; colors: (V, 3) in [0, 1]; encoding_views: the views whose
-    normalised parameters become `cam_params` (default: `views`).
+    normalised parameters become `cam_params` (default: `views`); normals: (V, 3) unit vertex normals
+    when the caller already has them (default: computed from the mesh).
     """
     v, f = validate_mesh(vertices, faces)
     views = tuple(views)
-    normals = vertex_normals(v, f)
-    images, rasters = [], []
-    for view in views:
-        raster, image = rasterizer.shade(v, f, view, colors, np.asarray(view.light_location), normals)
-        rasters.append(raster)
-        images.append(image)
+    lights = np.array([view.light_location for view in views], dtype=np.float64)
+    rasters, images = rasterizer.shade_views(v, f, views, colors, lights, normals)
     return RigRender(
-        images=np.stack(images),
+        images=images,
         tables=build_lift_tables(rasters, f, v.shape[0]),
         views=views,
         cam_params=rig_cam_params(tuple(encoding_views or views)),
@@ -73,8 +71,8 @@ def render_body_views(
     rasterizer: Rasterizer, vertices: np.ndarray, faces: np.ndarray, views: Sequence[View] = HUMAN_VIEWS
 ) -> RigRender:
     """The human localizer's inputs: the body (V, 3) metres, coloured by its normals, from the human rig."""
-    colors = (vertex_normals(vertices, faces) + 1.0) / 2.0
-    return render_rig(rasterizer, vertices, faces, colors, views)
+    normals = vertex_normals(vertices, faces)
+    return render_rig(rasterizer, vertices, faces, (normals + 1.0) / 2.0, views, normals=normals)
 
 
 def render_object_views(

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse
 import torch
 
 from ivlm_core.render.cameras import RenderCamera, View
@@ -35,20 +36,45 @@ class LiftTables:
     vertex_ids: np.ndarray  # (P, 3) int64, the face's corners, offset by view * num_vertices
     barycentrics: np.ndarray  # (P, 3) float32, perspective-correct weights of those corners
     weight_sums: np.ndarray  # (N, V) float64, sum of barycentric weights per vertex and view (`cnt`)
-    _torch_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def torch_tensors(self, device: torch.device | str, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
         """(pixels, flat vertex ids, barycentrics (P, 3), flat weight sums) on `device`, copied once per
         (device, dtype) and kept, so a training loop does not re-upload the tables every step."""
         key = (str(device), dtype)
-        if key not in self._torch_cache:
-            self._torch_cache[key] = (
+        if key not in self._cache:
+            self._cache[key] = (
                 torch.from_numpy(self.pixels).to(device),
                 torch.from_numpy(self.vertex_ids.reshape(-1)).to(device),
                 torch.from_numpy(self.barycentrics).to(device, dtype),
                 torch.from_numpy(self.weight_sums.reshape(-1)).to(device, dtype),
             )
-        return self._torch_cache[key]
+        return self._cache[key]
+
+    def lift_operator(self) -> scipy.sparse.csr_array:
+        """(V, P) float32 sparse matrix taking the covered pixels' probabilities to per-vertex ones (the
+        ungated lift before clamping), built on first use and kept: one sparse product per frame.
+
+        Entry (v, p) = w / (cnt[view, v] * views seeing v), w the barycentric weight of v at pixel p.
+        """
+        if "operator" not in self._cache:
+            V = self.num_vertices
+            flat = self.vertex_ids.reshape(-1)
+            vertex = flat % V
+            cnt = self.weight_sums.reshape(-1)[flat]
+            views_seeing = self.visible.sum(0)[vertex]
+            w = np.divide(
+                self.barycentrics.reshape(-1),
+                cnt * views_seeing,
+                out=np.zeros(flat.size),
+                where=cnt > 0,
+            )
+            cols = np.repeat(np.arange(self.pixels.size), 3)
+            shape = (V, self.pixels.size)
+            self._cache["operator"] = scipy.sparse.csr_array(
+                (w.astype(np.float32), (vertex, cols)), shape=shape
+            )
+        return self._cache["operator"]
 
     @property
     def visible(self) -> np.ndarray:
@@ -124,7 +150,7 @@ def _make_tables(
 ) -> LiftTables:
     """Assemble tables from stack-flat pixel indices, their faces, corner vertex ids and weights."""
     view = pixels // (size[0] * size[1])
-    vertex_ids = corners.astype(np.int64) + (view * num_vertices)[:, None]
+    vertex_ids = np.add(corners, (view * num_vertices)[:, None], dtype=np.int64)
     barycentrics = barycentrics.astype(np.float32)
     weight_sums = np.bincount(
         vertex_ids.ravel(), weights=barycentrics.ravel(), minlength=num_views * num_vertices
@@ -158,20 +184,29 @@ def build_lift_tables(rasters: Sequence[Raster], faces: np.ndarray, num_vertices
     H, W = size
     pixels, tids, barys = [], [], []
     for k, r in enumerate(rasters):
-        flat_tid = r.triangle_id.reshape(-1)
-        pix = np.flatnonzero(flat_tid >= 0)
-        tid = flat_tid[pix]
+        pix = np.flatnonzero(r.triangle_id.reshape(-1) >= 0)
+        tid = np.take(r.triangle_id.reshape(-1), pix)
         if tid.size and tid.max() >= faces.shape[0]:
             raise ValueError(
                 f"view {k}: raster refers to face {int(tid.max())} but there are {faces.shape[0]} faces"
             )
         pixels.append(pix + k * H * W)
         tids.append(tid)
-        barys.append(r.barycentrics.reshape(-1, 3)[pix])
+        barys.append(_covered_barycentrics(r.barycentrics, pix))
     tid = np.concatenate(tids)
+    corners = np.take(faces, tid, axis=0)
     return _make_tables(
-        size, len(rasters), num_vertices, np.concatenate(pixels), tid, faces[tid], np.concatenate(barys)
+        size, len(rasters), num_vertices, np.concatenate(pixels), tid, corners, np.concatenate(barys)
     )
+
+
+def _covered_barycentrics(barycentrics: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """(P, 3) weights at flat pixel indices of an (H, W, 3) map, interleaved or (as the moderngl backend
+    returns it) a view of (3, H, W) planes, without copying the whole map."""
+    planes = np.moveaxis(barycentrics, -1, 0)
+    if planes.flags.c_contiguous:
+        return np.take(planes.reshape(3, -1), pixels, axis=1).T
+    return np.take(barycentrics.reshape(-1, 3), pixels, axis=0)
 
 
 def render_lift_tables(
@@ -179,7 +214,7 @@ def render_lift_tables(
 ) -> LiftTables:
     """Rasterize a mesh (vertices (V, 3), faces (F, 3)) from every view and build its lift tables."""
     v, f = validate_mesh(vertices, faces)
-    return build_lift_tables([rasterizer.rasterize(v, f, view) for view in views], f, v.shape[0])
+    return build_lift_tables(rasterizer.rasterize_views(v, f, views), f, v.shape[0])
 
 
 def lift(
@@ -202,14 +237,13 @@ def lift(
         raise ValueError(
             "masks contain NaN or inf; pass probabilities in [0, 1] (apply sigmoid to logits first)"
         )
-    n, V = tables.num_views, tables.num_vertices
-    pix_p = p.reshape(-1)[tables.pixels].astype(np.float64)
-    w = tables.barycentrics.astype(np.float64)
+    pix_p = p.reshape(-1)[tables.pixels]
     if min_probability is None:
-        cnt = tables.weight_sums.reshape(-1)
-    else:
-        w = w * (pix_p > min_probability)[:, None]
-        cnt = np.bincount(tables.vertex_ids.ravel(), weights=w.ravel(), minlength=n * V)
+        return np.clip(tables.lift_operator() @ pix_p, 0.0, 1.0).astype(np.float32, copy=False)
+    n, V = tables.num_views, tables.num_vertices
+    pix_p = pix_p.astype(np.float64)
+    w = tables.barycentrics.astype(np.float64) * (pix_p > min_probability)[:, None]
+    cnt = np.bincount(tables.vertex_ids.ravel(), weights=w.ravel(), minlength=n * V)
     votes = np.bincount(tables.vertex_ids.ravel(), weights=(w * pix_p[:, None]).ravel(), minlength=n * V)
     seen = cnt > 0
     per_view = np.divide(votes, cnt, out=np.zeros_like(votes), where=seen).reshape(n, V)

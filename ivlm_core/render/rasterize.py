@@ -13,6 +13,7 @@ whole by numpy: keep meshes in front of the camera.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,21 +55,26 @@ class CameraSpaceMesh:
     world_to_camera: np.ndarray  # (4, 4) float64, the transform that was applied
 
     def clip_params(self) -> tuple[np.ndarray, float, float]:
-        """OpenGL-style projection of camera-frame points: (4,) `(ax, ay, bx, by)` and (near, far).
+        """OpenGL-style projection of these camera-frame vertices (see `projection_params`)."""
+        return projection_params(self.intrinsics, self.vertices[:, 2])
 
-        clip = (ax*x + bx*z, ay*y + by*z, ..., z), so NDC x = 2u/W - 1 and NDC y = 2v/H - 1 with (u, v) the
-        pixel coordinates; row 0 of the framebuffer is therefore the top image row. near/far bracket the
-        mesh's depth so a 24-bit depth buffer keeps its precision.
-        """
-        K, W, H = self.intrinsics.K, self.intrinsics.width, self.intrinsics.height
-        ab = np.array([2 * K[0, 0] / W, 2 * K[1, 1] / H, 2 * K[0, 2] / W - 1, 2 * K[1, 2] / H - 1])
-        z = self.vertices[:, 2]
-        z_front = z[z > 0]
-        if z_front.size == 0:
-            return ab.astype(np.float32), 1.0, 2.0
-        near = max(float(z_front.min()) * 0.5, 1e-4)
-        far = max(float(z_front.max()) * 2.0, near * 2.0)
-        return ab.astype(np.float32), near, far
+
+def projection_params(intrinsics: CameraIntrinsics, depths: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """OpenGL-style projection of camera-frame points: (4,) float32 `(ax, ay, bx, by)` and (near, far).
+
+    clip = (ax*x + bx*z, ay*y + by*z, ..., z), so NDC x = 2u/W - 1 and NDC y = 2v/H - 1 with (u, v) the
+    pixel coordinates; row 0 of the framebuffer is therefore the top image row. depths: (V,) camera-frame
+    z of the mesh's vertices; near/far bracket them so a 24-bit depth buffer keeps its precision.
+    """
+    K, W, H = intrinsics.K, intrinsics.width, intrinsics.height
+    ab = np.array([2 * K[0, 0] / W, 2 * K[1, 1] / H, 2 * K[0, 2] / W - 1, 2 * K[1, 2] / H - 1])
+    z = np.asarray(depths)
+    z_front = z[z > 0]
+    if z_front.size == 0:
+        return ab.astype(np.float32), 1.0, 2.0
+    near = max(float(z_front.min()) * 0.5, 1e-4)
+    far = max(float(z_front.max()) * 2.0, near * 2.0)
+    return ab.astype(np.float32), near, far
 
 
 def validate_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,8 +126,21 @@ class Rasterizer:
         camera: a rig View (rendered at this rasterizer's size, 60° FoV) or a RenderCamera whose
         intrinsics match this rasterizer's size.
         """
-        mesh = self.to_camera_space(vertices, faces, camera)
-        return self._impl.rasterize(mesh)
+        return self.rasterize_views(vertices, faces, [camera])[0]
+
+    def rasterize_views(
+        self, vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[View | RenderCamera]
+    ) -> list[Raster]:
+        """Rasterize one mesh from several cameras: one Raster per camera, in order.
+
+        Cheaper than one `rasterize` call per camera: the mesh is validated (and, on moderngl, uploaded)
+        once. Arguments as in `rasterize`.
+        """
+        v, f = validate_mesh(vertices, faces)
+        cams = [self._camera(c) for c in cameras]
+        if hasattr(self._impl, "rasterize_views"):
+            return self._impl.rasterize_views(v, f, cams)
+        return [self._impl.rasterize(_to_camera_space(v, f, c)) for c in cams]
 
     def shade(
         self,
@@ -138,40 +157,77 @@ class Rasterizer:
         world vertex normals, computed from the mesh when None (pass them to reuse across views). The
         moderngl backend shades in its fragment shader; the others shade the raster with numpy.
         """
+        rasters, images = self.shade_views(
+            vertices, faces, [camera], colors, np.asarray(light_location)[None], normals
+        )
+        return rasters[0], images[0]
+
+    def shade_views(
+        self,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        cameras: Sequence[View | RenderCamera],
+        colors: np.ndarray,
+        light_locations: np.ndarray,
+        normals: np.ndarray | None = None,
+    ) -> tuple[list[Raster], np.ndarray]:
+        """`shade` from several cameras at once: (one Raster per camera, (N, H, W, 3) uint8 images).
+
+        light_locations: (N, 3) world point light per camera; other arguments as in `shade`.
+        """
         from ivlm_core.render.shading import shade_phong, vertex_normals
 
-        mesh = self.to_camera_space(vertices, faces, camera)
-        R, t = mesh.world_to_camera[:3, :3], mesh.world_to_camera[:3, 3]
+        v, f = validate_mesh(vertices, faces)
+        cams = [self._camera(c) for c in cameras]
         col = np.asarray(colors, dtype=np.float32)
-        if col.shape != mesh.vertices.shape:
-            raise ValueError(f"colors must be (V, 3) = {mesh.vertices.shape}, got {col.shape}")
+        if col.shape != v.shape:
+            raise ValueError(f"colors must be (V, 3) = {v.shape}, got {col.shape}")
+        lights = np.asarray(light_locations, dtype=np.float64)
+        if lights.shape != (len(cams), 3):
+            raise ValueError(f"light_locations must be ({len(cams)}, 3), one per camera, got {lights.shape}")
         if normals is None:
-            normals = vertex_normals(vertices, faces)
-        elif np.shape(normals) != mesh.vertices.shape:
-            raise ValueError(f"normals must be (V, 3) = {mesh.vertices.shape}, got {np.shape(normals)}")
-        normals = (np.asarray(normals, dtype=np.float64) @ R.T).astype(np.float32)
-        light = np.asarray(light_location, dtype=np.float64) @ R.T + t
-        if hasattr(self._impl, "shade"):
-            return self._impl.shade(mesh, normals, col, light.astype(np.float32))
-        raster = self._impl.rasterize(mesh)
-        return raster, shade_phong(raster, mesh.vertices, mesh.faces, col, normals, light)
+            normals = vertex_normals(v, f)
+        elif np.shape(normals) != v.shape:
+            raise ValueError(f"normals must be (V, 3) = {v.shape}, got {np.shape(normals)}")
+        normals = np.asarray(normals, dtype=np.float32)
+        # Lights into each camera's frame: R @ light + t.
+        lights_cam = np.stack(
+            [
+                c.world_to_camera[:3, :3] @ light + c.world_to_camera[:3, 3]
+                for c, light in zip(cams, lights, strict=True)
+            ]
+        ).astype(np.float32)
+        if hasattr(self._impl, "shade_views"):
+            return self._impl.shade_views(v, f, cams, normals, col, lights_cam)
+        rasters, images = [], []
+        for camera, light in zip(cams, lights_cam, strict=True):
+            mesh = _to_camera_space(v, f, camera)
+            normals_cam = normals @ camera.world_to_camera[:3, :3].T.astype(np.float32)
+            raster = self._impl.rasterize(mesh)
+            rasters.append(raster)
+            images.append(shade_phong(raster, mesh.vertices, f, col, normals_cam, light))
+        return rasters, np.stack(images)
 
     def to_camera_space(
         self, vertices: np.ndarray, faces: np.ndarray, camera: View | RenderCamera
     ) -> CameraSpaceMesh:
         """Validate a mesh and transform it into the camera's optical frame."""
         v, f = validate_mesh(vertices, faces)
+        return _to_camera_space(v, f, self._camera(camera))
+
+    def _camera(self, camera: View | RenderCamera) -> RenderCamera:
+        """A RenderCamera of this rasterizer's size (rig views are made at it)."""
         if isinstance(camera, View):
             if self.size[0] != self.size[1]:
                 raise ValueError(f"rig views need a square raster, this rasterizer is {self.size}")
             camera = camera.camera(self.size[0])
+        if not isinstance(camera, RenderCamera):
+            raise ValueError(f"camera must be a View or a RenderCamera, got {type(camera).__name__}")
         if camera.size != self.size:
             raise ValueError(
                 f"camera '{camera.name}' is {camera.size} (H, W) but the rasterizer is {self.size}"
             )
-        M = camera.world_to_camera
-        v_cam = (v @ M[:3, :3].T + M[:3, 3]).astype(np.float32)
-        return CameraSpaceMesh(vertices=v_cam, faces=f, intrinsics=camera.intrinsics, world_to_camera=M)
+        return camera
 
     def close(self) -> None:
         """Release the backend's GPU/GL resources."""
@@ -182,6 +238,13 @@ class Rasterizer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _to_camera_space(v: np.ndarray, f: np.ndarray, camera: RenderCamera) -> CameraSpaceMesh:
+    """A validated mesh (V, 3) float64 world, (F, 3) int32, transformed into the camera's optical frame."""
+    M = camera.world_to_camera
+    v_cam = (v @ M[:3, :3].T + M[:3, 3]).astype(np.float32)
+    return CameraSpaceMesh(vertices=v_cam, faces=f, intrinsics=camera.intrinsics, world_to_camera=M)
 
 
 def interpolate(raster: Raster, attributes: np.ndarray, faces: np.ndarray) -> np.ndarray:

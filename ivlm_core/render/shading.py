@@ -22,12 +22,14 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     Outward for counter-clockwise faces; vertices on no face get a zero normal.
     """
     v, f = validate_mesh(vertices, faces)
-    tri = v[f]
-    face_n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # length = 2 * area
-    # Every face adds its normal to its 3 corners: one bincount over (corner vertex, axis) slots.
-    slots = (f[:, :, None] * 3 + np.arange(3)).reshape(-1)
-    weights = np.broadcast_to(face_n[:, None, :], (f.shape[0], 3, 3)).reshape(-1)
-    n = np.bincount(slots, weights=weights, minlength=3 * v.shape[0]).reshape(-1, 3)
+    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    face_n = np.cross(b - a, c - a)  # length = 2 * area
+    # Every face adds its normal to its 3 corners: per axis, one bincount over the (F * 3) corners.
+    corner_n = np.repeat(face_n, 3, axis=0)
+    corners = f.reshape(-1)
+    n = np.stack(
+        [np.bincount(corners, weights=corner_n[:, axis], minlength=v.shape[0]) for axis in range(3)], axis=1
+    )
     norm = np.linalg.norm(n, axis=1, keepdims=True)
     return np.divide(n, norm, out=np.zeros_like(n), where=norm > 1e-12)
 
