@@ -50,7 +50,8 @@ class ReconstructConfig:
     grasp_samples: int = 256  # object surface samples the grasp candidates are drawn from
     silhouette_points: int = 128  # object points whose projection is compared with the box and mask
     contact_points: int = 64  # at most this many points per contact region in the optimisation
-    body_points: int = 300  # at most this many body vertices near the contact for interpenetration
+    # At most this many body vertices near the contact in the interpenetration term (the check uses all).
+    body_points: int = 300
     mask_samples: int = 64  # mask pixels that must be covered by the projected object
     mask_resolution: int = 96  # the mask's distance map is computed at most this many pixels wide
     # How many starting rotations survive each stage, and its Levenberg-Marquardt steps.
@@ -299,7 +300,9 @@ def reconstruct(
         scale_range = cfg.unknown_size_range
     scale_range = (scale_prior * scale_range[0], scale_prior * scale_range[1])
     near = np.flatnonzero(np.linalg.norm(bv - centre_b, axis=1) < extent * scale_range[1] + 0.1)
-    near = near[_even_subset(len(near), cfg.body_points)]
+
+    near_tree = cKDTree(bv[near])
+    probes = _even_subset(len(near), cfg.body_points)
 
     def t32(a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=np.float32)
@@ -320,8 +323,8 @@ def reconstruct(
         object_contact_weights=t32(obj_c_w if obj_c_w is not None else np.zeros(len(obj_c))),
         body_contact_points=t32(bv[cb]),
         body_contact_weights=t32(body_c_w),
-        body_points=t32(bv[near]),
-        body_normals=t32(bn[near]),
+        body_points=t32(bv[near[probes]]),
+        body_normals=t32(bn[near[probes]]),
     )
     if mask is not None:
         mask_targets = _mask_targets(mask, box, cfg.mask_resolution, cfg.mask_samples)
@@ -362,6 +365,7 @@ def reconstruct(
         bn,
         bv[cb],
         near,
+        near_tree,
         ov,
         obj_vertex_normals,
         obj_ids,
@@ -382,6 +386,7 @@ def _checked_result(
     bn: np.ndarray,
     body_contact: np.ndarray,
     near: np.ndarray,
+    near_tree: cKDTree,
     ov: np.ndarray,
     ovn: np.ndarray,
     obj_ids: np.ndarray,
@@ -400,7 +405,7 @@ def _checked_result(
     uv = _project(camera, placed_v)
     iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
     gap = float(np.percentile(cKDTree(surface).query(body_contact)[0], 25))
-    _, nn = cKDTree(bv[near]).query(placed_s)
+    _, nn = near_tree.query(placed_s)  # over bv[near]
     inside = -np.einsum("ij,ij->i", placed_s - bv[near][nn], bn[near][nn])
     penetration = float(np.percentile(np.clip(inside, 0, None), 90))
     min_depth = float(surface[:, 2].min())
