@@ -178,6 +178,9 @@ def test_photo_with_detections_gives_contacts_with_the_image_header_and_valid_ma
     assert cup.body_vertex_count == 13718 and cup.person_id >= 1
     assert len(cup.body_vertex_ids) == len(cup.body_vertex_probabilities)
     assert cup.in_contact and cup.body_parts, "labels.json says this man holds the cup"
+    # this node does not reconstruct (parameter 'reconstruct' false): no pose, no grasp points, and why
+    assert not cup.reconstructed and "'reconstruct'" in cup.reconstruction_reason
+    assert not cup.grasp_points and not cup.object_contact_points and cup.grasp_clearance > 0
     markers = _wait(lambda: next((m for m in h.markers if m.markers and m.markers[0].header == header), None),
                     10.0)
     assert markers is not None, "no MarkerArray for the published image"

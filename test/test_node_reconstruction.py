@@ -6,6 +6,8 @@ silhouette, `ivlm_core.reconstruct.synthetic`), placed by `reconstruct`; failure
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -16,15 +18,25 @@ from scipy.spatial.transform import Rotation
 pytestmark = pytest.mark.ros
 
 conversions = pytest.importorskip("ivlm_ros.conversions", reason="ivlm_ros messages are not built")
+import rclpy  # noqa: E402
+import skimage.data  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
-from visualization_msgs.msg import Marker  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from ivlm_core.body import load_body_model  # noqa: E402
 from ivlm_core.reconstruct import reconstruct  # noqa: E402
 from ivlm_core.reconstruct.synthetic import Scene, make_scene, scene_objects  # noqa: E402
 from ivlm_core.render.rasterize import Rasterizer  # noqa: E402
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction  # noqa: E402
+from ivlm_ros.contact_node import ContactNode  # noqa: E402
 from ivlm_ros.markers import contact_markers  # noqa: E402
+from ivlm_ros.msg import ContactArray, ObjectDetectionArray  # noqa: E402
+
+CAMERA_BOX = np.array([245.0, 135.0, 335.0, 245.0])  # the camcorder on its tripod in skimage's camera.png
 
 
 def _reconstruct(scene: Scene, box: np.ndarray | None = None, **kwargs) -> Reconstruction:
@@ -166,3 +178,81 @@ def test_grasp_marker_draws_the_published_grasp_points_and_only_for_reconstructe
     assert later.markers[0].action == Marker.DELETEALL and not [m for m in later.markers if m.ns == "grasp"]
     with pytest.raises(ValueError, match="grasp_points has 1 entries for 2"):
         contact_markers(header, results, [0, 0], 0.5, None, lambda r: None, grasp[:1])
+
+
+@pytest.fixture(scope="module")
+def live():
+    """A contact node with `reconstruct: true` (real keypoint backend) and a peer node that publishes like a
+    camera driver and a detector and listens to contacts and markers, all in a private rclpy context."""
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = ContactNode(context=context, parameter_overrides=[
+        Parameter("reconstruct", value=True), Parameter("detections_type", value="ivlm"),
+        Parameter("image_qos", value="reliable"), Parameter("smoothing_alpha", value=1.0),
+        Parameter("max_rate_hz", value=0.0), Parameter("marker_rate_hz", value=50.0),
+        Parameter("grasp_clearance", value=0.06)])
+    peer = rclpy.create_node("ivlm_reconstruction_peer", context=context)
+    pubs = (peer.create_publisher(Image, "image", 10),
+            peer.create_publisher(ObjectDetectionArray, "detections", 10))
+    got: tuple[list[ContactArray], list[MarkerArray]] = ([], [])
+    peer.create_subscription(ContactArray, "contacts", got[0].append, 10)
+    peer.create_subscription(MarkerArray, "contact_markers", got[1].append, 10)
+    executor = MultiThreadedExecutor(num_threads=3, context=context)
+    executor.add_node(node)
+    executor.add_node(peer)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    yield pubs, got
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    executor.shutdown()
+    node.destroy_node()
+    peer.destroy_node()
+    rclpy.shutdown(context=context)
+    spinner.join(timeout=5)
+
+
+def _wait(get, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = get()
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    return None
+
+
+def test_node_publishes_a_real_photo_reconstruction_consistently_in_message_and_markers(live):
+    """camera.png through the node: whether or not the camcorder's pose passes the checks, the message and
+    the markers say the same thing, and a published pose comes with grasp points clear of every contact."""
+    (image_pub, det_pub), (contacts, marker_arrays) = live
+    header = Header(frame_id="camera_optical")
+    header.stamp.sec = 77
+    rgb = np.repeat(skimage.data.camera()[:, :, None], 3, axis=2)
+    image_pub.publish(conversions.rgb_to_image(rgb, header))
+    det_pub.publish(conversions.detections_to_ivlm_msg([Detection("camera", CAMERA_BOX)], header))
+    out = _wait(lambda: next((c for c in contacts if c.header == header), None))
+    assert out is not None and len(out.contacts) == 1, "no ContactArray for the published photo"
+    c = out.contacts[0]
+    assert c.object_label == "camera" and c.in_contact and c.grasp_clearance == pytest.approx(0.06)
+    markers = _wait(lambda: next((m for m in marker_arrays if m.markers and m.markers[0].header == header),
+                                 None), 30.0)
+    assert markers is not None, "no MarkerArray for the published photo"
+    grasp_marks = [m for m in markers.markers if m.ns == "grasp"]
+    object_marks = [m for m in markers.markers if m.ns == "object"]
+    if not c.reconstructed:
+        assert c.reconstruction_reason and c.reconstruction_quality == 0.0 and c.object_scale == 0.0
+        assert not c.grasp_points and not c.object_contact_points and not grasp_marks and not object_marks
+        return
+    assert c.reconstruction_reason == "" and 0.0 < c.reconstruction_quality <= 1.0
+    q = c.object_pose.orientation
+    assert np.linalg.norm([q.x, q.y, q.z, q.w]) == pytest.approx(1.0)
+    assert len(c.object_contact_points) == len(c.object_contact_normals) == len(c.object_vertex_ids)
+    grasp = _xyz(c.grasp_points)
+    contact_points = np.concatenate([_xyz(c.body_contact_points), _xyz(c.object_contact_points)])
+    assert len(grasp) and cKDTree(contact_points).query(grasp)[0].min() >= 0.06
+    np.testing.assert_allclose(np.linalg.norm(_xyz(c.grasp_normals), axis=1), 1.0, atol=1e-4)
+    assert len(object_marks) == 1 and len(grasp_marks) == 1
+    np.testing.assert_allclose(_xyz(grasp_marks[0].points), grasp)
