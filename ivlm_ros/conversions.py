@@ -250,6 +250,22 @@ def _object_rows(rec: Reconstruction, obj_ids: np.ndarray) -> np.ndarray | None:
     return np.arange(len(points)) if len(points) == obj_ids.size and obj_ids.size else None
 
 
+_NORMALS: dict[int, tuple[MeshLike, np.ndarray]] = {}  # id(mesh) -> (mesh, its vertex normals)
+_NORMALS_SIZE = 32  # meshes kept; the object registry hands out the same mesh objects every frame
+
+
+def _vertex_normals(mesh: MeshLike) -> np.ndarray:
+    """(Vo, 3) unit vertex normals of `mesh` (as the reconstruction computes them), once per mesh object."""
+    cached = _NORMALS.get(id(mesh))
+    if cached is not None and cached[0] is mesh:
+        return cached[1]
+    normals = np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals)
+    if len(_NORMALS) >= _NORMALS_SIZE:
+        del _NORMALS[next(iter(_NORMALS))]
+    _NORMALS[id(mesh)] = (mesh, normals)
+    return normals
+
+
 def _object_contact(rec: Reconstruction, obj_ids: np.ndarray, object_mesh: MeshLike | None,
                     vertex_count: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Camera-frame points (N, 3) and unit normals (N, 3) of the listed object vertices `obj_ids`, or None.
@@ -263,7 +279,7 @@ def _object_contact(rec: Reconstruction, obj_ids: np.ndarray, object_mesh: MeshL
         if len(vertices) != vertex_count:
             raise ValueError(f"object mesh has {len(vertices)} vertices but the contact result has "
                              f"{vertex_count} object probabilities; pass the mesh of result.object_mesh_id")
-        normals = trimesh.Trimesh(vertices, object_mesh.faces, process=False).vertex_normals
+        normals = _vertex_normals(object_mesh)
         R, t = np.asarray(rec.object_pose, np.float64)[:3, :3], np.asarray(rec.object_pose, np.float64)[:3, 3]
         return rec.object_scale * vertices[obj_ids] @ R.T + t, np.asarray(normals)[obj_ids] @ R.T
     rows = _object_rows(rec, obj_ids)
