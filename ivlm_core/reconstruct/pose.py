@@ -193,7 +193,9 @@ def _sample_map(image: np.ndarray, window: np.ndarray, uv: np.ndarray) -> tuple[
     """Bilinear value (...,) and gradient (..., 2) per pixel of `image` (h, w) spread over `window`, at uv."""
     h, w = image.shape
     px = (uv - window[:2]) / (window[2:] - window[:2]) * [w, h] - 0.5  # pixel-centre coordinates
-    px = np.clip(px, 0.0, [w - 1.0001, h - 1.0001]).astype(np.float32)  # border padding
+    clipped = np.clip(px, 0.0, [w - 1.0001, h - 1.0001])  # border padding
+    inside = clipped == px  # (..., 2): beyond the border the value is constant along that axis
+    px = clipped.astype(np.float32)
     i0 = px.astype(np.int64)
     f = px - i0
     x0, y0 = i0[..., 0], i0[..., 1]
@@ -203,7 +205,7 @@ def _sample_map(image: np.ndarray, window: np.ndarray, uv: np.ndarray) -> tuple[
     value = (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
     du = ((b - a) * (1 - fy) + (d - c) * fy) * (w / (window[2] - window[0]))
     dv = ((c - a) * (1 - fx) + (d - b) * fx) * (h / (window[3] - window[1]))
-    return value, np.stack([du, dv], axis=-1)
+    return value, np.stack([du, dv], axis=-1) * inside
 
 
 def pose_terms(
