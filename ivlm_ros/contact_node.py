@@ -17,7 +17,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rclpy
@@ -37,6 +37,9 @@ from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray
 from ivlm_ros.tracking import ContactSmoother, PersonTracker, box_iou
+
+if TYPE_CHECKING:
+    from ivlm_core.objects import ObjectMesh
 
 # name -> (default, description, range (lo, hi) or choices); every one is also in config/contact.yaml
 PARAMETERS: dict[str, tuple[Any, str, Any]] = {
@@ -456,7 +459,7 @@ class ContactNode(LifecycleNode):
         grasp = [conversions.points_to_array(c.grasp_points) for c in contacts]
         self._queue_markers(header, results, person_ids, camera, grasp)
 
-    def _object_mesh(self, result: ContactResult, camera: CameraIntrinsics) -> Any:
+    def _object_mesh(self, result: ContactResult, camera: CameraIntrinsics) -> ObjectMesh | None:
         """The registry mesh the backend placed for a reconstructed pair (same mesh id), else None."""
         if result.reconstruction is None or not result.reconstruction.ok:
             return None

@@ -22,7 +22,7 @@ from ivlm_core.types import ContactResult
 NO_CONTACT_RGB = np.array([0.75, 0.75, 0.75], np.float32)
 CONTACT_RGB = np.array([1.0, 0.1, 0.1], np.float32)
 OBJECT_RGB = np.array([0.2, 0.5, 1.0], np.float32)
-GRASP_RGBA = ColorRGBA(r=0.1, g=0.85, b=0.2, a=1.0)
+GRASP_RGB = np.array([0.1, 0.85, 0.2], np.float32)
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ def points_marker(header: Any, marker_id: int, points: np.ndarray, diameter: flo
 
 def grasp_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.012) -> Marker:
     """Grasp points (N, 3), metres (Contact.grasp_points), as a green SPHERE_LIST in namespace `grasp`."""
-    return _sphere_list(header, "grasp", marker_id, points, diameter, GRASP_RGBA)
+    r, g, b = GRASP_RGB.tolist()
+    return _sphere_list(header, "grasp", marker_id, points, diameter, ColorRGBA(r=r, g=g, b=b, a=1.0))
 
 
 def contact_markers(header: Any, results: list[ContactResult], person_ids: list[int], threshold: float,
