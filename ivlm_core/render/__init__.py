@@ -29,7 +29,7 @@ from ivlm_core.render.lift import (
     render_lift_tables,
     surface_coverage,
 )
-from ivlm_core.render.rasterize import Raster, Rasterizer, interpolate
+from ivlm_core.render.rasterize import Raster, Rasterizer, interpolate, vertex_visibility
 from ivlm_core.render.shading import shade_phong, vertex_normals
 
 __all__ = [
@@ -55,4 +55,5 @@ __all__ = [
     "shade_phong",
     "surface_coverage",
     "vertex_normals",
+    "vertex_visibility",
 ]

@@ -269,6 +269,41 @@ def interpolate(raster: Raster, attributes: np.ndarray, faces: np.ndarray) -> np
     return out
 
 
+def vertex_visibility(
+    raster: Raster, camera: RenderCamera, vertices: np.ndarray, faces: np.ndarray, tolerance_px: float = 3.0
+) -> np.ndarray:
+    """(V,) bool: the camera sees the vertex itself. One of its faces shows in the raster, and the surface
+    seen at the pixel its projection falls in is not in front of it by more than `tolerance_px` pixel
+    footprints (depth z / fx each; room for the surface's slope within a pixel).
+
+    Stricter than "some pixel shows a face touching it" (`LiftTables.visible`), which also counts vertices
+    hidden behind an occluder (e.g. under the chin) whose neighbouring faces peek out at one pixel.
+    raster: of this mesh from `camera`; vertices: (V, 3) world; faces: (F, 3) as rasterized.
+    """
+    v, f = validate_mesh(vertices, faces)
+    H, W = raster.size
+    if camera.size != (H, W):
+        raise ValueError(f"camera '{camera.name}' is {camera.size} (H, W) but the raster is {(H, W)}")
+    shown = raster.triangle_id[raster.mask]
+    if shown.size and shown.max() >= f.shape[0]:
+        raise ValueError(f"raster refers to face {int(shown.max())} but only {f.shape[0]} faces were given")
+    touches_shown_face = np.zeros(v.shape[0], dtype=bool)
+    touches_shown_face[f[np.unique(shown)]] = True
+    M, K = camera.world_to_camera, camera.intrinsics.K
+    p = v @ M[:3, :3].T + M[:3, 3]
+    z = np.where(p[:, 2] > 0, p[:, 2], np.nan)
+    with np.errstate(invalid="ignore"):
+        col = np.floor(K[0, 0] * p[:, 0] / z + K[0, 2])
+        row = np.floor(K[1, 1] * p[:, 1] / z + K[1, 2])
+        inside = (row >= 0) & (row < H) & (col >= 0) & (col < W)
+    ids = np.flatnonzero(inside & touches_shown_face)
+    surface = raster.depth[row[ids].astype(np.int64), col[ids].astype(np.int64)]
+    in_front = raster.mask[row[ids].astype(np.int64), col[ids].astype(np.int64)]
+    visible = np.zeros(v.shape[0], dtype=bool)
+    visible[ids] = in_front & (z[ids] - surface <= tolerance_px * z[ids] / K[0, 0])
+    return visible
+
+
 # --- backends -------------------------------------------------------------------------------------------
 
 
