@@ -79,7 +79,7 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
     "track_max_missed": (15, "frames a person id (and its smoothing) survives unseen", (0, 1000)),
     "publish_markers": (True, "publish RViz markers (only while someone subscribes)", None),
     "marker_rate_hz": (2.0, "most marker arrays per second", (0.1, 60.0)),
-    "marker_max_triangles": (2000, "triangle budget of each body mesh marker", (100, 100000)),
+    "marker_max_triangles": (2000, "triangle budget of each body and object mesh marker", (100, 100000)),
     "diagnostics_period_s": (1.0, "period of /diagnostics", (0.1, 60.0)),
 }
 
@@ -158,6 +158,7 @@ class ContactNode(LifecycleNode):
             self._body_mesh = self._load_body_mesh()
             self._objects = self._object_registry()
             self._label_has_model: dict[str, bool] = {}
+            self._object_markers: dict[str, tuple[ObjectMesh, markers.DecimatedMesh]] = {}
         except Exception as exc:  # any load failure: stay unconfigured and say why
             self.get_logger().error(f"configure failed: {exc}")
             self._stats.last_error = f"configure: {exc}"
@@ -466,6 +467,14 @@ class ContactNode(LifecycleNode):
         mesh = self._objects.get(result.obj.label, result.obj.box_xyxy, camera)
         return mesh if mesh.mesh_id == result.object_mesh_id else None
 
+    def _decimated(self, mesh: ObjectMesh) -> markers.DecimatedMesh:
+        """An object mesh cut to the marker triangle budget, once per mesh (the registry reuses meshes)."""
+        cached = self._object_markers.get(mesh.mesh_id)
+        if cached is None or cached[0] is not mesh:
+            cached = (mesh, markers.decimate(mesh.vertices, mesh.faces, self.p["marker_max_triangles"]))
+            self._object_markers[mesh.mesh_id] = cached
+        return cached[1]
+
     def _track(self, results: list[ContactResult], detections: list[Detection]) -> list[int]:
         """Stable person ids: one tracker update per person of the frame, by detector id or box overlap."""
         people = {}
@@ -526,9 +535,9 @@ class ContactNode(LifecycleNode):
                     return
                 (header, results, person_ids, camera, grasp), self._marker_job = self._marker_job, None
 
-            def object_mesh(result: ContactResult, camera=camera) -> tuple[np.ndarray, np.ndarray] | None:
+            def object_mesh(result: ContactResult, camera=camera) -> tuple[np.ndarray, Any] | None:
                 mesh = self._object_mesh(result, camera)
-                return None if mesh is None else (mesh.vertices, mesh.faces)
+                return None if mesh is None else (mesh.vertices, self._decimated(mesh))
 
             try:
                 self._pubs["markers"].publish(markers.contact_markers(

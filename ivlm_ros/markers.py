@@ -2,8 +2,9 @@
 and the object's grasp points (candidate regions for a robot, away from the person).
 
 The body mesh is decimated once (vertex clustering on the body model's template, at configure) to a
-triangle budget; per frame only the posed positions of the kept vertices and the per-cluster maximum
-probability are gathered, so a small contact patch never disappears in the decimated mesh.
+triangle budget, and each object mesh once when first drawn; per frame only the posed positions of the
+kept vertices and the per-cluster maximum probability are gathered, so a small contact patch never
+disappears in the decimated mesh.
 """
 
 from __future__ import annotations
@@ -84,23 +85,30 @@ def _triangle_marker(header: Any, ns: str, marker_id: int, vertices: np.ndarray,
     return m
 
 
+def _cluster_max(probabilities: np.ndarray, mesh: DecimatedMesh) -> np.ndarray:
+    """Per kept vertex (K,), the largest probability of its cluster's original vertices."""
+    p = np.zeros(len(mesh.kept), np.float32)
+    np.maximum.at(p, mesh.cluster, np.asarray(probabilities, np.float32))
+    return p
+
+
 def body_marker(header: Any, marker_id: int, vertices: np.ndarray, probabilities: np.ndarray,
                 mesh: DecimatedMesh, alpha: float = 0.9) -> Marker:
     """Posed body `vertices`: (V, 3) metres, camera frame, coloured by `probabilities`: (V,)."""
-    p = np.zeros(len(mesh.kept), np.float32)
-    np.maximum.at(p, mesh.cluster, np.asarray(probabilities, np.float32))
     return _triangle_marker(header, "body", marker_id, np.asarray(vertices)[mesh.kept], mesh.faces,
-                            contact_colours(p, alpha))
+                            contact_colours(_cluster_max(probabilities, mesh), alpha))
 
 
-def object_marker(header: Any, marker_id: int, vertices: np.ndarray, faces: np.ndarray,
+def object_marker(header: Any, marker_id: int, vertices: np.ndarray, mesh: DecimatedMesh,
                   probabilities: np.ndarray, pose: np.ndarray, scale: float, alpha: float = 0.9) -> Marker:
-    """Object mesh `vertices`: (Vo, 3) mesh units, placed by `pose` (4, 4) and `scale`, in contact colours."""
-    placed = (np.asarray(vertices, np.float64) * scale) @ pose[:3, :3].T + pose[:3, 3]
+    """Object mesh `vertices`: (Vo, 3) mesh units, drawn as its decimation `mesh`, placed by `pose` (4, 4)
+    and `scale`, in contact colours (plain blue when `probabilities` is not one per vertex)."""
+    kept = np.asarray(vertices, np.float64)[mesh.kept]
+    placed = (kept * scale) @ pose[:3, :3].T + pose[:3, 3]
     p = np.asarray(probabilities, np.float32)
-    rgb = contact_colours(p, alpha) if len(p) == len(vertices) else np.tile(np.append(OBJECT_RGB, alpha),
-                                                                             (len(vertices), 1))
-    return _triangle_marker(header, "object", marker_id, placed, np.asarray(faces), rgb)
+    rgb = (contact_colours(_cluster_max(p, mesh), alpha) if len(p) == len(vertices)
+           else np.tile(np.append(OBJECT_RGB, alpha), (len(kept), 1)))
+    return _triangle_marker(header, "object", marker_id, placed, mesh.faces, rgb)
 
 
 def _sphere_list(header: Any, ns: str, marker_id: int, points: np.ndarray, diameter: float,
@@ -127,13 +135,13 @@ def grasp_marker(header: Any, marker_id: int, points: np.ndarray, diameter: floa
 
 def contact_markers(header: Any, results: list[ContactResult], person_ids: list[int], threshold: float,
                     body_mesh: DecimatedMesh | None,
-                    object_mesh: Callable[[ContactResult], tuple[np.ndarray, np.ndarray] | None],
+                    object_mesh: Callable[[ContactResult], tuple[np.ndarray, DecimatedMesh] | None],
                     grasp_points: Sequence[np.ndarray] = ()) -> MarkerArray:
     """All markers of one frame: a DELETEALL first (stale people, objects and grasp points vanish), then
     per person the body, per reconstructed object its mesh, and per pair the body contact points and
     the grasp points.
 
-    object_mesh: result -> its object mesh (vertices (Vo, 3), faces (Fo, 3)), or None when unknown.
+    object_mesh: result -> its object mesh's vertices (Vo, 3) and their decimation, or None when unknown.
     grasp_points: per pair, the published grasp points (N, 3) metres (empty for a pair that was not
     reconstructed, which then gets no grasp marker); () draws none.
     """

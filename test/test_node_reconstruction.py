@@ -33,7 +33,7 @@ from ivlm_core.reconstruct.synthetic import Scene, make_scene, scene_objects  # 
 from ivlm_core.render.rasterize import Rasterizer  # noqa: E402
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction  # noqa: E402
 from ivlm_ros.contact_node import ContactNode  # noqa: E402
-from ivlm_ros.markers import contact_markers  # noqa: E402
+from ivlm_ros.markers import contact_markers, decimate  # noqa: E402
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray  # noqa: E402
 
 CAMERA_BOX = np.array([245.0, 135.0, 335.0, 245.0])  # the camcorder on its tripod in skimage's camera.png
@@ -161,8 +161,8 @@ def test_grasp_marker_draws_the_published_grasp_points_and_only_for_reconstructe
     grasp = [_xyz(m.grasp_points) for m in msgs]
     assert len(grasp[0]) and not len(grasp[1])
 
-    out = contact_markers(header, results, [0, 0], 0.5, None, lambda r: (scene.obj.vertices, scene.obj.faces),
-                          grasp)
+    book_mesh = (scene.obj.vertices, decimate(scene.obj.vertices, scene.obj.faces, 500))
+    out = contact_markers(header, results, [0, 0], 0.5, None, lambda r: book_mesh, grasp)
     assert out.markers[0].action == Marker.DELETEALL  # last frame's grasp points vanish
     marks = [m for m in out.markers if m.ns == "grasp"]
     assert len(marks) == 1 and marks[0].id == 0 and marks[0].header.frame_id == "camera_optical"
@@ -171,7 +171,7 @@ def test_grasp_marker_draws_the_published_grasp_points_and_only_for_reconstructe
     assert m.color.g > 0.5 > max(m.color.r, m.color.b) and m.color.a == 1.0  # green
     np.testing.assert_allclose(_xyz(m.points), grasp[0])
     objects = [m for m in out.markers if m.ns == "object"]  # the placed mesh, for the reconstructed pair only
-    assert len(objects) == 1 and objects[0].id == 0
+    assert len(objects) == 1 and objects[0].id == 0 and len(objects[0].points) <= 3 * 500
 
     # the next frame without a reconstruction: everything cleared, no grasp marker drawn again
     later = contact_markers(header, [results[1]], [0], 0.5, None, lambda r: None, [grasp[1]])

@@ -102,17 +102,20 @@ def test_markers_start_with_deleteall_and_draw_each_person_once(anny):
     assert len(points) == 2 and len(points[0].points) == len(anny.part_vertex_ids("left_hand"))
 
 
-def test_object_marker_places_the_registry_mesh_at_the_reconstructed_pose():
+@pytest.mark.parametrize("budget", [10**6, 1000])
+def test_object_marker_places_the_registry_mesh_at_the_reconstructed_pose(budget):
     cup = ObjectRegistry().builtin("cup")
     pose = np.eye(4)
     pose[:3, :3] = [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]  # 90 degrees about y
     pose[:3, 3] = [0.2, -0.1, 1.3]
     p = np.zeros(len(cup.vertices), np.float32)
     p[: len(p) // 4] = 1.0
-    m = object_marker(None, 0, cup.vertices, cup.faces, p, pose, scale=2.0)
-    assert m.type == Marker.TRIANGLE_LIST and len(m.points) == 3 * len(cup.faces) == len(m.colors)
+    mesh = decimate(cup.vertices, cup.faces, budget)
+    m = object_marker(None, 0, cup.vertices, mesh, p, pose, scale=2.0)
+    assert m.type == Marker.TRIANGLE_LIST and len(m.points) == 3 * len(mesh.faces) == len(m.colors)
+    assert min(budget, len(cup.faces)) * 0.6 <= len(mesh.faces) <= min(budget, len(cup.faces))
     xyz = np.array([[q.x, q.y, q.z] for q in m.points])
-    corners = cup.vertices[cup.faces.reshape(-1)].astype(np.float64)
+    corners = cup.vertices[mesh.kept[mesh.faces.reshape(-1)]].astype(np.float64)
     np.testing.assert_allclose(xyz, 2.0 * corners @ pose[:3, :3].T + pose[:3, 3], atol=1e-6)
     red = np.array([[c.r, c.g, c.b] for c in m.colors])
     assert np.isclose(red[:, 1], 0.1).any() and np.isclose(red[:, 1], 0.75).any()
