@@ -221,6 +221,34 @@ def test_rasterizer_can_be_shared_between_threads(body, gl):
         np.testing.assert_array_equal(raster.triangle_id, expected[k % 4])
 
 
+@pytest.mark.parametrize("backend", ["moderngl", "numpy"])
+def test_rasterizing_several_views_at_once_equals_one_call_per_view(body, backend, gl, numpy_rasterizer):
+    r = gl if backend == "moderngl" else numpy_rasterizer
+    together = r.rasterize_views(body.canonical_vertices, body.faces, HUMAN_VIEWS)
+    for view, raster in zip(HUMAN_VIEWS, together, strict=True):
+        alone = r.rasterize(body.canonical_vertices, body.faces, view)
+        np.testing.assert_array_equal(raster.triangle_id, alone.triangle_id)
+        np.testing.assert_array_equal(raster.barycentrics, alone.barycentrics)
+        np.testing.assert_array_equal(raster.depth, alone.depth)
+
+
+def test_moderngl_uploads_a_changed_mesh_again(body, gl):
+    # The uploaded mesh is reused while its arrays are equal: an edit in place must still show up.
+    v = body.canonical_vertices.astype(np.float32)
+    before = gl.rasterize(v, body.faces, HUMAN_VIEWS[0])
+    kept = before.triangle_id.copy()
+    v[:, 1] += 0.1  # up by 10 cm: the silhouette moves up in the image
+    after = gl.rasterize(v, body.faces, HUMAN_VIEWS[0])
+    fresh = Rasterizer(SIZE, backend="moderngl")
+    np.testing.assert_array_equal(
+        after.triangle_id, fresh.rasterize(v, body.faces, HUMAN_VIEWS[0]).triangle_id
+    )
+    fresh.close()
+    assert np.nonzero(after.mask)[0].min() < np.nonzero(before.mask)[0].min() - 10
+    # Results are the caller's: later calls do not write into them.
+    np.testing.assert_array_equal(before.triangle_id, kept)
+
+
 def test_bad_input_raises_value_error(numpy_rasterizer):
     v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=np.float32)
     f = np.array([[0, 1, 2]])
@@ -239,6 +267,10 @@ def test_bad_input_raises_value_error(numpy_rasterizer):
         numpy_rasterizer.rasterize(v, f, view.camera(256))
     with pytest.raises(ValueError, match="unknown rasterizer backend"):
         Rasterizer(SIZE, backend="vulkan")
+    with pytest.raises(ValueError, match="one per camera"):
+        numpy_rasterizer.shade_views(v, f, HUMAN_VIEWS[:2], np.ones((3, 3)), np.zeros((1, 3)))
+    with pytest.raises(ValueError, match="View or a RenderCamera"):
+        numpy_rasterizer.rasterize_views(v, f, [np.eye(4)])
 
 
 def test_body_render_is_normal_coloured_phong_on_white(body, gl):
