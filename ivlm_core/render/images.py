@@ -16,7 +16,7 @@ import numpy as np
 from ivlm_core.objects import normalize_for_render
 from ivlm_core.render.cameras import HUMAN_VIEWS, OBJECT_ENCODING_VIEWS, OBJECT_VIEWS, View, rig_cam_params
 from ivlm_core.render.lift import LiftTables, build_lift_tables
-from ivlm_core.render.rasterize import Rasterizer, validate_mesh, vertex_visibility
+from ivlm_core.render.rasterize import Rasterizer, validate_mesh
 from ivlm_core.render.shading import vertex_normals
 
 
@@ -29,9 +29,6 @@ class RigRender:
     views: tuple[View, ...]
     cam_params: np.ndarray  # (N, 5) float32, normalised camera parameters fed to the localizer
     vertices: np.ndarray  # (V, 3) float32, the rendered (for objects: normalised) vertices
-    vertex_visible: np.ndarray | None = (
-        None  # (N, V) bool, the view sees the vertex itself (vertex_visibility)
-    )
 
     @property
     def masks(self) -> np.ndarray:
@@ -61,16 +58,12 @@ def render_rig(
     views = tuple(views)
     lights = np.array([view.light_location for view in views], dtype=np.float64)
     rasters, images = rasterizer.shade_views(v, f, views, colors, lights, normals)
-    size = rasters[0].size[0]
     return RigRender(
         images=images,
         tables=build_lift_tables(rasters, f, v.shape[0]),
         views=views,
         cam_params=rig_cam_params(tuple(encoding_views or views)),
         vertices=v.astype(np.float32),
-        vertex_visible=np.stack(
-            [vertex_visibility(r, view.camera(size), v, f) for r, view in zip(rasters, views, strict=True)]
-        ),
     )
 
 

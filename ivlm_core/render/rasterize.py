@@ -287,8 +287,10 @@ def vertex_visibility(
     shown = raster.triangle_id[raster.mask]
     if shown.size and shown.max() >= f.shape[0]:
         raise ValueError(f"raster refers to face {int(shown.max())} but only {f.shape[0]} faces were given")
+    face_shown = np.zeros(f.shape[0], dtype=bool)
+    face_shown[shown] = True
     touches_shown_face = np.zeros(v.shape[0], dtype=bool)
-    touches_shown_face[f[np.unique(shown)]] = True
+    touches_shown_face[f[face_shown]] = True
     M, K = camera.world_to_camera, camera.intrinsics.K
     p = v @ M[:3, :3].T + M[:3, 3]
     z = np.where(p[:, 2] > 0, p[:, 2], np.nan)
