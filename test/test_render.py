@@ -232,6 +232,20 @@ def test_rasterizing_several_views_at_once_equals_one_call_per_view(body, backen
         np.testing.assert_array_equal(raster.depth, alone.depth)
 
 
+def test_culling_back_faces_of_a_closed_mesh_changes_no_output(body, gl):
+    # The closed body is drawn with back faces culled (llvmpipe's per-triangle cost halves); adding one
+    # degenerate face (no pixels, last id) opens it, so every face is drawn: the rasters must agree.
+    v, f = body.canonical_vertices, body.faces
+    culled = gl.rasterize_views(v, f, HUMAN_VIEWS)
+    assert gl._impl._meshes["raster"].orientation == 1
+    opened = gl.rasterize_views(v, np.concatenate([f, [[0, 0, 0]]]), HUMAN_VIEWS)
+    assert gl._impl._meshes["raster"].orientation == 0
+    for a, b in zip(culled, opened, strict=True):
+        assert np.sum(a.triangle_id != b.triangle_id) <= 5  # exact ties on shared edges
+        same = a.triangle_id == b.triangle_id
+        np.testing.assert_allclose(a.barycentrics[same], b.barycentrics[same], atol=1e-6)
+
+
 def test_moderngl_uploads_a_changed_mesh_again(body, gl):
     # The uploaded mesh is reused while its arrays are equal: an edit in place must still show up.
     v = body.canonical_vertices.astype(np.float32)

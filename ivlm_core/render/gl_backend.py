@@ -132,13 +132,31 @@ void main() {
 
 
 class _MeshBuffer:
-    """One mesh uploaded un-indexed for one program, with the source arrays it was made from."""
+    """One mesh uploaded un-indexed for one program, with the source arrays it was made from.
 
-    def __init__(self, ctx, prog, sources: tuple[np.ndarray, ...], faces: np.ndarray, names: tuple[str, ...]):
+    `orientation` is +1 (-1) when the mesh is closed, consistently wound and encloses a positive (negative)
+    volume, else 0; `bounds` is its (2, 3) world bounding box. See `ModernglBackend._cull`.
+    """
+
+    def __init__(
+        self,
+        ctx,
+        prog,
+        sources: tuple[np.ndarray, ...],
+        faces: np.ndarray,
+        names: tuple[str, ...],
+        closed: bool,
+    ):
         self.sources = tuple(np.array(a, copy=True) for a in (*sources, faces))
         per_corner = np.concatenate([np.asarray(a, dtype=np.float32) for a in sources], axis=1)[faces]
         self.vbo = ctx.buffer(np.ascontiguousarray(per_corner.reshape(-1, per_corner.shape[-1])))
         self.vao = ctx.vertex_array(prog, [(self.vbo, " ".join(["3f"] * len(names)), *names)])
+        v = np.asarray(sources[0], dtype=np.float64)
+        self.bounds = np.stack([v.min(0), v.max(0)])
+        self.orientation = 0
+        if closed:
+            a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+            self.orientation = int(np.sign(np.einsum("ij,ij->", a, np.cross(b, c))))
 
     def holds(self, sources: tuple[np.ndarray, ...], faces: np.ndarray) -> bool:
         """True when this buffer was made from arrays equal to these."""
@@ -180,6 +198,7 @@ class ModernglBackend:
         self._shade_fbo = ctx.framebuffer([self._face, *self._planes, self._rgba], self._zbuffer)
         self._lock = threading.Lock()
         self._meshes: dict[str, _MeshBuffer] = {}  # program name -> last mesh uploaded for it
+        self._topology: tuple[np.ndarray, bool] | None = None  # last faces checked, closed and consistent?
 
     def rasterize_views(
         self, vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[RenderCamera]
@@ -188,10 +207,10 @@ class ModernglBackend:
         # Several rasterizers (several EGL contexts) may live in one process: make ours current. The lock
         # serialises callers on different threads (e.g. a multi-threaded ROS executor).
         with self._lock, self._ctx:
-            vao = self._mesh("raster", self._raster_prog, (vertices,), faces, ("in_pos",))
+            mesh = self._mesh("raster", self._raster_prog, (vertices,), faces, ("in_pos",))
             out = self._outputs(len(cameras), shade=False)
             for k, camera in enumerate(cameras):
-                self._draw(self._raster_prog, self._raster_fbo, vao, vertices, camera)
+                self._draw(self._raster_prog, self._raster_fbo, mesh, vertices, camera)
                 self._read(k, out)
             return _rasters(out)
 
@@ -207,7 +226,7 @@ class ModernglBackend:
         """Rasters and Phong-shaded (N, H, W, 3) uint8 images on white; normals, colors (V, 3) world and
         [0, 1]; lights (N, 3) camera-frame point light per camera."""
         with self._lock, self._ctx:
-            vao = self._mesh(
+            mesh = self._mesh(
                 "shade",
                 self._shade_prog,
                 (vertices, normals, colors),
@@ -219,22 +238,49 @@ class ModernglBackend:
                 self._shade_prog["light"].value = tuple(float(x) for x in lights[k])
                 K = camera.intrinsics.K
                 self._shade_prog["pinhole"].value = (K[0, 0], K[1, 1], K[0, 2], K[1, 2])
-                self._draw(self._shade_prog, self._shade_fbo, vao, vertices, camera)
+                self._draw(self._shade_prog, self._shade_fbo, mesh, vertices, camera)
                 self._read(k, out)
                 self._shade_fbo.read_into(out["rgb"][k], components=3, dtype="f1", attachment=5)
             return _rasters(out), np.subtract(255, out["rgb"], out=out["rgb"])
 
     def _mesh(
         self, key: str, prog, sources: tuple[np.ndarray, ...], faces: np.ndarray, names: tuple[str, ...]
-    ):
-        """The VAO of this mesh for `prog`, uploaded unless it is the one already there."""
+    ) -> _MeshBuffer:
+        """This mesh uploaded for `prog`: the buffer already there when it holds the same arrays."""
         held = self._meshes.get(key)
         if held is not None and held.holds(sources, faces):
-            return held.vao
+            return held
         if held is not None:
             held.release()
-        self._meshes[key] = _MeshBuffer(self._ctx, prog, sources, faces, names)
-        return self._meshes[key].vao
+        self._meshes[key] = _MeshBuffer(self._ctx, prog, sources, faces, names, self._closed(faces))
+        return self._meshes[key]
+
+    def _closed(self, faces: np.ndarray) -> bool:
+        """Whether the faces form closed, consistently wound surfaces (checked once per faces array)."""
+        import trimesh
+
+        if self._topology is None or not np.array_equal(self._topology[0], faces):
+            mesh = trimesh.Trimesh(vertices=np.zeros((int(faces.max()) + 1, 3)), faces=faces, process=False)
+            self._topology = (faces.copy(), bool(mesh.is_watertight and mesh.is_winding_consistent))
+        return self._topology[1]
+
+    @staticmethod
+    def _cull(mesh: _MeshBuffer, camera: RenderCamera) -> str | None:
+        """The winding of the faces to draw ("cw"/"ccw"), or None to draw all faces.
+
+        Seen from a camera outside a closed, consistently wound surface, every first hit along a pixel's
+        ray enters the enclosed volume, i.e. is a front face: culling back faces changes no output (but
+        for a pixel or two on exact edge ties) and halves llvmpipe's per-triangle setup and binning, which
+        dominate its time. Outward faces that are counter-clockwise in the world are clockwise in our
+        y-down image; a mirroring camera (det R < 0) or one inside the mesh's bounds draws all faces.
+        """
+        if mesh.orientation == 0:
+            return None
+        centre = camera.camera_centre()
+        inside = np.all((centre >= mesh.bounds[0]) & (centre <= mesh.bounds[1]))
+        if np.linalg.det(camera.world_to_camera[:3, :3]) <= 0 or inside:
+            return None
+        return "cw" if mesh.orientation > 0 else "ccw"
 
     def _outputs(self, n: int, shade: bool) -> dict[str, np.ndarray]:
         H, W = self.size
@@ -246,7 +292,7 @@ class ModernglBackend:
             out["rgb"] = np.empty((n, H, W, 3), dtype=np.uint8)
         return out
 
-    def _draw(self, prog, fbo, vao, vertices: np.ndarray, camera: RenderCamera) -> None:
+    def _draw(self, prog, fbo, mesh: _MeshBuffer, vertices: np.ndarray, camera: RenderCamera) -> None:
         import moderngl
 
         H, W = self.size
@@ -259,8 +305,13 @@ class ModernglBackend:
         fbo.use()
         self._ctx.viewport = (0, 0, W, H)
         self._ctx.enable(moderngl.DEPTH_TEST)
-        self._ctx.disable(moderngl.CULL_FACE)
-        vao.render(moderngl.TRIANGLES)
+        front = self._cull(mesh, camera)
+        if front is None:
+            self._ctx.disable(moderngl.CULL_FACE)
+        else:
+            self._ctx.front_face = front
+            self._ctx.enable(moderngl.CULL_FACE)
+        mesh.vao.render(moderngl.TRIANGLES)
 
     def _read(self, k: int, out: dict[str, np.ndarray]) -> None:
         fbo = self._raster_fbo
