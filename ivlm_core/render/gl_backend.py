@@ -13,6 +13,12 @@ goes to an RGBA8 attachment in the same pass.
 The mesh is uploaded in world coordinates and transformed in the vertex shader, so one upload serves
 every view; the last uploaded mesh is kept per program and reused while its arrays are unchanged
 (the body and object meshes are fixed). Framebuffers, programs and buffers live as long as the backend.
+Closed meshes seen from outside are drawn with back faces culled (`ModernglBackend._cull`).
+
+Where llvmpipe's time goes (anny, 27k faces, 512², 2 shared cores, per view): the draw call (vertex
+shading, triangle setup and binning, on the calling thread) ~1.5 ms and the rasterization it waits for
+~2.3 ms are per-triangle costs nearly independent of the image size; read-back ~0.7 ms. Culling halves
+the triangles that reach setup and binning; the rest is what 27k triangles cost llvmpipe on 2 cores.
 """
 
 from __future__ import annotations
