@@ -4,6 +4,8 @@ r = Rasterizer(1024)                                   # moderngl/EGL on CPU, nv
 rig = render_body_views(r, body.canonical_vertices, body.faces)
 rig.images, rig.cam_params                             # (4, H, W, 3) uint8, (4, 5) localizer inputs
 probs = lift(masks, rig.tables)                        # (4, H, W) in [0, 1] -> (V,) per-vertex
+rasters = r.rasterize_views(vertices, faces, HUMAN_VIEWS)   # several views, one validation and upload
+targets = labels_to_masks(labels, rig.tables, faces)   # (V,) bool -> (4, H, W), 2 of 3 corners (mv2)
 """
 
 from ivlm_core.render.cameras import (
