@@ -154,14 +154,17 @@ class _MeshBuffer:
         closed: bool,
     ):
         self.sources = tuple(np.array(a, copy=True) for a in (*sources, faces))
-        per_corner = np.concatenate([np.asarray(a, dtype=np.float32) for a in sources], axis=1)[faces]
-        self.vbo = ctx.buffer(np.ascontiguousarray(per_corner.reshape(-1, per_corner.shape[-1])))
+        corners = faces.reshape(-1)
+        per_corner = np.concatenate(
+            [np.take(np.asarray(a, dtype=np.float32), corners, axis=0) for a in sources], axis=1
+        )  # (3F, 3 * len(sources))
+        self.vbo = ctx.buffer(per_corner)
         self.vao = ctx.vertex_array(prog, [(self.vbo, " ".join(["3f"] * len(names)), *names)])
         v = np.asarray(sources[0], dtype=np.float64)
         self.bounds = np.stack([v.min(0), v.max(0)])
         self.orientation = 0
         if closed:
-            a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+            a, b, c = (np.take(v, faces[:, k], axis=0) for k in range(3))
             self.orientation = int(np.sign(np.einsum("ij,ij->", a, np.cross(b, c))))
 
     def holds(self, sources: tuple[np.ndarray, ...], faces: np.ndarray) -> bool:

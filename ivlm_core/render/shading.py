@@ -22,7 +22,7 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     Outward for counter-clockwise faces; vertices on no face get a zero normal.
     """
     v, f = validate_mesh(vertices, faces)
-    a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
+    a, b, c = (np.take(v, f[:, k], axis=0) for k in range(3))
     face_n = np.cross(b - a, c - a)  # length = 2 * area
     # Every face adds its normal to its 3 corners: per axis, one bincount over the (F * 3) corners.
     corner_n = np.repeat(face_n, 3, axis=0)
