@@ -91,8 +91,8 @@ class Stage:
 
 
 DEFAULT_SCHEDULE: tuple[Stage, ...] = (
-    Stage(keep=8, iterations=10, penetration=False),
-    Stage(keep=2, iterations=6, penetration=True),
+    Stage(keep=12, iterations=10, penetration=False),
+    Stage(keep=3, iterations=6, penetration=True),
 )
 
 
@@ -167,7 +167,7 @@ def _take(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Rows idx (K, N) of b (K or 1, M, D): (K, N, D)."""
     if b.shape[0] == 1:
         return b[0][idx]
-    return np.take_along_axis(b, idx[..., None], axis=1)
+    return b[np.arange(len(b))[:, None], idx]
 
 
 def _project(K: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +186,14 @@ def _project(K: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _row_jacobian(a: np.ndarray, q: np.ndarray) -> np.ndarray:
     """(..., 7): derivative of a . X for fixed rows a (..., 3) at placed points X with q = X - t
     (see _point_jacobian), without forming the (..., 3, 7) point Jacobians."""
-    return np.concatenate([np.cross(q, a), a, (a * q).sum(-1, keepdims=True)], axis=-1)
+    q, a = np.broadcast_arrays(q, a)
+    out = np.empty((*q.shape[:-1], _NPARAM), np.float32)
+    out[..., 0] = q[..., 1] * a[..., 2] - q[..., 2] * a[..., 1]  # q x a
+    out[..., 1] = q[..., 2] * a[..., 0] - q[..., 0] * a[..., 2]
+    out[..., 2] = q[..., 0] * a[..., 1] - q[..., 1] * a[..., 0]
+    out[..., 3:6] = a
+    out[..., 6] = (a * q).sum(-1)
+    return out
 
 
 def _sample_map(image: np.ndarray, window: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -228,7 +235,7 @@ def pose_terms(
     k = len(R)
 
     def place(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        q = s * np.einsum("kij,nj->kni", R, p)
+        q = s * (p @ np.swapaxes(R, 1, 2))
         return q + t[:, None, :], q
 
     box = targets.box
@@ -290,7 +297,7 @@ def pose_terms(
         idx, idx_o = _nearest_both(pts, bp[None])  # (K, Np) into the body, (K, Nb) into the object
         signed = ((pts - bp[idx]) * bn[idx]).sum(-1)  # < 0: object point inside the body
         depth_in_body = np.maximum(-signed, 0.0)
-        nrm = np.einsum("kij,nj->kni", R, targets.surface_normals)
+        nrm = targets.surface_normals @ np.swapaxes(R, 1, 2)
         near, near_n = _take(pts, idx_o), _take(nrm, idx_o)
         signed_o = ((bp[None] - near) * near_n).sum(-1)  # < 0: body point inside the object
         depth_in_obj = np.maximum(-signed_o, 0.0)
