@@ -104,12 +104,11 @@ def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _Mesh
     if data is None:
         mesh = trimesh.Trimesh(vertices, faces, process=False)
         samples, sample_faces = trimesh.sample.sample_surface(mesh, n_samples, seed=0)
-        data = _MeshData(
-            np.asarray(mesh.vertex_normals),
-            np.asarray(samples),
-            np.asarray(mesh.face_normals[sample_faces]),
-            np.asarray(mesh.convex_hull.vertices),
-        )
+        arrays = (mesh.vertex_normals, samples, mesh.face_normals[sample_faces], mesh.convex_hull.vertices)
+        arrays = tuple(np.array(a, np.float64) for a in arrays)
+        for a in arrays:
+            a.setflags(write=False)  # shared by every later call with this mesh
+        data = _MeshData(*arrays)
         if len(_MESH_CACHE) >= _MESH_CACHE_SIZE:
             del _MESH_CACHE[next(iter(_MESH_CACHE))]
         _MESH_CACHE[key] = data
