@@ -151,7 +151,7 @@ def _make_tables(
     """Assemble tables from stack-flat pixel indices, their faces, corner vertex ids and weights."""
     view = pixels // (size[0] * size[1])
     vertex_ids = np.add(corners, (view * num_vertices)[:, None], dtype=np.int64)
-    barycentrics = barycentrics.astype(np.float32)
+    barycentrics = barycentrics.astype(np.float32, copy=False)
     weight_sums = np.bincount(
         vertex_ids.ravel(), weights=barycentrics.ravel(), minlength=num_views * num_vertices
     )
@@ -159,8 +159,8 @@ def _make_tables(
         size=size,
         num_views=num_views,
         num_vertices=num_vertices,
-        pixels=pixels.astype(np.int64),
-        triangle_ids=triangle_ids.astype(np.int32),
+        pixels=pixels.astype(np.int64, copy=False),
+        triangle_ids=triangle_ids.astype(np.int32, copy=False),
         vertex_ids=vertex_ids,
         barycentrics=barycentrics,
         weight_sums=weight_sums.reshape(num_views, num_vertices),
