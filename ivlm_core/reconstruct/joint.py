@@ -8,6 +8,7 @@ on both surfaces, candidate grasp regions away from the person, and a quality sc
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -93,6 +94,7 @@ class _MeshData:
 
 _MESH_CACHE: dict[tuple[bytes, int], _MeshData] = {}
 _MESH_CACHE_SIZE = 32  # meshes kept; a scene rarely holds more object kinds
+_MESH_CACHE_LOCK = threading.Lock()  # nodes may reconstruct from several executor threads
 
 
 def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _MeshData:
@@ -100,7 +102,8 @@ def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _Mesh
     frame) and then served from a small cache keyed by a hash of the vertices and faces."""
     digest = hashlib.blake2b(vertices.tobytes() + faces.tobytes(), digest_size=16).digest()
     key = (digest + str(vertices.shape).encode(), n_samples)
-    data = _MESH_CACHE.get(key)
+    with _MESH_CACHE_LOCK:
+        data = _MESH_CACHE.get(key)
     if data is None:
         mesh = trimesh.Trimesh(vertices, faces, process=False)
         samples, sample_faces = trimesh.sample.sample_surface(mesh, n_samples, seed=0)
@@ -109,9 +112,10 @@ def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _Mesh
         for a in arrays:
             a.setflags(write=False)  # shared by every later call with this mesh
         data = _MeshData(*arrays)
-        if len(_MESH_CACHE) >= _MESH_CACHE_SIZE:
-            del _MESH_CACHE[next(iter(_MESH_CACHE))]
-        _MESH_CACHE[key] = data
+        with _MESH_CACHE_LOCK:
+            if len(_MESH_CACHE) >= _MESH_CACHE_SIZE:
+                del _MESH_CACHE[next(iter(_MESH_CACHE))]
+            _MESH_CACHE[key] = data
     return data
 
 
