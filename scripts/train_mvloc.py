@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--save-every", type=int, default=100)
-    ap.add_argument("--min-vertices", type=int, default=3, help="face inclusion for target masks (2 for mv2)")
+    ap.add_argument("--min-vertices", type=int, default=2,
+                    help="face inclusion for target masks (2: mv2 rule of hcontact-damon-fix; 3: older data)")
     ap.add_argument("--no-resume", action="store_true")
     ap.add_argument(
         "--export", action="store_true", help="also write <out>/checkpoint: LoRA merged, original layout"

@@ -72,14 +72,14 @@ class TrainConfig:
     dice_weight: float = 1.0
     contact3d_weight: float = 3.0
     part_dropout: float = 0.5  # hC_body_part_dropout_prob of the hcontact-damon-fix config
-    min_vertices: int = 3  # face inclusion in target masks (2 for the mv2 data)
+    min_vertices: int = 2  # face inclusion in target masks: mv2 rule of hcontact-damon-fix (3 = older data)
     fixed_question: bool = False  # always the first question/answer of each list (the demo prompt)
     save_every: int = 100
     seed: int = 0
 
 
 def target_masks(
-    contact: np.ndarray, rig: RigRender, faces: np.ndarray, min_vertices: int = 3
+    contact: np.ndarray, rig: RigRender, faces: np.ndarray, min_vertices: int = 2
 ) -> torch.Tensor:
     """Per-view training masks: (V, S, S) float32, 1 contact, 0 body, -1 off the body (ignored)."""
     masks = labels_to_masks(contact, rig.tables, faces, min_vertices).astype(np.float32)
