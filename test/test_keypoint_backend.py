@@ -13,6 +13,7 @@ import skimage.data
 from ivlm_core.backends.keypoint import KeypointBackend
 from ivlm_core.backends.keypoint.priors import ContactPriors
 from ivlm_core.body import PART_NAMES
+from ivlm_core.fit import MEDIAPIPE_OF_KEYPOINT
 from ivlm_core.metrics import pooled_part_prf
 from ivlm_core.types import CameraIntrinsics, Detection
 
@@ -22,6 +23,9 @@ CAMERA_BOX = np.array([245.0, 135.0, 335.0, 245.0])  # the camcorder on its trip
 CAMERAMAN_BOX = np.array([0.0, 60.0, 340.0, 512.0])
 HELMET_BOX = np.array([275.0, 340.0, 512.0, 512.0])  # the helmet at the astronaut's side
 ASTRONAUT_BOX = np.array([15.0, 10.0, 365.0, 512.0])
+DRINKER_PHOTO = Path(__file__).parent / "data" / "player" / "man_holding_drink_glass.jpg"
+DRINKER_BOX = np.array([0.0, 25.0, 335.0, 500.0])
+CUP_BOX = np.array([245.0, 235.0, 305.0, 345.0])  # the glass in the man's left hand
 COCO_CLASSES = [
     "bicycle",
     "car",
@@ -225,12 +229,16 @@ def test_shared_photos_meet_the_part_f1_and_no_contact_goals(backend):
     assert np.mean([not r.body_parts for r in negatives]) >= 0.8
 
 
+def _project(points: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:
+    p = np.asarray(points, np.float64)
+    return np.stack([cam.fx * p[:, 0] / p[:, 2] + cam.cx, cam.fy * p[:, 1] / p[:, 2] + cam.cy], axis=1)
+
+
 def test_body_fit_lines_up_with_the_person(backend):
     image = skimage.data.camera()
     (res,) = backend.estimate(image, [Detection("camera", CAMERA_BOX)])
     cam = CameraIntrinsics.from_fov(512, 512)
-    v = res.body_vertices.astype(np.float64)
-    uv = np.stack([cam.fx * v[:, 0] / v[:, 2] + cam.cx, cam.fy * v[:, 1] / v[:, 2] + cam.cy], axis=1)
+    uv = _project(res.body_vertices, cam)
     pose = backend.last_poses[0]
     height_px = pose.scale_px
     head = uv[backend.body.part_vertex_ids("head")].mean(0)
@@ -238,27 +246,69 @@ def test_body_fit_lines_up_with_the_person(backend):
     assert np.linalg.norm(head - ears) < 0.1 * height_px
     for part in _hands(res.body_parts):
         centre = uv[backend.body.part_vertex_ids(part)].mean(0)
-        wrist = pose.keypoints[15 if part == "left_hand" else 16]
-        assert np.linalg.norm(centre - wrist) < 0.1 * height_px, part
+        wrist, knuckle = (15, 19) if part == "left_hand" else (16, 20)
+        palm = 0.5 * (pose.keypoints[wrist] + pose.keypoints[knuckle])  # the hand's centre: wrist to knuckles
+        assert np.linalg.norm(centre - palm) < 0.1 * height_px, part
+
+
+@pytest.mark.parametrize("scene", ["cup", "camera"])
+def test_body_fit_agrees_with_the_landmarks_and_the_object(backend, scene):
+    """The fitted keypoints project onto mediapipe's 2D landmarks through K, the holding hand onto the object,
+    and the body stands in front of the camera with that hand within reach of its torso."""
+    if scene == "cup":
+        image = cv2.cvtColor(cv2.imread(str(DRINKER_PHOTO)), cv2.COLOR_BGR2RGB)
+        dets, hand = [Detection("person", DRINKER_BOX), Detection("cup", CUP_BOX)], "left_hand"
+    else:
+        image = np.stack([skimage.data.camera()] * 3, -1)
+        dets, hand = [Detection("camera", CAMERA_BOX)], "right_hand"
+    (res,) = backend.estimate(image, dets)
+    assert hand in res.body_parts, res.evidence
+    cam = CameraIntrinsics.from_fov(image.shape[1], image.shape[0], backend.default_fov_deg)
+    pose = backend.last_poses[0]
+    fit = backend.fitter.fit(pose, cam)
+    np.testing.assert_allclose(fit.vertices, res.body_vertices, atol=1e-5)  # the backend's own fit
+    names = list(MEDIAPIPE_OF_KEYPOINT)
+    ids = [MEDIAPIPE_OF_KEYPOINT[n] for n in names]
+    uv = _project(np.stack([fit.keypoints[n] for n in names]), cam)
+    err = np.linalg.norm(uv - pose.keypoints[ids], axis=1)
+    seen = pose.visibility[ids] >= 0.5
+    assert seen.sum() >= 8
+    assert np.sqrt(np.mean(err[seen] ** 2)) <= 20.0, dict(zip(names, err.round(1), strict=True))
+    hand_ids = backend.body.part_vertex_ids(hand)
+    centre = _project(res.body_vertices[hand_ids], cam).mean(0)
+    box = dets[-1].box_xyxy
+    margin = 0.25 * (box[2:] - box[:2])
+    assert np.all(centre >= box[:2] - margin) and np.all(centre <= box[2:] + margin), (centre, box)
+    z = res.body_vertices[:, 2]
+    assert 0.3 < float(np.median(z)) < 5.0
+    torso_z = float(z[backend.body.part_vertex_ids("torso_front")].mean())
+    assert abs(float(z[hand_ids].mean()) - torso_z) < 0.35  # an arm's reach, not at the lens
 
 
 def test_video_mode_warm_starts_from_the_previous_fit(backend):
+    """On video the previous fit is the starting point: the body follows the person and ends where a fit of
+    that frame alone ends."""
     image = np.stack([skimage.data.camera()] * 3, -1)
     shifted = np.roll(image, 24, axis=1)  # the person moves 24 px right
     move = np.array([24.0, 0.0, 24.0, 0.0])
     dets = [Detection("person", CAMERAMAN_BOX), Detection("camera", CAMERA_BOX)]
     dets_shifted = [Detection("person", CAMERAMAN_BOX + move), Detection("camera", CAMERA_BOX + move)]
-    first = backend.estimate(image, dets)[0].body_vertices.mean(0)
-    jump = backend.estimate(shifted, dets_shifted)[0].body_vertices.mean(0) - first
+    first = backend.estimate(image, dets)[0].body_vertices
+    cold = backend.estimate(shifted, dets_shifted)[0].body_vertices
+    cold_px = backend.fitter.fit(backend.last_poses[0], CameraIntrinsics.from_fov(512, 512)).reprojection_px
     backend.video = True
     try:
         backend.estimate(image, dets)
-        smoothed = backend.estimate(shifted, dets_shifted)[0].body_vertices.mean(0) - first
+        warm = backend.estimate(shifted, dets_shifted)[0].body_vertices
+        warm_px = backend._previous[0].reprojection_px
     finally:
         backend.video = False
         backend._previous.clear()
-    assert jump[0] > 0.005  # the unsmoothed body follows the person to the right
-    assert 0.2 * jump[0] < smoothed[0] < 0.8 * jump[0]
+    jump = cold.mean(0) - first.mean(0)
+    assert jump[0] > 0.005  # the body follows the person to the right
+    assert warm.mean(0)[0] - first.mean(0)[0] > 0.8 * jump[0]
+    assert float(np.linalg.norm(warm - cold, axis=1).mean()) < 0.02
+    assert warm_px <= cold_px + 2.0
 
 
 def test_backend_accepts_the_options_the_ros_node_passes():
