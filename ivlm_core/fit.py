@@ -209,7 +209,12 @@ class BodyFitter:
         for name in _FACE:
             candidates[self._names.index(name)] = [1 + _HEAD_LINK]
         self._rest_points = np.stack([self.rest_keypoints[n] for n in self._names])
+        self._locals = self._rest_points[None] - self._pivots[:, None]  # (13, N, 3) keypoints from pivots
         self._torso_ids = [self._names.index(n) for n in _TORSO]
+        torso = self._rest_points[self._torso_ids]
+        self._torso_axes = np.stack(  # (2, 3): up (hips to shoulders) and across (right to left shoulder)
+            [0.5 * (torso[0] + torso[1] - torso[2] - torso[3]), torso[0] - torso[1]]
+        )
         self._blend = np.zeros((1 + _NUM_LINKS, len(self._names)))
         for k, segments in enumerate(candidates):
             self._blend[segments[-1], k] = 1.0
@@ -231,24 +236,28 @@ class BodyFitter:
     def _segment_positions(self, links: np.ndarray) -> np.ndarray:
         """(B, 13, N, 3) where each segment (torso, 12 links) would put every keypoint, body frame, unscaled.
 
-        links: (B, 13, 3, 3) world rotations of the links in the body frame.
+        links: (B, 13, 3, 3) world rotations of the links in the body frame. The four limb chains are
+        posed together, link by link from the torso out.
         """
-        batch = len(links)
-        positions = np.empty((batch, 1 + _NUM_LINKS, len(self._names), 3))
+        positions = np.empty((len(links), 1 + _NUM_LINKS, len(self._names), 3))
         positions[:, 0] = self._rest_points
-        for c in range(len(self._chains)):
-            pivot = np.broadcast_to(self._pivots[3 * c], (batch, 3))
-            for i in range(3):
-                link = 3 * c + i
-                local = self._rest_points - self._pivots[link]
-                positions[:, 1 + link] = pivot[:, None] + np.einsum("bij,nj->bni", links[:, link], local)
-                if i < 2:
-                    step = self._pivots[link + 1] - self._pivots[link]
-                    pivot = pivot + np.einsum("bij,j->bi", links[:, link], step)
+        first = 3 * np.arange(len(self._chains))
+        pivot = self._pivots[first]  # (C, 3), then (B, C, 3) once posed
+        for i in range(3):
+            ids = first + i
+            rot_t = links[:, ids].swapaxes(-1, -2)  # (B, C, 3, 3)
+            positions[:, 1 + ids] = pivot[..., None, :] + self._locals[ids] @ rot_t
+            if i < 2:
+                step = (self._pivots[ids + 1] - self._pivots[ids])[:, None, :]  # (C, 1, 3)
+                pivot = pivot + (step @ rot_t)[..., 0, :]
         neck = self._pivots[_HEAD_LINK]
-        face = self._rest_points - neck
-        positions[:, 1 + _HEAD_LINK] = neck + np.einsum("bij,nj->bni", links[:, _HEAD_LINK], face)
+        positions[:, 1 + _HEAD_LINK] = neck + self._locals[_HEAD_LINK] @ links[:, _HEAD_LINK].swapaxes(-1, -2)
         return positions
+
+    def _skeleton(self, links: np.ndarray) -> np.ndarray:
+        """(B, N, 3) posed keypoints in the body frame, unscaled, for link world rotations (B, 13, 3, 3)."""
+        positions = self._segment_positions(links)  # (B, S, N, 3)
+        return np.einsum("sn,bsnd->bnd", self._blend, positions)
 
     def fit(self, pose: PersonPose, camera: CameraIntrinsics, previous: BodyFit | None = None) -> BodyFit:
         """Fit the body to `pose`; `previous` (this person's last fit, on video) warm-starts it."""
@@ -259,7 +268,7 @@ class BodyFitter:
         problem = self._problem(pose, camera, scale)
         R = Rotation.align_vectors(dst_c, src_c)[0].as_matrix()  # body -> mediapipe's metric frame
         links = self._limb_links(pose, R)
-        points = scale * self._skeleton(np.zeros((1, _NUM_PARAMS)), links)[0] @ R.T
+        points = scale * self._skeleton(links[None])[0] @ R.T
         translation, _ = _translation_pnp(points, problem.pixels, problem.weights, pose.box_xyxy, camera)
         steps = _STEPS_COLD
         if previous is not None and previous.link_rotations is not None:
@@ -337,15 +346,6 @@ class BodyFitter:
         bounds.sort()
         return bounds[1] if len(bounds) > 2 else bounds[0]
 
-    def _skeleton(self, x: np.ndarray, links0: np.ndarray) -> np.ndarray:
-        """(B, N, 3) posed keypoints in the body frame, unscaled, for parameter vectors x (B, 45).
-
-        Only x's link rotation deltas (x[:, 6:], 13 x 3 axis-angle, body frame, applied to the link
-        world rotations `links0` (13, 3, 3)) act here; body rotation and translation act in `_residuals`.
-        """
-        links = _rotvec(x[:, 6:].reshape(len(x), _NUM_LINKS, 3)) @ links0  # (B, 13, 3, 3)
-        return np.einsum("sn,bsnd->bnd", self._blend, self._segment_positions(links))
-
     def _residuals(
         self,
         x: np.ndarray,
@@ -359,21 +359,17 @@ class BodyFitter:
         """(B, M) weighted residuals for parameter vectors x (B, 45); `robust` (N,) IRLS weights."""
         batch = len(x)
         R = _rotvec(x[:, :3]) @ R0  # (B, 3, 3) body -> camera
-        t = t0 + x[:, 3:6]
-        body = scale * self._skeleton(x, links0)
-        cam = np.einsum("bij,bnj->bni", R, body) + t[:, None]
+        R_t = R.swapaxes(-1, -2)
+        links = _rotvec(x[:, 6:].reshape(batch, _NUM_LINKS, 3)) @ links0
+        cam = scale * self._skeleton(links) @ R_t + (t0 + x[:, 3:6])[:, None]
         z = np.maximum(cam[..., 2], 1e-3)
         c = problem.camera
         uv = np.stack([c.fx * cam[..., 0] / z + c.cx, c.fy * cam[..., 1] / z + c.cy], axis=-1)
         w = np.sqrt(problem.weights * robust)[None, :, None]
         reproj = (w * (uv - problem.pixels) / problem.body_px).reshape(batch, -1)
 
-        links = _rotvec(x[:, 6:].reshape(batch, _NUM_LINKS, 3)) @ links0
-        link_dirs = np.einsum("bij,blj->bli", R, np.einsum("blij,lj->bli", links, self._link_vectors))
-        torso = self._rest_points[self._torso_ids]
-        up = 0.5 * (torso[0] + torso[1] - torso[2] - torso[3])
-        across = torso[0] - torso[1]
-        model_dirs = np.concatenate([link_dirs, np.einsum("bij,kj->bki", R, np.stack([up, across]))], axis=1)
+        link_dirs = (links @ self._link_vectors[:, :, None])[..., 0] @ R_t
+        model_dirs = np.concatenate([link_dirs, self._torso_axes @ R_t], axis=1)
         model_dirs /= np.linalg.norm(model_dirs, axis=-1, keepdims=True) + 1e-9
         dw = (_W_DIRECTION * np.sqrt(problem.direction_weights))[None, :, None]
         direction = (dw * (model_dirs - problem.directions)).reshape(batch, -1)
@@ -384,7 +380,7 @@ class BodyFitter:
         link_delta = _W_LINK_DELTA * x[:, 6:]
         parents = np.concatenate([np.broadcast_to(np.eye(3), (batch, 1, 3, 3)), links[:, :-1]], axis=1)
         parents[:, ::3] = np.eye(3)  # the first link of each chain, and the head, hang off the torso
-        relative = np.einsum("blji,bljk->blik", parents, links)
+        relative = parents.swapaxes(-1, -2) @ links
         cos = np.clip(0.5 * (np.trace(relative, axis1=-2, axis2=-1) - 1.0), -1.0, 1.0)
         limit = _W_JOINT_LIMIT * np.maximum(0.0, np.arccos(cos) - _JOINT_LIMIT_RAD)
         parts = [reproj, direction, depth, link_delta, limit]
