@@ -135,7 +135,8 @@ class _Problem:
 
     pixels: np.ndarray  # (N, 2) mediapipe 2D landmarks of the fitted keypoints, pixels
     weights: np.ndarray  # (N,) visibility in [0, 1]
-    directions: np.ndarray  # (13 + 2, 3) unit mediapipe 3D directions of the links, head, torso up / across
+    directions: np.ndarray  # (13 + 2, 3) unit mediapipe 3D directions: links, head (body frame), torso up /
+    # across (camera frame)
     direction_weights: np.ndarray  # (13 + 2,)
     depth: float  # torso depth implied by the person's metric size, metres
     body_px: float  # the body's pixel length (PersonPose.scale_px)
@@ -265,8 +266,8 @@ class BodyFitter:
         dst = np.stack([pose.world[MEDIAPIPE_OF_KEYPOINT[n]] for n in _TORSO]).astype(np.float64)
         src_c, dst_c = src - src.mean(0), dst - dst.mean(0)
         scale = float(np.clip(np.linalg.norm(dst_c) / max(np.linalg.norm(src_c), 1e-6), 0.5, 1.3))
-        problem = self._problem(pose, camera, scale)
         R = Rotation.align_vectors(dst_c, src_c)[0].as_matrix()  # body -> mediapipe's metric frame
+        problem = self._problem(pose, camera, scale, R)
         links = self._limb_links(pose, R)
         points = scale * self._skeleton(links[None])[0] @ R.T
         translation, _ = _translation_pnp(points, problem.pixels, problem.weights, pose.box_xyxy, camera)
@@ -295,8 +296,13 @@ class BodyFitter:
             link_rotations=links,
         )
 
-    def _problem(self, pose: PersonPose, camera: CameraIntrinsics, scale: float) -> _Problem:
-        """The fitting targets of one person: 2D landmarks, 3D directions, depth from metric size."""
+    def _problem(self, pose: PersonPose, camera: CameraIntrinsics, scale: float, R: np.ndarray) -> _Problem:
+        """The fitting targets of one person: 2D landmarks, 3D directions, depth from metric size.
+
+        R: (3, 3) body frame -> mediapipe's metric frame, from its torso. The link and head directions
+        are taken relative to mediapipe's own torso (in the body frame), so an error in mediapipe's
+        overall orientation (a torso leaning towards the camera) does not bend the limbs with it.
+        """
         world = pose.world.astype(np.float64)
         vis = pose.visibility.astype(np.float64)
         directions, weights = [], []
@@ -307,6 +313,7 @@ class BodyFitter:
                 weights.append(min(vis[a], vis[b]))
         directions.append(_head_vector({n: world[MEDIAPIPE_OF_KEYPOINT[n]] for n in MEDIAPIPE_OF_KEYPOINT}))
         weights.append(min(vis[lm.LEFT_EAR], vis[lm.RIGHT_EAR]))
+        directions = [d @ R for d in directions]  # R^T d: into the body frame
         ls, rs, lh, rh = (MEDIAPIPE_OF_KEYPOINT[n] for n in _TORSO)
         directions.append(0.5 * (world[ls] + world[rs] - world[lh] - world[rh]))  # torso up
         directions.append(world[ls] - world[rs])  # across the shoulders, to the person's left
@@ -368,7 +375,7 @@ class BodyFitter:
         w = np.sqrt(problem.weights * robust)[None, :, None]
         reproj = (w * (uv - problem.pixels) / problem.body_px).reshape(batch, -1)
 
-        link_dirs = (links @ self._link_vectors[:, :, None])[..., 0] @ R_t
+        link_dirs = (links @ self._link_vectors[:, :, None])[..., 0]  # body frame
         model_dirs = np.concatenate([link_dirs, self._torso_axes @ R_t], axis=1)
         model_dirs /= np.linalg.norm(model_dirs, axis=-1, keepdims=True) + 1e-9
         dw = (_W_DIRECTION * np.sqrt(problem.direction_weights))[None, :, None]
