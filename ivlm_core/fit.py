@@ -103,6 +103,7 @@ _CALIBRATION_POSES = 16  # random limb poses that calibrate the keypoint skeleto
 _STEPS_COLD, _STEPS_WARM = 10, 4  # LM steps for a single image / a video frame after the first
 _ROBUST_PX = 0.05  # Cauchy scale of the reprojection error, as a fraction of the body's pixel length
 _W_DIRECTION = 0.05  # weight of mediapipe's 3D link / torso directions (unit vectors)
+_TORSO_DIRECTION_SHARE = 0.25  # mediapipe's overall torso orientation is its least reliable 3D output
 _W_LINK_DELTA = 0.02  # pull of each link towards its initial rotation (radians)
 _W_DEPTH = 0.3  # weight of log(torso depth / depth from the person's size)
 _W_JOINT_LIMIT = 1.0  # weight of link bends beyond _JOINT_LIMIT_RAD (radians past the limit)
@@ -317,7 +318,7 @@ class BodyFitter:
         ls, rs, lh, rh = (MEDIAPIPE_OF_KEYPOINT[n] for n in _TORSO)
         directions.append(0.5 * (world[ls] + world[rs] - world[lh] - world[rh]))  # torso up
         directions.append(world[ls] - world[rs])  # across the shoulders, to the person's left
-        weights += [1.0, 1.0]
+        weights += [_TORSO_DIRECTION_SHARE] * 2
         directions = np.stack(directions)
         directions /= np.linalg.norm(directions, axis=1, keepdims=True) + 1e-9
         pixels = pose.keypoints[self._landmark_ids].astype(np.float64)
