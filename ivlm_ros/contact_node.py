@@ -11,7 +11,6 @@ detections of the same stamp, runs the backend and publishes, so a slow backend 
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 import traceback
@@ -21,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rclpy
-import rclpy.executors
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -36,6 +34,7 @@ from ivlm_core.backends.base import PERSON_LABEL
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray
+from ivlm_ros.spin import spin_until_shutdown
 from ivlm_ros.tracking import ContactSmoother, PersonTracker, box_iou
 
 if TYPE_CHECKING:
@@ -577,13 +576,9 @@ def main(args: list[str] | None = None) -> None:
     """`ros2 run ivlm_ros contact_node`: the node, unconfigured (launch files drive the lifecycle)."""
     rclpy.init(args=args)
     node = ContactNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C (launch forwards it) must not cut cleanup
+
+    def cleanup() -> None:
         node._stop_work()
         node._free_backend()
-        node.destroy_node()
-        rclpy.try_shutdown()
+
+    spin_until_shutdown(node, cleanup)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import array
 import json
-import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ from typing import Any
 import cv2
 import numpy as np
 import rclpy
-import rclpy.executors
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
@@ -28,6 +26,7 @@ from std_msgs.msg import Header
 
 from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros import conversions
+from ivlm_ros.spin import spin_until_shutdown
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
@@ -210,12 +209,4 @@ class Player(Node):
 def main(args: list[str] | None = None) -> None:
     """`ros2 run ivlm_ros player --ros-args -p source:=<file|folder|video>`."""
     rclpy.init(args=args)
-    node = Player()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C (launch forwards it) must not cut cleanup
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(Player())
