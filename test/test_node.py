@@ -24,6 +24,7 @@ keypoint = pytest.importorskip("ivlm_core.backends.keypoint", reason="keypoint b
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from polling import wait_for  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -102,24 +103,14 @@ class Harness:
         self.det_pub.publish(conversions.detections_to_ivlm_msg(detections, header))
 
     def wait_contacts(self, header: Header, timeout: float = 30.0) -> ContactArray | None:
-        return _wait(lambda: next((c for c in self.contacts if c.header == header), None), timeout)
+        return wait_for(lambda: next((c for c in self.contacts if c.header == header), None), timeout)
 
     def wait_error(self, text: str, timeout: float = 30.0) -> DiagnosticStatus | None:
         def find():
             errors = (d for d in self.diagnostics if d.level == DiagnosticStatus.ERROR)
             return next((d for d in errors if text in d.message), None)
 
-        return _wait(find, timeout)
-
-
-def _wait(get, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = get()
-        if found is not None:
-            return found
-        time.sleep(0.05)
-    return None
+        return wait_for(find, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +172,9 @@ def test_photo_with_detections_gives_contacts_with_the_image_header_and_valid_ma
     # this node does not reconstruct (parameter 'reconstruct' false): no pose, no grasp points, and why
     assert not cup.reconstructed and "'reconstruct'" in cup.reconstruction_reason
     assert not cup.grasp_points and not cup.object_contact_points and cup.grasp_clearance > 0
-    markers = _wait(lambda: next((m for m in h.markers if m.markers and m.markers[0].header == header), None),
-                    10.0)
+    markers = wait_for(
+        lambda: next((m for m in h.markers if m.markers and m.markers[0].header == header), None), 10.0
+    )
     assert markers is not None, "no MarkerArray for the published image"
     assert markers.markers[0].action == Marker.DELETEALL
     bodies = [m for m in markers.markers if m.ns == "body"]
@@ -248,7 +240,7 @@ def test_frame_without_detections_is_skipped_with_a_warning_not_reported_as_no_c
     rgb, detections = photo
     h.diagnostics.clear()
     lonely = h.publish(rgb, None)
-    warn = _wait(lambda: next((d for d in h.diagnostics if d.level == DiagnosticStatus.WARN
+    warn = wait_for(lambda: next((d for d in h.diagnostics if d.level == DiagnosticStatus.WARN
                                and "no detections" in d.message), None), 10.0)
     assert warn is not None, "no diagnostics warning for a frame without detections"
     assert h.wait_contacts(lonely, timeout=0.5) is None, "an unpaired frame was published as 'no contact'"
@@ -304,14 +296,14 @@ def test_compressed_camera_input(ros, photo):
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        assert _wait(lambda: image_pub.get_subscription_count() or None, 10.0)
+        assert wait_for(lambda: image_pub.get_subscription_count() or None, 10.0)
         header = Header(frame_id="compressed_optical")
         header.stamp.sec = 4242
         msg = CompressedImage(header=header, format="jpeg")
         msg.data = array.array("B", cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes())
         image_pub.publish(msg)
         det_pub.publish(conversions.detections_to_ivlm_msg(detections, header))
-        out = _wait(lambda: next((c for c in got if c.header == header), None), 30.0)
+        out = wait_for(lambda: next((c for c in got if c.header == header), None), 30.0)
         assert out is not None and out.contacts and out.contacts[0].object_label == "cup"
     finally:
         node.trigger_deactivate()

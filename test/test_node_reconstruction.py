@@ -7,7 +7,6 @@ silhouette, `ivlm_core.reconstruct.synthetic`), placed by `reconstruct`; failure
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -20,6 +19,7 @@ pytestmark = pytest.mark.ros
 conversions = pytest.importorskip("ivlm_ros.conversions", reason="ivlm_ros messages are not built")
 import rclpy  # noqa: E402
 import skimage.data  # noqa: E402
+from polling import wait_for  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -214,16 +214,6 @@ def live():
     spinner.join(timeout=5)
 
 
-def _wait(get, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = get()
-        if found is not None:
-            return found
-        time.sleep(0.05)
-    return None
-
-
 def test_node_publishes_a_real_photo_reconstruction_consistently_in_message_and_markers(live):
     """camera.png through the node: whether or not the camcorder's pose passes the checks, the message and
     the markers say the same thing, and a published pose comes with grasp points clear of every contact."""
@@ -233,11 +223,11 @@ def test_node_publishes_a_real_photo_reconstruction_consistently_in_message_and_
     rgb = np.repeat(skimage.data.camera()[:, :, None], 3, axis=2)
     image_pub.publish(conversions.rgb_to_image(rgb, header))
     det_pub.publish(conversions.detections_to_ivlm_msg([Detection("camera", CAMERA_BOX)], header))
-    out = _wait(lambda: next((c for c in contacts if c.header == header), None))
+    out = wait_for(lambda: next((c for c in contacts if c.header == header), None), 60.0)
     assert out is not None and len(out.contacts) == 1, "no ContactArray for the published photo"
     c = out.contacts[0]
     assert c.object_label == "camera" and c.in_contact and c.grasp_clearance == pytest.approx(0.06)
-    markers = _wait(lambda: next((m for m in marker_arrays if m.markers and m.markers[0].header == header),
+    markers = wait_for(lambda: next((m for m in marker_arrays if m.markers and m.markers[0].header == header),
                                  None), 30.0)
     assert markers is not None, "no MarkerArray for the published photo"
     grasp_marks = [m for m in markers.markers if m.ns == "grasp"]
