@@ -122,6 +122,10 @@ def ros():
         Parameter("detections_type", value="ivlm"), Parameter("marker_rate_hz", value=50.0),
         Parameter("diagnostics_period_s", value=0.2), Parameter("max_rate_hz", value=0.0),
         Parameter("smoothing_alpha", value=1.0), Parameter("image_qos", value="reliable"),
+        # The harness publishes an image and then its detections from one Python thread while the node
+        # runs the backend in the same process: on 2 loaded cores the gap reached the default 0.25 s
+        # and a frame went unpaired (flaky). Pairing, not timing, is what these tests check.
+        Parameter("detection_wait_s", value=2.0),
     ])
     harness = Harness(context)
     executor = MultiThreadedExecutor(num_threads=4, context=context)
@@ -228,7 +232,7 @@ def test_detector_running_behind_the_camera_still_pairs_by_stamp(ros, photo):
     _, h, *_ = ros
     rgb, detections = photo
     frames = [h.publish(rgb, None)]
-    for _ in range(2):  # each image comes before the detections of the previous one (well within 0.25 s)
+    for _ in range(2):  # each image comes before the detections of the previous one
         frames.append(h.publish(rgb, None))
         h.publish_detections(frames[-2], detections)
     out = h.wait_contacts(frames[1])

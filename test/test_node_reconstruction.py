@@ -190,7 +190,8 @@ def live():
         Parameter("reconstruct", value=True), Parameter("detections_type", value="ivlm"),
         Parameter("image_qos", value="reliable"), Parameter("smoothing_alpha", value=1.0),
         Parameter("max_rate_hz", value=0.0), Parameter("marker_rate_hz", value=50.0),
-        Parameter("grasp_clearance", value=0.06)])
+        Parameter("grasp_clearance", value=0.06),
+        Parameter("detection_wait_s", value=2.0)])  # in-process publisher + backend: no timing race
     peer = rclpy.create_node("ivlm_reconstruction_peer", context=context)
     pubs = (peer.create_publisher(Image, "image", 10),
             peer.create_publisher(ObjectDetectionArray, "detections", 10))
