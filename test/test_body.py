@@ -13,8 +13,8 @@ import trimesh
 
 from ivlm_core.body import KEYPOINT_NAMES, PART_NAMES, clear_body_model_cache, load_body_model
 from ivlm_core.body.anny_body import load_anny
-from ivlm_core.body.cache import anny_cache_dir, prune_anny_intermediates
 from ivlm_core.body.cache import main as cache_main
+from ivlm_core.body.disk_cache import anny_cache_dir, prune_anny_intermediates
 from ivlm_core.body.parts import SIDED_PARTS
 
 LEFT_RIGHT = [(f"left_{part}", f"right_{part}") for part in SIDED_PARTS]

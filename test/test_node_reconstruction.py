@@ -1,7 +1,7 @@
 """The joint 3D reconstruction in the Contact message and the markers: pose, contact points, grasp points.
 
 Real reconstructions: the shipped anny body holding a book (a synthetic scene with a rendered
-silhouette, `ivlm_core.reconstruct.synthetic`), placed by `reconstruct`; failures are real ones too.
+silhouette, `ivlm_core.testing`), placed by `reconstruct`; failures are real ones too.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from ivlm_core.body import load_body_model  # noqa: E402
 from ivlm_core.reconstruct import reconstruct  # noqa: E402
-from ivlm_core.reconstruct.synthetic import Scene, make_scene, scene_objects  # noqa: E402
 from ivlm_core.render.rasterize import Rasterizer  # noqa: E402
+from ivlm_core.testing import Scene, make_scene, scene_objects  # noqa: E402
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction  # noqa: E402
 from ivlm_ros.contact_node import ContactNode  # noqa: E402
 from ivlm_ros.markers import contact_markers, decimate  # noqa: E402

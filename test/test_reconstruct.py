@@ -20,8 +20,8 @@ import ivlm_core.reconstruct.joint as joint
 import ivlm_core.reconstruct.pose as pose
 from ivlm_core.body import load_body_model
 from ivlm_core.reconstruct import ReconstructConfig, Stage, reconstruct, scene_glb
-from ivlm_core.reconstruct.synthetic import Scene, make_scene, rotation_error_deg, scene_objects
 from ivlm_core.render.rasterize import Rasterizer
+from ivlm_core.testing import Scene, make_scene, rotation_error_deg, scene_objects
 from ivlm_core.types import CameraIntrinsics, Detection, Reconstruction
 
 CAMERA_BOX = np.array([245.0, 135.0, 335.0, 245.0])  # the camcorder on its tripod head in camera.png

@@ -31,7 +31,8 @@ from ivlm_core.render.lift import (
     render_lift_tables,
     surface_coverage,
 )
-from ivlm_core.render.rasterize import Raster, Rasterizer, interpolate, vertex_visibility
+from ivlm_core.render.raster import Raster, interpolate, vertex_visibility
+from ivlm_core.render.rasterize import Rasterizer
 from ivlm_core.render.shading import shade_phong, vertex_normals
 
 __all__ = [

@@ -16,7 +16,8 @@ import numpy as np
 from ivlm_core.objects import normalize_for_render
 from ivlm_core.render.cameras import HUMAN_VIEWS, OBJECT_ENCODING_VIEWS, OBJECT_VIEWS, View, rig_cam_params
 from ivlm_core.render.lift import LiftTables, build_lift_tables
-from ivlm_core.render.rasterize import Rasterizer, validate_mesh
+from ivlm_core.render.raster import validate_mesh
+from ivlm_core.render.rasterize import Rasterizer
 from ivlm_core.render.shading import vertex_normals
 
 

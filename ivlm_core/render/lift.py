@@ -18,7 +18,8 @@ import scipy.sparse
 import torch
 
 from ivlm_core.render.cameras import RenderCamera, View
-from ivlm_core.render.rasterize import Raster, Rasterizer, validate_mesh
+from ivlm_core.render.raster import Raster, validate_mesh
+from ivlm_core.render.rasterize import Rasterizer
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ivlm_core.render.rasterize import Raster, interpolate, validate_mesh
+from ivlm_core.render.raster import Raster, interpolate, validate_mesh
 
 AMBIENT, DIFFUSE, SPECULAR, SHININESS = 0.5, 0.3, 0.2, 64.0
 
