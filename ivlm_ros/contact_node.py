@@ -31,6 +31,7 @@ from visualization_msgs.msg import MarkerArray
 
 from ivlm_core.backends import backend_options, create_backend
 from ivlm_core.backends.base import PERSON_LABEL
+from ivlm_core.contact_report import ReportConfig, contact_report
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray
@@ -52,12 +53,11 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
     "reconstruct": (False, "place each object against the body in 3D (pose, object contact points, grasp "
                     "points, object marker); the keypoint backend needs ~0.15 s per contact pair on a CPU",
                     None),
-    "grasp_clearance": (conversions.DEFAULT_GRASP_CLEARANCE_M,
+    "grasp_clearance": (ReportConfig.grasp_clearance_m,
                         "metres kept between published grasp points and every body or object contact point "
-                        f"(the reconstruction keeps {conversions.DEFAULT_GRASP_CLEARANCE_M} m; "
-                        "less adds none)",
+                        f"(the reconstruction keeps {ReportConfig.grasp_clearance_m} m; less adds none)",
                         (0.0, 0.5)),
-    "contact_threshold": (0.5, "vertex contact probability threshold", (0.0, 1.0)),
+    "contact_threshold": (ReportConfig.contact_threshold, "vertex contact probability threshold", (0.0, 1.0)),
     "max_rate_hz": (10.0, "most images processed per second (0 = as fast as the backend runs)", (0.0, 120.0)),
     "image_qos": ("sensor_data", "camera QoS (sensor_data = best effort)", ("sensor_data", "reliable")),
     "use_compressed": (False, "subscribe to sensor_msgs/CompressedImage on 'image/compressed'", None),
@@ -153,6 +153,7 @@ class ContactNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self._read_parameters()
+            self._report = ReportConfig(self.p["contact_threshold"], self.p["grasp_clearance"])
             self._backend = self._create_backend()
             self._body_mesh = self._load_body_mesh()
             self._objects = self._object_registry()
@@ -449,14 +450,13 @@ class ContactNode(LifecycleNode):
         t2 = time.monotonic()
         person_ids = self._track(results, detections)
         self._smoother.update(results, person_ids)
-        threshold, clearance = self.p["contact_threshold"], self.p["grasp_clearance"]
-        contacts = [conversions.contact_to_msg(r, pid, threshold, clearance, self._object_mesh(r, camera))
-                    for r, pid in zip(results, person_ids, strict=True)]
+        reports = [contact_report(r, self._report, self._object_mesh(r, camera)) for r in results]
+        contacts = [conversions.contact_to_msg(r, pid) for r, pid in zip(reports, person_ids, strict=True)]
         out = ContactArray(header=header, contacts=contacts)
         self._pubs["contacts"].publish(out)
         t3 = time.monotonic()
         self._record(header, t3, (t1 - t0 + t3 - t2) * 1e3, (t2 - t1) * 1e3, problems, results)
-        grasp = [conversions.points_to_array(c.grasp_points) for c in contacts]
+        grasp = [r.grasp_points for r in reports]
         self._queue_markers(header, results, person_ids, camera, grasp)
 
     def _object_mesh(self, result: ContactResult, camera: CameraIntrinsics) -> ObjectMesh | None:
@@ -540,7 +540,7 @@ class ContactNode(LifecycleNode):
 
             try:
                 self._pubs["markers"].publish(markers.contact_markers(
-                    header, results, person_ids, self.p["contact_threshold"], self._body_mesh, object_mesh,
+                    header, results, person_ids, self._report.contact_threshold, self._body_mesh, object_mesh,
                     grasp))
             except Exception as exc:  # markers are for people watching; never let them stop the node
                 self._report_error(header, RuntimeError(f"markers: {exc}"))
