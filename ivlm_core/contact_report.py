@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import trimesh
 from scipy.spatial import cKDTree
 
+from ivlm_core.objects.registry import ObjectMesh
 from ivlm_core.reconstruct import ReconstructConfig
-from ivlm_core.reconstruct.joint import MeshLike
 from ivlm_core.types import ContactResult, Reconstruction
 
 
@@ -121,23 +120,7 @@ def _object_rows(rec: Reconstruction, obj_ids: np.ndarray) -> np.ndarray | None:
     return np.arange(len(points)) if len(points) == obj_ids.size and obj_ids.size else None
 
 
-_NORMALS: dict[int, tuple[MeshLike, np.ndarray]] = {}  # id(mesh) -> (mesh, its vertex normals)
-_NORMALS_SIZE = 32  # meshes kept; the object registry hands out the same mesh objects every frame
-
-
-def _vertex_normals(mesh: MeshLike) -> np.ndarray:
-    """(Vo, 3) unit vertex normals of `mesh` (as the reconstruction computes them), once per mesh object."""
-    cached = _NORMALS.get(id(mesh))
-    if cached is not None and cached[0] is mesh:
-        return cached[1]
-    normals = np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals)
-    if len(_NORMALS) >= _NORMALS_SIZE:
-        del _NORMALS[next(iter(_NORMALS))]
-    _NORMALS[id(mesh)] = (mesh, normals)
-    return normals
-
-
-def _object_contact(rec: Reconstruction, obj_ids: np.ndarray, object_mesh: MeshLike | None,
+def _object_contact(rec: Reconstruction, obj_ids: np.ndarray, object_mesh: ObjectMesh | None,
                     vertex_count: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Camera-frame points (N, 3) and unit normals (N, 3) of the listed object vertices `obj_ids`, or None.
 
@@ -149,8 +132,8 @@ def _object_contact(rec: Reconstruction, obj_ids: np.ndarray, object_mesh: MeshL
         vertices = np.asarray(object_mesh.vertices, np.float64)
         if len(vertices) != vertex_count:
             raise ValueError(f"object mesh has {len(vertices)} vertices but the contact result has "
-                             f"{vertex_count} object probabilities; pass the mesh of result.object_mesh_id")
-        normals = _vertex_normals(object_mesh)
+                             f"{vertex_count} object probabilities; the backend must set the mesh it used")
+        normals = object_mesh.vertex_normals
         pose = np.asarray(rec.object_pose, np.float64)
         R, t = pose[:3, :3], pose[:3, 3]
         return rec.object_scale * vertices[obj_ids] @ R.T + t, np.asarray(normals)[obj_ids] @ R.T
@@ -178,12 +161,11 @@ def _why_not_reconstructed(result: ContactResult) -> str:
             "backend does when the node parameter 'reconstruct' is true)")
 
 
-def contact_report(result: ContactResult, config: ReportConfig | None = None,
-                   object_mesh: MeshLike | None = None) -> ContactReport:
+def contact_report(result: ContactResult, config: ReportConfig | None = None) -> ContactReport:
     """The report of one result: vertices with probability >= the threshold and their 3D points.
 
-    object_mesh: the mesh of `result.object_mesh_id` (vertices (Vo, 3) metres, faces), which lets every
-    listed object vertex get its 3D point; without it the reconstruction's own points are used.
+    With `result.object_mesh` every listed object vertex gets its 3D point (placed by the reconstructed
+    pose); without it the reconstruction's own points are used where they cover the listed ids.
     """
     cfg = config or ReportConfig()
     body_p = np.asarray(result.body_probabilities, np.float32)
@@ -205,7 +187,7 @@ def contact_report(result: ContactResult, config: ReportConfig | None = None,
     report.object_pose = np.asarray(rec.object_pose, np.float64)
     report.object_scale = float(rec.object_scale)
     report.reconstruction_quality = float(rec.quality)
-    placed = _object_contact(rec, obj_ids, object_mesh, obj_p.size)
+    placed = _object_contact(rec, obj_ids, result.object_mesh, obj_p.size)
     if placed is not None:
         report.object_contact_points, report.object_contact_normals = (np.asarray(a, np.float64)
                                                                        for a in placed)

@@ -7,8 +7,12 @@ quantities are in the camera's optical frame (x right, y down, z forward), in me
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ivlm_core.objects.registry import ObjectMesh
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,9 @@ class ContactResult:
     body_normals: np.ndarray | None = None  # (V, 3) unit outward normals of the posed body
     reconstruction: Reconstruction | None = None
     text: str = ""  # the generated answer (interactvlm backend), e.g. the named body parts
+    # The mesh `object_probabilities` and the reconstruction refer to (id `object_mesh_id`), None when the
+    # backend placed no mesh; consumers (report, markers, CLI) take it from here, never look it up again.
+    object_mesh: ObjectMesh | None = None
 
     def contact_vertex_ids(self, threshold: float) -> np.ndarray:
         """Body vertex ids whose probability reaches `threshold`."""

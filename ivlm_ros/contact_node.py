@@ -16,7 +16,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -37,9 +37,6 @@ from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray
 from ivlm_ros.spin import spin_until_shutdown
 from ivlm_ros.tracking import ContactSmoother, PersonTracker, box_iou
-
-if TYPE_CHECKING:
-    from ivlm_core.objects import ObjectMesh
 
 # name -> (default, description, range (lo, hi) or choices); every one is also in config/contact.yaml
 PARAMETERS: dict[str, tuple[Any, str, Any]] = {
@@ -156,9 +153,8 @@ class ContactNode(LifecycleNode):
             self._report = ReportConfig(self.p["contact_threshold"], self.p["grasp_clearance"])
             self._backend = self._create_backend()
             self._body_mesh = self._load_body_mesh()
-            self._objects = self._object_registry()
+            self._objects = self._backend.objects or self._object_registry()
             self._label_has_model: dict[str, bool] = {}
-            self._object_markers: dict[str, tuple[ObjectMesh, markers.DecimatedMesh]] = {}
         except Exception as exc:  # any load failure: stay unconfigured and say why
             self.get_logger().error(f"configure failed: {exc}")
             self._stats.last_error = f"configure: {exc}"
@@ -253,6 +249,7 @@ class ContactNode(LifecycleNode):
         return markers.decimate(model.canonical_vertices, model.faces, self.p["marker_max_triangles"])
 
     def _object_registry(self) -> Any:
+        """Object meshes for the label policy when the backend has no registry of its own."""
         from ivlm_core.objects import ObjectRegistry
 
         return ObjectRegistry(user_folder=self.p["object_mesh_folder"] or None)
@@ -450,29 +447,14 @@ class ContactNode(LifecycleNode):
         t2 = time.monotonic()
         person_ids = self._track(results, detections)
         self._smoother.update(results, person_ids)
-        reports = [contact_report(r, self._report, self._object_mesh(r, camera)) for r in results]
+        reports = [contact_report(r, self._report) for r in results]
         contacts = [conversions.contact_to_msg(r, pid) for r, pid in zip(reports, person_ids, strict=True)]
         out = ContactArray(header=header, contacts=contacts)
         self._pubs["contacts"].publish(out)
         t3 = time.monotonic()
         self._record(header, t3, (t1 - t0 + t3 - t2) * 1e3, (t2 - t1) * 1e3, problems, results)
         grasp = [r.grasp_points for r in reports]
-        self._queue_markers(header, results, person_ids, camera, grasp)
-
-    def _object_mesh(self, result: ContactResult, camera: CameraIntrinsics) -> ObjectMesh | None:
-        """The registry mesh the backend placed for a reconstructed pair (same mesh id), else None."""
-        if result.reconstruction is None or not result.reconstruction.ok:
-            return None
-        mesh = self._objects.get(result.obj.label, result.obj.box_xyxy, camera)
-        return mesh if mesh.mesh_id == result.object_mesh_id else None
-
-    def _decimated(self, mesh: ObjectMesh) -> markers.DecimatedMesh:
-        """An object mesh cut to the marker triangle budget, once per mesh (the registry reuses meshes)."""
-        cached = self._object_markers.get(mesh.mesh_id)
-        if cached is None or cached[0] is not mesh:
-            cached = (mesh, markers.decimate(mesh.vertices, mesh.faces, self.p["marker_max_triangles"]))
-            self._object_markers[mesh.mesh_id] = cached
-        return cached[1]
+        self._queue_markers(header, results, person_ids, grasp)
 
     def _track(self, results: list[ContactResult], detections: list[Detection]) -> list[int]:
         """Stable person ids: one tracker update per person of the frame, by detector id or box overlap."""
@@ -513,7 +495,7 @@ class ContactNode(LifecycleNode):
             s.message = f"ok: {len(results)} pair(s)" + (f" ({'; '.join(reasons)})" if reasons else "")
 
     def _queue_markers(self, header: Any, results: list[ContactResult], person_ids: list[int],
-                       camera: CameraIntrinsics, grasp: list[np.ndarray]) -> None:
+                       grasp: list[np.ndarray]) -> None:
         """Hand the frame to the marker thread when markers are due (throttled, only with subscribers)."""
         now = time.monotonic()
         if (not self.p["publish_markers"] or self._pubs["markers"].get_subscription_count() == 0
@@ -521,7 +503,7 @@ class ContactNode(LifecycleNode):
             return
         self._last_markers = now
         with self._lock:
-            self._marker_job = (header, results, person_ids, camera, grasp)
+            self._marker_job = (header, results, person_ids, grasp)
             self._lock.notify_all()
 
     def _draw(self) -> None:
@@ -532,11 +514,17 @@ class ContactNode(LifecycleNode):
                     self._lock.wait(timeout=0.5)
                 if not self._running:
                     return
-                (header, results, person_ids, camera, grasp), self._marker_job = self._marker_job, None
+                (header, results, person_ids, grasp), self._marker_job = self._marker_job, None
 
-            def object_mesh(result: ContactResult, camera=camera) -> tuple[np.ndarray, Any] | None:
-                mesh = self._object_mesh(result, camera)
-                return None if mesh is None else (mesh.vertices, self._decimated(mesh))
+            def object_mesh(result: ContactResult) -> tuple[np.ndarray, Any] | None:
+                mesh, budget = result.object_mesh, self.p["marker_max_triangles"]
+                if mesh is None:
+                    return None
+
+                def cut() -> markers.DecimatedMesh:
+                    return markers.decimate(mesh.vertices, mesh.faces, budget)
+
+                return mesh.vertices, mesh.derived(("marker", budget), cut)
 
             try:
                 self._pubs["markers"].publish(markers.contact_markers(

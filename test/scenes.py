@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ivlm_core.body import load_body_model
+from ivlm_core.objects import ObjectMesh
 from ivlm_core.reconstruct import reconstruct
 from ivlm_core.render.rasterize import Rasterizer
 from ivlm_core.testing import Scene, make_scene, scene_objects
@@ -42,4 +43,10 @@ def book_result(scene: Scene, rec: Reconstruction | None, body_p: np.ndarray | N
         body_probabilities=scene.body_contact if body_p is None else body_p, body_parts={"right_hand": 0.9},
         object_mesh_id="builtin:book", object_probabilities=scene.object_contact if obj_p is None else obj_p,
         backend="keypoint", reason=reason, body_vertices=scene.body_vertices.astype(np.float32),
-        body_normals=scene.body_normals.astype(np.float32), reconstruction=rec)
+        body_normals=scene.body_normals.astype(np.float32), reconstruction=rec, object_mesh=book_mesh(scene))
+
+
+def book_mesh(scene: Scene) -> ObjectMesh:
+    """The scene's object as the registry would hand it out (the mesh travels with the result)."""
+    v = scene.obj.vertices
+    return ObjectMesh("builtin:book", "book", v, scene.obj.faces, v.max(0) - v.min(0), ("book",))

@@ -48,7 +48,7 @@ def _xyz(points) -> np.ndarray:
 def test_message_carries_the_report_field_for_field(book):
     """contact_to_msg writes the report as it is: same ids, points, pose, grasp points as its JSON."""
     scene, rec = book
-    report = contact_report(book_result(scene, rec), ReportConfig(0.4, 0.05), scene.obj)
+    report = contact_report(book_result(scene, rec), ReportConfig(0.4, 0.05))
     msg, as_json = conversions.contact_to_msg(report, person_id=2), report.as_dict()
     assert msg.person_id == 2 and msg.reconstructed and msg.contact_threshold == pytest.approx(0.4)
     assert list(msg.body_vertex_ids) == as_json["body_vertex_ids"]
@@ -73,7 +73,7 @@ def test_grasp_marker_draws_the_published_grasp_points_and_only_for_reconstructe
     c, half = 0.5 * (scene.box[:2] + scene.box[2:]), 2.5 * (scene.box[2:] - scene.box[:2])
     failed = reconstruct_scene(scene, box=np.concatenate([c - half, c + half]))
     results = [book_result(scene, rec), book_result(scene, failed)]
-    msgs = [conversions.contact_to_msg(contact_report(r, ReportConfig(0.5), scene.obj), 0) for r in results]
+    msgs = [conversions.contact_to_msg(contact_report(r, ReportConfig(0.5)), 0) for r in results]
     grasp = [_xyz(m.grasp_points) for m in msgs]
     assert len(grasp[0]) and not len(grasp[1])
 
