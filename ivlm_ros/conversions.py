@@ -14,20 +14,14 @@ from typing import Any
 
 import cv2
 import numpy as np
-import trimesh
 from geometry_msgs.msg import Point, Pose, Vector3
 from PIL import Image as PILImage
-from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
-from ivlm_core.reconstruct import ReconstructConfig
-from ivlm_core.reconstruct.joint import MeshLike
-from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction
+from ivlm_core.contact_report import ContactReport
+from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros.msg import Contact, ObjectDetectionArray
-
-# the clearance the reconstruction keeps its grasp candidates at; a larger one drops more of them
-DEFAULT_GRASP_CLEARANCE_M = ReconstructConfig().grasp_clearance_m
 
 # encoding -> (channels, numpy dtype) of the pixels as sent; how each becomes RGB is in image_to_rgb
 _ENCODINGS: dict[str, tuple[int, str]] = {
@@ -309,134 +303,38 @@ def points_to_array(points: Sequence[Point] | Sequence[Vector3]) -> np.ndarray:
     return np.array([[p.x, p.y, p.z] for p in points], np.float64).reshape(-1, 3)
 
 
-def _object_rows(rec: Reconstruction, obj_ids: np.ndarray) -> np.ndarray | None:
-    """Rows of the reconstruction's object contact points for the listed object vertices, or None.
+def contact_to_msg(report: ContactReport, person_id: int) -> Contact:
+    """ContactReport (ivlm_core.contact_report) -> ivlm_ros/Contact, field for field.
 
-    The points are matched by `object_contact_vertex_ids` when the reconstruction gives them, else
-    taken in order when there is exactly one per listed vertex.
+    The pose, object contact points and grasp points are filled only when `report.reconstructed`;
+    otherwise the pose is the identity, scale and quality 0, and `reconstruction_reason` says why.
     """
-    points = np.asarray(rec.object_contact_points)
-    ids = np.asarray(rec.object_contact_vertex_ids, np.int64)
-    if ids.size and ids.size == len(points):
-        row_of = {int(v): i for i, v in enumerate(ids)}
-        if obj_ids.size and all(int(v) in row_of for v in obj_ids):
-            return np.array([row_of[int(v)] for v in obj_ids], np.int64)
-        return None
-    return np.arange(len(points)) if len(points) == obj_ids.size and obj_ids.size else None
-
-
-_NORMALS: dict[int, tuple[MeshLike, np.ndarray]] = {}  # id(mesh) -> (mesh, its vertex normals)
-_NORMALS_SIZE = 32  # meshes kept; the object registry hands out the same mesh objects every frame
-
-
-def _vertex_normals(mesh: MeshLike) -> np.ndarray:
-    """(Vo, 3) unit vertex normals of `mesh` (as the reconstruction computes them), once per mesh object."""
-    cached = _NORMALS.get(id(mesh))
-    if cached is not None and cached[0] is mesh:
-        return cached[1]
-    normals = np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals)
-    if len(_NORMALS) >= _NORMALS_SIZE:
-        del _NORMALS[next(iter(_NORMALS))]
-    _NORMALS[id(mesh)] = (mesh, normals)
-    return normals
-
-
-def _object_contact(rec: Reconstruction, obj_ids: np.ndarray, object_mesh: MeshLike | None,
-                    vertex_count: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Camera-frame points (N, 3) and unit normals (N, 3) of the listed object vertices `obj_ids`, or None.
-
-    With the object mesh, every listed vertex is placed by the reconstruction's pose (so the points
-    follow the message's ids even when the node's threshold or smoothing selects other vertices than
-    the reconstruction did); without it, the reconstruction's own points are used when they cover the ids.
-    """
-    if object_mesh is not None:
-        vertices = np.asarray(object_mesh.vertices, np.float64)
-        if len(vertices) != vertex_count:
-            raise ValueError(f"object mesh has {len(vertices)} vertices but the contact result has "
-                             f"{vertex_count} object probabilities; pass the mesh of result.object_mesh_id")
-        normals = _vertex_normals(object_mesh)
-        R, t = np.asarray(rec.object_pose, np.float64)[:3, :3], np.asarray(rec.object_pose, np.float64)[:3, 3]
-        return rec.object_scale * vertices[obj_ids] @ R.T + t, np.asarray(normals)[obj_ids] @ R.T
-    rows = _object_rows(rec, obj_ids)
-    if rows is None or len(rec.object_contact_normals) != len(rec.object_contact_points):
-        return None
-    return np.asarray(rec.object_contact_points)[rows], np.asarray(rec.object_contact_normals)[rows]
-
-
-def _clear_of(points: np.ndarray, contacts: list[np.ndarray], clearance: float) -> np.ndarray:
-    """Indices of `points` (N, 3) at least `clearance` metres from every row of `contacts` ((M_i, 3) each)."""
-    others = np.concatenate([np.zeros((0, 3)), *contacts])
-    if not len(others) or not len(points):
-        return np.arange(len(points))
-    return np.flatnonzero(cKDTree(others).query(points)[0] >= clearance)
-
-
-def _why_not_reconstructed(result: ContactResult) -> str:
-    rec = result.reconstruction
-    if rec is not None:
-        return rec.reason or "the reconstruction failed its checks"
-    if result.reason:
-        return f"not reconstructed: {result.reason}"
-    return (f"not reconstructed: the '{result.backend}' backend did not place the object in 3D (the keypoint "
-            "backend does when the node parameter 'reconstruct' is true)")
-
-
-def contact_to_msg(result: ContactResult, person_id: int, threshold: float,
-                   grasp_clearance: float = DEFAULT_GRASP_CLEARANCE_M,
-                   object_mesh: MeshLike | None = None) -> Contact:
-    """ContactResult -> ivlm_ros/Contact: vertices with probability >= `threshold`, their 3D points.
-
-    3D body points/normals are filled when the backend gave a posed body. The object's pose, contact
-    points and grasp points only when the reconstruction passed its checks; otherwise `reconstructed`
-    is false, the pose identity, scale and quality 0, and `reconstruction_reason` says why.
-    grasp_clearance: metres; grasp points closer than this to any listed body or object contact point are
-    dropped. object_mesh: the mesh of `result.object_mesh_id` (vertices (Vo, 3) metres, faces), which lets
-    every listed object vertex get its 3D point.
-    """
-    if not grasp_clearance >= 0:
-        raise ValueError(f"grasp_clearance must be >= 0 metres, got {grasp_clearance}")
-    body_p = np.asarray(result.body_probabilities, np.float32)
-    obj_p = np.asarray(result.object_probabilities, np.float32)
-    body_ids = np.flatnonzero(body_p >= threshold)
-    obj_ids = np.flatnonzero(obj_p >= threshold)
-    obj = result.obj
+    result, obj = report.result, report.result.obj
     msg = Contact(
         person_id=int(person_id), person_roi=_roi(result.person_box),
         object_id=obj.id, object_label=obj.label, object_score=float(obj.score),
         object_roi=_roi(obj.box_xyxy),
-        in_contact=bool(body_ids.size), contact_threshold=float(threshold),
-        body_model=result.body_model, body_vertex_count=int(body_p.size),
-        body_vertex_ids=body_ids.astype(np.uint32).tolist(),
-        body_vertex_probabilities=body_p[body_ids].tolist(),
+        in_contact=report.in_contact, contact_threshold=float(report.config.contact_threshold),
+        body_model=result.body_model, body_vertex_count=int(np.size(result.body_probabilities)),
+        body_vertex_ids=report.body_vertex_ids.astype(np.uint32).tolist(),
+        body_vertex_probabilities=report.body_vertex_probabilities.tolist(),
         body_parts=list(result.body_parts),
         body_part_probabilities=[float(v) for v in result.body_parts.values()],
-        object_mesh_id=result.object_mesh_id, object_vertex_count=int(obj_p.size),
-        object_vertex_ids=obj_ids.astype(np.uint32).tolist(),
-        object_vertex_probabilities=obj_p[obj_ids].tolist(),
-        grasp_clearance=float(grasp_clearance),
+        object_mesh_id=result.object_mesh_id, object_vertex_count=int(np.size(result.object_probabilities)),
+        object_vertex_ids=report.object_vertex_ids.astype(np.uint32).tolist(),
+        object_vertex_probabilities=report.object_vertex_probabilities.tolist(),
+        grasp_clearance=float(report.config.grasp_clearance_m),
         backend=result.backend, evidence=list(result.evidence),
+        body_contact_points=_points(report.body_contact_points),
+        body_contact_normals=_vectors(report.body_contact_normals),
+        reconstructed=report.reconstructed, reconstruction_reason=report.reconstruction_reason,
     )
-    body_points = np.zeros((0, 3))
-    if result.body_vertices is not None:
-        body_points = np.asarray(result.body_vertices, np.float64)[body_ids]
-        msg.body_contact_points = _points(body_points)
-        if result.body_normals is not None:
-            msg.body_contact_normals = _vectors(np.asarray(result.body_normals)[body_ids])
-    rec = result.reconstruction
-    if rec is None or not rec.ok:  # never a failed pose as if it were good: identity, zeros, no points
-        msg.reconstruction_reason = _why_not_reconstructed(result)
+    if not report.reconstructed:
         return msg
-    msg.reconstructed = True
-    msg.object_pose = pose_from_matrix(rec.object_pose)
-    msg.object_scale = float(rec.object_scale)
-    msg.reconstruction_quality = float(rec.quality)
-    object_points = np.zeros((0, 3))
-    placed = _object_contact(rec, obj_ids, object_mesh, obj_p.size)
-    if placed is not None:
-        object_points = placed[0]
-        msg.object_contact_points, msg.object_contact_normals = _points(placed[0]), _vectors(placed[1])
-    grasp = np.asarray(rec.grasp_points, np.float64).reshape(-1, 3)
-    keep = _clear_of(grasp, [body_points, object_points], grasp_clearance)
-    msg.grasp_points = _points(grasp[keep])
-    msg.grasp_normals = _vectors(np.asarray(rec.grasp_normals, np.float64).reshape(-1, 3)[keep])
+    msg.object_pose = pose_from_matrix(report.object_pose)
+    msg.object_scale = report.object_scale
+    msg.reconstruction_quality = report.reconstruction_quality
+    msg.object_contact_points = _points(report.object_contact_points)
+    msg.object_contact_normals = _vectors(report.object_contact_normals)
+    msg.grasp_points, msg.grasp_normals = _points(report.grasp_points), _vectors(report.grasp_normals)
     return msg

@@ -15,6 +15,7 @@ conversions = pytest.importorskip("ivlm_ros.conversions", reason="ivlm_ros messa
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
+from ivlm_core.contact_report import ReportConfig, contact_report  # noqa: E402
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction  # noqa: E402
 
 
@@ -152,7 +153,7 @@ def test_contact_message_lists_vertices_above_threshold_with_their_points():
                            object_probabilities=obj_p, backend="keypoint", evidence=["prior:cup->hands"],
                            person_box=np.array([10.0, 20.0, 110.0, 220.0]), body_vertices=verts,
                            body_normals=normals, reconstruction=rec)
-    msg = conversions.contact_to_msg(result, person_id=3, threshold=0.5)
+    msg = conversions.contact_to_msg(contact_report(result, ReportConfig(0.5)), person_id=3)
     ids = np.array(msg.body_vertex_ids)
     np.testing.assert_array_equal(ids, np.flatnonzero(probs >= 0.5))
     assert len(msg.body_vertex_probabilities) == len(msg.body_contact_points) == len(msg.body_contact_normals)
