@@ -57,6 +57,37 @@ class CameraIntrinsics:
     def cy(self) -> float:
         return float(self.K[1, 2])
 
+    def project(self, points: np.ndarray, min_depth: float = 1e-6) -> np.ndarray:
+        """(..., 3) camera-frame points, metres -> (..., 2) pixel coordinates (u right, v down).
+
+        Depths below `min_depth` are clamped to it (points on or behind the camera plane land far off
+        the image instead of dividing by zero); callers that must drop them test z > 0 themselves.
+        float32 points give float32 pixels.
+        """
+        p = np.asarray(points)
+        z = np.maximum(p[..., 2], min_depth)
+        return np.stack([self.fx * p[..., 0] / z + self.cx, self.fy * p[..., 1] / z + self.cy], axis=-1)
+
+    def backproject(self, pixels: np.ndarray, depth: np.ndarray | float) -> np.ndarray:
+        """(..., 2) pixel coordinates and their camera-frame depth z (metres; (...,) or a scalar) ->
+        (..., 3) camera-frame points: the inverse of `project` for points in front of the camera."""
+        uv = np.asarray(pixels, dtype=np.float64)
+        z = np.broadcast_to(np.asarray(depth, dtype=np.float64), uv.shape[:-1])
+        x, y = (uv[..., 0] - self.cx) * z / self.fx, (uv[..., 1] - self.cy) * z / self.fy
+        return np.stack([x, y, z], axis=-1)
+
+    def check_image_size(self, width: int, height: int, what: str = "image") -> None:
+        """Raise ValueError unless `what` (an image, a mask) is as large as the camera's image.
+
+        Intrinsics only hold for the image size they were calibrated at: a frame of another size
+        (a resized stream, a CameraInfo of another camera) would put every 3D point in the wrong place.
+        """
+        if (int(width), int(height)) != (self.width, self.height):
+            raise ValueError(
+                f"camera is {self.width}x{self.height} but the {what} is {int(width)}x{int(height)}; "
+                "pass the CameraInfo of this image stream (or resize to the calibrated size)"
+            )
+
 
 @dataclass
 class Detection:

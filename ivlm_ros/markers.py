@@ -18,12 +18,8 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ivlm_core.colours import CONTACT_RGB, GRASP_RGB, OBJECT_RGB, contact_rgb
 from ivlm_core.types import ContactResult
-
-NO_CONTACT_RGB = np.array([0.75, 0.75, 0.75], np.float32)
-CONTACT_RGB = np.array([1.0, 0.1, 0.1], np.float32)
-OBJECT_RGB = np.array([0.2, 0.5, 1.0], np.float32)
-GRASP_RGB = np.array([0.1, 0.85, 0.2], np.float32)
 
 
 @dataclass(frozen=True)
@@ -69,8 +65,7 @@ def decimate(vertices: np.ndarray, faces: np.ndarray, max_triangles: int) -> Dec
 
 def contact_colours(p: np.ndarray, alpha: float) -> np.ndarray:
     """Probabilities (N,) in [0, 1] -> RGBA (N, 4): grey (no contact) to red (contact)."""
-    p = np.clip(np.asarray(p, np.float32), 0.0, 1.0)[:, None]
-    rgb = (1.0 - p) * NO_CONTACT_RGB + p * CONTACT_RGB
+    rgb = contact_rgb(p)
     return np.hstack([rgb, np.full((len(rgb), 1), alpha, np.float32)])
 
 
@@ -102,7 +97,7 @@ def body_marker(header: Any, marker_id: int, vertices: np.ndarray, probabilities
 def object_marker(header: Any, marker_id: int, vertices: np.ndarray, mesh: DecimatedMesh,
                   probabilities: np.ndarray, pose: np.ndarray, scale: float, alpha: float = 0.9) -> Marker:
     """Object mesh `vertices`: (Vo, 3) mesh units, drawn as its decimation `mesh`, placed by `pose` (4, 4)
-    and `scale`, in contact colours (plain blue when `probabilities` is not one per vertex)."""
+    and `scale`, in contact colours (plain OBJECT_RGB when `probabilities` is not one per vertex)."""
     kept = np.asarray(vertices, np.float64)[mesh.kept]
     placed = (kept * scale) @ pose[:3, :3].T + pose[:3, 3]
     p = np.asarray(probabilities, np.float32)
@@ -123,8 +118,9 @@ def _sphere_list(header: Any, ns: str, marker_id: int, points: np.ndarray, diame
 
 def points_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.02) -> Marker:
     """Contact points (N, 3), metres, as a red SPHERE_LIST."""
+    r, g, b = CONTACT_RGB.tolist()
     return _sphere_list(header, "contact_points", marker_id, points, diameter,
-                        ColorRGBA(r=1.0, g=0.1, b=0.1, a=1.0))
+                        ColorRGBA(r=r, g=g, b=b, a=1.0))
 
 
 def grasp_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.012) -> Marker:

@@ -20,9 +20,20 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, mods: dict[str, Path]) -> set[str]:
-    """Modules of this repository imported anywhere in the file (top level or inside functions)."""
+    """Modules of this repository imported anywhere in the file (top level or inside functions), except
+    under `if TYPE_CHECKING:` (annotations only, never executed)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
     out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for alias in node.names:
                 full = f"{node.module}.{alias.name}"

@@ -17,6 +17,7 @@ import trimesh
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
+from ivlm_core.geometry import validate_mesh, vertex_normals
 from ivlm_core.reconstruct.pose import (
     DEFAULT_SCHEDULE,
     PoseFit,
@@ -107,7 +108,8 @@ def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _Mesh
     if data is None:
         mesh = trimesh.Trimesh(vertices, faces, process=False)
         samples, sample_faces = trimesh.sample.sample_surface(mesh, n_samples, seed=0)
-        arrays = (mesh.vertex_normals, samples, mesh.face_normals[sample_faces], mesh.convex_hull.vertices)
+        normals = vertex_normals(vertices, faces)
+        arrays = (normals, samples, mesh.face_normals[sample_faces], mesh.convex_hull.vertices)
         arrays = tuple(np.array(a, np.float64) for a in arrays)
         for a in arrays:
             a.setflags(write=False)  # shared by every later call with this mesh
@@ -139,12 +141,7 @@ def _check_inputs(
         ("body", body_vertices, body_faces, body_contact_probs),
         ("object", object_vertices, object_faces, object_contact_probs),
     ):
-        if v.ndim != 2 or v.shape[1] != 3 or len(v) < 4 or not np.all(np.isfinite(v)):
-            raise ValueError(
-                f"{name} vertices must be a finite (V, 3) array with V >= 4, got shape {v.shape}"
-            )
-        if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0 or f.min() < 0 or f.max() >= len(v):
-            raise ValueError(f"{name} faces must be a non-empty (F, 3) array of vertex ids < {len(v)}")
+        validate_mesh(v, f, name, min_vertices=4)
         if p.shape != (len(v),) or not np.all(np.isfinite(p)):
             raise ValueError(
                 f"{name} contact probabilities must be finite with shape ({len(v)},), got {p.shape}"
@@ -155,11 +152,10 @@ def _check_inputs(
         or np.any(object_box[2:] <= object_box[:2])
     ):
         raise ValueError(f"object box must be finite [x0, y0, x1, y1] with x1>x0, y1>y0, got {object_box}")
-    if object_mask is not None and object_mask.shape != (camera.height, camera.width):
-        raise ValueError(
-            f"object mask must be (H, W) = ({camera.height}, {camera.width}) like the camera, "
-            f"got {object_mask.shape}"
-        )
+    if object_mask is not None:
+        if object_mask.ndim != 2:
+            raise ValueError(f"object mask must be an (H, W) array, got shape {object_mask.shape}")
+        camera.check_image_size(object_mask.shape[1], object_mask.shape[0], "object mask")
 
 
 def _mask_targets(
@@ -181,12 +177,6 @@ def _mask_targets(
     pick = _even_subset(len(xs), n_samples)
     samples = np.stack([xs[pick] + x0 + 0.5, ys[pick] + y0 + 0.5], axis=1)
     return dist.astype(np.float32), window, samples.astype(np.float32)
-
-
-def _project(camera: CameraIntrinsics, points: np.ndarray) -> np.ndarray:
-    """(N, 3) camera-frame points -> (N, 2) pixels."""
-    z = np.clip(points[:, 2:], 1e-6, None)
-    return points[:, :2] / z * [camera.fx, camera.fy] + [camera.cx, camera.cy]
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -252,7 +242,7 @@ def reconstruct(
     _check_inputs(bv, bf, bp, ov, of, op, box, mask, camera)
 
     if body_normals is None:
-        body_normals = trimesh.Trimesh(bv, bf, process=False).vertex_normals
+        body_normals = vertex_normals(bv, bf)
     bn = np.asarray(body_normals, dtype=np.float64)
     if bn.shape != bv.shape:
         raise ValueError(f"body normals must have the body vertices' shape {bv.shape}, got {bn.shape}")
@@ -267,7 +257,7 @@ def reconstruct(
             body_nrm,
         )
     grown = box + cfg.contact_box_margin * np.tile(box[2:] - box[:2], 2) * [-1, -1, 1, 1]
-    uv = _project(camera, bv[body_ids])
+    uv = camera.project(bv[body_ids])
     at_object = body_ids[np.all((uv >= grown[:2]) & (uv <= grown[2:]), axis=1) & (bv[body_ids, 2] > 0)]
     if len(at_object) == 0:
         return _failed(
@@ -317,7 +307,7 @@ def reconstruct(
     )
     pen = _even_subset(len(samples), 128)
     targets = PoseTargets(
-        K=t32(camera.K),
+        camera=camera,
         box=t32(box),
         silhouette_points=t32(sil),
         surface_points=t32(samples[pen]),
@@ -405,7 +395,7 @@ def _checked_result(
     placed_s = s * samples @ R.T + t
     surface = np.concatenate([placed_v, placed_s])
 
-    uv = _project(camera, placed_v)
+    uv = camera.project(placed_v)
     iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
     gap = float(np.percentile(cKDTree(surface).query(body_contact)[0], 25))
     _, nn = near_tree.query(placed_s)  # over bv[near]

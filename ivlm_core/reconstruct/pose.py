@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ivlm_core.types import CameraIntrinsics
+
 _MIN_DEPTH_M = 0.05  # projection guard: points closer than this to the camera plane are clamped
 _NPARAM = 7  # rotation increment (3, radians), translation (3, metres), log-scale (1)
 # Floors of the reweighting's residual magnitudes, so that a residual near zero gets a finite weight.
@@ -30,7 +32,7 @@ _DEPTH_FLOOR_M = 0.002  # interpenetration depths
 class PoseTargets:
     """What the pose must agree with; float32 arrays.
 
-    K: (3, 3) intrinsics. box: (4,) [x0, y0, x1, y1] pixels.
+    camera: the image's intrinsics. box: (4,) [x0, y0, x1, y1] pixels.
     silhouette_points: (Ns, 3) object mesh frame, metres; the points whose projection forms the silhouette.
     surface_points / surface_normals: (Np, 3) object mesh frame; surface samples for interpenetration.
     object_contact_points / object_contact_weights: (Nco, 3), (Nco,); the object's contact region, mesh frame.
@@ -41,7 +43,7 @@ class PoseTargets:
     of the image; None without a mask. mask_samples: (M, 2) pixel coordinates of mask pixels.
     """
 
-    K: np.ndarray
+    camera: CameraIntrinsics
     box: np.ndarray
     silhouette_points: np.ndarray
     surface_points: np.ndarray
@@ -170,11 +172,11 @@ def _take(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return b[np.arange(len(b))[:, None], idx]
 
 
-def _project(K: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _project(camera: CameraIntrinsics, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(..., 3) camera points -> (..., 2) pixels and their Jacobian (..., 2, 3)."""
+    uv = camera.project(X, _MIN_DEPTH_M)
     z = np.maximum(X[..., 2], _MIN_DEPTH_M)
-    fx, fy = K[0, 0], K[1, 1]
-    uv = np.stack([fx * X[..., 0] / z + K[0, 2], fy * X[..., 1] / z + K[1, 2]], axis=-1)
+    fx, fy = camera.fx, camera.fy
     dproj = np.zeros((*X.shape[:-1], 2, 3), np.float32)
     dproj[..., 0, 0] = fx / z
     dproj[..., 1, 1] = fy / z
@@ -241,7 +243,7 @@ def pose_terms(
     box = targets.box
     norm = 10.0 / float(np.linalg.norm(box[2:] - box[:2]))  # pixels -> units of the box diagonal / 10
     X, q = place(targets.silhouette_points)
-    uv, dproj = _project(targets.K, X)  # (K, Ns, 2), (K, Ns, 2, 3)
+    uv, dproj = _project(targets.camera, X)  # (K, Ns, 2), (K, Ns, 2, 3)
     lo, hi = uv.argmin(1), uv.argmax(1)  # (K, 2) extreme points per axis
     edge_ids = np.concatenate([lo, hi], axis=1)  # (K, 4): x0, y0, x1, y1
     axis = np.array([0, 1, 0, 1])

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ivlm_core.geometry import validate_mesh, vertex_normals
 from ivlm_core.objects import normalize_for_render
 from ivlm_core.render.cameras import HUMAN_VIEWS, OBJECT_ENCODING_VIEWS, OBJECT_VIEWS, View, rig_cam_params
 from ivlm_core.render.lift import LiftTables, build_lift_tables
-from ivlm_core.render.raster import validate_mesh
 from ivlm_core.render.rasterize import Rasterizer
-from ivlm_core.render.shading import vertex_normals
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from ivlm_core.geometry import validate_mesh
 from ivlm_core.render.cameras import RenderCamera, View
-from ivlm_core.render.raster import Raster, validate_mesh
+from ivlm_core.render.raster import Raster
 from ivlm_core.render.rasterize import Rasterizer
 
 

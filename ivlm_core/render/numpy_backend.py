@@ -21,12 +21,10 @@ class NumpyBackend:
 
     def rasterize(self, mesh: CameraSpaceMesh) -> Raster:
         H, W = self.size
-        K = mesh.intrinsics.K
         v = mesh.vertices.astype(np.float64)
         _, near, _ = mesh.clip_params()
         z = v[:, 2]
-        zs = np.where(z > 0, z, 1.0)
-        uv = np.stack([K[0, 0] * v[:, 0] / zs + K[0, 2], K[1, 1] * v[:, 1] / zs + K[1, 2]], axis=1)
+        uv = mesh.intrinsics.project(v)  # faces reaching in front of `near` are dropped below
         f = mesh.faces
         tri = uv[f]  # (F, 3, 2)
         fz = z[f]  # (F, 3)

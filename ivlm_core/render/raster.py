@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ivlm_core.geometry import validate_mesh
 from ivlm_core.render.cameras import RenderCamera
 from ivlm_core.types import CameraIntrinsics
 
@@ -67,30 +68,6 @@ def projection_params(intrinsics: CameraIntrinsics, depths: np.ndarray) -> tuple
     return ab.astype(np.float32), near, far
 
 
-def validate_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Check a triangle mesh and return it as (V, 3) float64 vertices and (F, 3) int32 faces.
-
-    Raises ValueError naming what is wrong: empty mesh, wrong shapes, non-finite vertices or face indices
-    out of range.
-    """
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces)
-    if v.ndim != 2 or v.shape[1] != 3 or v.shape[0] == 0:
-        raise ValueError(f"vertices must be a non-empty (V, 3) array, got shape {v.shape}")
-    if f.ndim != 2 or f.shape[1] != 3 or f.shape[0] == 0:
-        raise ValueError(f"faces must be a non-empty (F, 3) array of vertex indices, got shape {f.shape}")
-    if not np.issubdtype(f.dtype, np.integer):
-        raise ValueError(f"faces must hold integer vertex indices, got dtype {f.dtype}")
-    if not np.all(np.isfinite(v)):
-        bad = np.flatnonzero(~np.isfinite(v).all(axis=1))
-        raise ValueError(f"vertices contain NaN or inf ({bad.size} vertices, first {bad[:5].tolist()})")
-    if f.min() < 0 or f.max() >= v.shape[0]:
-        raise ValueError(
-            f"faces index vertices in [{int(f.min())}, {int(f.max())}] but the mesh has {v.shape[0]} vertices"
-        )
-    return v, f.astype(np.int32, copy=False)
-
-
 def to_camera_space(v: np.ndarray, f: np.ndarray, camera: RenderCamera) -> CameraSpaceMesh:
     """A validated mesh (V, 3) float64 world, (F, 3) int32, transformed into the camera's optical frame."""
     M = camera.world_to_camera
@@ -142,16 +119,14 @@ def vertex_visibility(
     face_shown[shown] = True
     touches_shown_face = np.zeros(v.shape[0], dtype=bool)
     touches_shown_face[f[face_shown]] = True
-    M, K = camera.world_to_camera, camera.intrinsics.K
+    M = camera.world_to_camera
     p = v @ M[:3, :3].T + M[:3, 3]
-    z = np.where(p[:, 2] > 0, p[:, 2], np.nan)
-    with np.errstate(invalid="ignore"):
-        col = np.floor(K[0, 0] * p[:, 0] / z + K[0, 2])
-        row = np.floor(K[1, 1] * p[:, 1] / z + K[1, 2])
-        inside = (row >= 0) & (row < H) & (col >= 0) & (col < W)
+    z = p[:, 2]
+    col, row = np.floor(camera.intrinsics.project(p)).T
+    inside = (z > 0) & (row >= 0) & (row < H) & (col >= 0) & (col < W)
     ids = np.flatnonzero(inside & touches_shown_face)
     surface = raster.depth[row[ids].astype(np.int64), col[ids].astype(np.int64)]
     in_front = raster.mask[row[ids].astype(np.int64), col[ids].astype(np.int64)]
     visible = np.zeros(v.shape[0], dtype=bool)
-    visible[ids] = in_front & (z[ids] - surface <= tolerance_px * z[ids] / K[0, 0])
+    visible[ids] = in_front & (z[ids] - surface <= tolerance_px * z[ids] / camera.intrinsics.fx)
     return visible

@@ -18,10 +18,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ivlm_core.geometry import validate_mesh, vertex_normals
 from ivlm_core.render.cameras import RenderCamera, View
 from ivlm_core.render.numpy_backend import NumpyBackend
-from ivlm_core.render.raster import CameraSpaceMesh, Raster, to_camera_space, validate_mesh
-from ivlm_core.render.shading import shade_phong, vertex_normals
+from ivlm_core.render.raster import CameraSpaceMesh, Raster, to_camera_space
+from ivlm_core.render.shading import shade_phong
 
 log = logging.getLogger(__name__)
 
