@@ -32,11 +32,11 @@ from visualization_msgs.msg import MarkerArray
 from ivlm_core.backends import backend_options, create_backend
 from ivlm_core.backends.base import PERSON_LABEL
 from ivlm_core.contact_report import ReportConfig, contact_report
+from ivlm_core.tracking import ContactTracker
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray
 from ivlm_ros.spin import spin_until_shutdown
-from ivlm_ros.tracking import ContactSmoother, PersonTracker, box_iou
 
 # name -> (default, description, range (lo, hi) or choices); every one is also in config/contact.yaml
 PARAMETERS: dict[str, tuple[Any, str, Any]] = {
@@ -183,8 +183,8 @@ class ContactNode(LifecycleNode):
             # best effort matches reliable and best-effort detectors alike
             det_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
             self._subs.append(self.create_subscription(msg_type, "detections", self._on_detections, det_qos))
-        self._tracker = PersonTracker(self.p["track_min_iou"], self.p["track_max_missed"])
-        self._smoother = ContactSmoother(self.p["smoothing_alpha"], self.p["track_max_missed"])
+        p = self.p
+        self._tracker = ContactTracker(p["track_min_iou"], p["track_max_missed"], p["smoothing_alpha"])
         self._last_markers = self._last_start = 0.0
         self._running = True
         self._marker_job = None
@@ -445,8 +445,7 @@ class ContactNode(LifecycleNode):
         t1 = time.monotonic()
         results = self._backend.estimate(rgb, detections, camera)
         t2 = time.monotonic()
-        person_ids = self._track(results, detections)
-        self._smoother.update(results, person_ids)
+        person_ids = self._tracker.update(results, detections)
         reports = [contact_report(r, self._report) for r in results]
         contacts = [conversions.contact_to_msg(r, pid) for r, pid in zip(reports, person_ids, strict=True)]
         out = ContactArray(header=header, contacts=contacts)
@@ -455,23 +454,6 @@ class ContactNode(LifecycleNode):
         self._record(header, t3, (t1 - t0 + t3 - t2) * 1e3, (t2 - t1) * 1e3, problems, results)
         grasp = [r.grasp_points for r in reports]
         self._queue_markers(header, results, person_ids, grasp)
-
-    def _track(self, results: list[ContactResult], detections: list[Detection]) -> list[int]:
-        """Stable person ids: one tracker update per person of the frame, by detector id or box overlap."""
-        people = {}
-        for r in results:
-            people.setdefault(r.person_index, r.person_box)
-        person_dets = [d for d in detections if d.label == PERSON_LABEL]
-        det_ids = []
-        for box in people.values():
-            det_id = ""
-            if box is not None and person_dets:
-                iou = box_iou(np.asarray(box)[None], np.stack([d.box_xyxy for d in person_dets]))[0]
-                if iou.max() >= 0.5:
-                    det_id = person_dets[int(iou.argmax())].id
-            det_ids.append(det_id)
-        ids = dict(zip(people, self._tracker.update(list(people.values()), det_ids), strict=True))
-        return [ids[r.person_index] for r in results]
 
     def _record(self, header: Any, done: float, overhead_ms: float, backend_ms: float, problems: list[str],
                 results: list[ContactResult]) -> None:
