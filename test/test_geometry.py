@@ -57,3 +57,32 @@ def test_contact_colour_ramp_runs_from_the_base_to_contact_red():
     np.testing.assert_allclose(rgb[1], 0.5 * (NO_CONTACT_RGB + CONTACT_RGB), atol=1e-6)
     np.testing.assert_allclose(rgb[2:], [CONTACT_RGB, CONTACT_RGB])
     assert rgba8(rgb[2:3]).tolist() == [[255, 38, 25, 255]]
+
+
+@pytest.mark.parametrize(
+    ("K", "reason"),
+    [
+        ([[1e-6, 0, 320], [0, 1e-6, 240], [0, 0, 1]], "horizontal field of view of 180 deg"),
+        ([[1e9, 0, 320], [0, 1e9, 240], [0, 0, 1]], "horizontal field of view of 3.67e-05 deg"),
+        ([[500, 0, 320], [0, 5e8, 240], [0, 0, 1]], "vertical field of view"),
+        ([[500, 0, 320], [0, 500, 240], [0, 0, 0]], r"last row must be \[0, 0, 1\]"),
+        ([[500, 0, 320], [0, 500, 240], [0, 0, 1e-3]], r"last row must be \[0, 0, 1\]"),
+        ([[-500, 0, 320], [0, 500, 240], [0, 0, 1]], "focal length -500"),
+        ([[500, 0, 3.2e5], [0, 500, 240], [0, 0, 1]], "principal point"),
+        (np.zeros((3, 3)), "all zeros.*from_fov"),
+        ([[500, 0, np.nan], [0, 500, 240], [0, 0, 1]], "finite"),
+    ],
+)
+def test_implausible_intrinsics_are_refused_with_the_reason(K, reason):
+    with pytest.raises(ValueError, match=reason):
+        CameraIntrinsics(np.asarray(K, np.float64), 640, 480)
+
+
+def test_plausible_intrinsics_pass_and_all_zero_k_reads_as_uncalibrated():
+    for fov in (2.0, 60.0, 150.0):  # telephoto to wide angle
+        camera = CameraIntrinsics.from_fov(640, 480, fov)
+        assert CameraIntrinsics(camera.K, 640, 480).fx == camera.fx
+    assert CameraIntrinsics.is_uncalibrated(np.zeros(9))
+    assert not CameraIntrinsics.is_uncalibrated(CameraIntrinsics.from_fov(640, 480).K)
+    with pytest.raises(ValueError, match="field of view must be 1 to 170 deg"):
+        CameraIntrinsics.from_fov(640, 480, 0.0)
