@@ -1,4 +1,4 @@
-"""Contact metrics computed exactly as InteractVLM and DECO compute them (facts §7).
+"""Contact metrics computed exactly as InteractVLM and DECO compute them (their official repositories).
 
 - Vertex precision / recall / F1: a vertex is predicted in contact when its probability is
   >= threshold (0.5) and is in the ground truth when its label is > 0. `empty_rule="interactvlm"`

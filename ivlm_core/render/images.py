@@ -1,4 +1,5 @@
-"""The renders the localizer sees, made as the original makes them (facts §3a/§3b).
+"""The renders the localizer sees, made as the original makes them (github.com/saidwivedi/InteractVLM,
+`preprocess_data/constants.py`: HUMAN_VIEW_DICT["4MV-Z_Vitru"], OBJS_VIEW_DICT["4MV-Z_HM"]).
 
 Body: vertex colour = (vertex normal + 1) / 2. Object: the mesh centred on its vertex mean and divided
 by its largest bounding-box extent, vertex colour = per-axis min-max normalised xyz * 0.8 + 0.1. Both

@@ -21,7 +21,7 @@ import numpy as np
 from ivlm_core.geometry import validate_mesh, vertex_normals
 from ivlm_core.render.cameras import RenderCamera, View
 from ivlm_core.render.numpy_backend import NumpyBackend
-from ivlm_core.render.raster import CameraSpaceMesh, Raster, to_camera_space
+from ivlm_core.render.raster import Raster, to_camera_space
 from ivlm_core.render.shading import shade_phong
 
 log = logging.getLogger(__name__)
@@ -133,13 +133,6 @@ class Rasterizer:
             rasters.append(raster)
             images.append(shade_phong(raster, mesh.vertices, f, col, normals_cam, light))
         return rasters, np.stack(images)
-
-    def to_camera_space(
-        self, vertices: np.ndarray, faces: np.ndarray, camera: View | RenderCamera
-    ) -> CameraSpaceMesh:
-        """Validate a mesh and transform it into the camera's optical frame."""
-        v, f = validate_mesh(vertices, faces)
-        return to_camera_space(v, f, self._camera(camera))
 
     def _camera(self, camera: View | RenderCamera) -> RenderCamera:
         """A RenderCamera of this rasterizer's size (rig views are made at it)."""
