@@ -188,13 +188,17 @@ def rgb_to_image(rgb: np.ndarray, header: Any, encoding: str = "rgb8") -> Image:
     return msg
 
 
-def camera_from_info(msg: CameraInfo) -> CameraIntrinsics:
+def camera_from_info(msg: CameraInfo) -> CameraIntrinsics | None:
     """sensor_msgs/CameraInfo -> CameraIntrinsics (K only; rectified images are assumed).
 
-    Raises ValueError for NaN/zero intrinsics or an empty size, as CameraIntrinsics checks.
+    None when K is all zeros: what drivers of uncalibrated cameras publish (sensor_msgs/CameraInfo:
+    "K = 0 ... indicates an uncalibrated camera"); the caller falls back to an assumed field of view.
+    Raises ValueError for other implausible intrinsics or an empty size, as CameraIntrinsics checks.
     """
-    return CameraIntrinsics(K=np.asarray(msg.k, np.float64).reshape(3, 3), width=int(msg.width),
-                            height=int(msg.height))
+    K = np.asarray(msg.k, np.float64).reshape(3, 3)
+    if CameraIntrinsics.is_uncalibrated(K):
+        return None
+    return CameraIntrinsics(K=K, width=int(msg.width), height=int(msg.height))
 
 
 def camera_to_info(camera: CameraIntrinsics, header: Any) -> CameraInfo:
@@ -276,6 +280,56 @@ def detections_to_ivlm_msg(detections: Sequence[Detection], header: Any) -> Obje
     items = [ObjectDetection(id=d.id, label=d.label, score=float(d.score), roi=_roi(d.box_xyxy))
              for d in detections]
     return ObjectDetectionArray(header=header, detections=items)
+
+
+def vision_msgs_installed() -> bool:
+    """Whether vision_msgs (an optional dependency) can be imported."""
+    try:
+        import vision_msgs.msg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def placed_objects_to_vision_msgs(header: Any, contacts: Sequence[Contact],
+                                  object_vertices: Sequence[np.ndarray | None]) -> Any:
+    """The objects placed in 3D -> vision_msgs/Detection3DArray (needs vision_msgs), for consumers of the
+    standard message.
+
+    One Detection3D per detected object that at least one contact pair reconstructed (the placement
+    with the highest reconstruction_quality when several people touch it): `id` = the 2D detection's
+    id, one hypothesis (label, score, pose = Contact.object_pose), and `bbox` = the box of the placed
+    mesh (`object_vertices[i]`: (V, 3) metres in the object frame, the mesh of contacts[i]) scaled by
+    object_scale and posed: centre and orientation in the camera frame, size in metres along the
+    object's own axes. Header = the image's.
+    """
+    from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
+
+    best: dict[tuple, tuple[Contact, np.ndarray]] = {}
+    for c, vertices in zip(contacts, object_vertices, strict=True):
+        if not c.reconstructed or vertices is None:
+            continue
+        r = c.object_roi
+        key = (c.object_id, c.object_label, r.x_offset, r.y_offset, r.width, r.height)
+        if key not in best or c.reconstruction_quality > best[key][0].reconstruction_quality:
+            best[key] = (c, np.asarray(vertices, np.float64))
+    msg = Detection3DArray(header=header)
+    for c, vertices in best.values():
+        p, q = c.object_pose.position, c.object_pose.orientation
+        R = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
+        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+        centre = R @ (c.object_scale * (lo + hi) / 2) + np.array([p.x, p.y, p.z])
+        det = Detection3D(header=header, id=c.object_id)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id, hyp.hypothesis.score = c.object_label, float(c.object_score)
+        hyp.pose.pose = c.object_pose
+        det.results.append(hyp)
+        det.bbox.center.position = Point(x=float(centre[0]), y=float(centre[1]), z=float(centre[2]))
+        det.bbox.center.orientation = c.object_pose.orientation
+        size = c.object_scale * (hi - lo)
+        det.bbox.size = Vector3(x=float(size[0]), y=float(size[1]), z=float(size[2]))
+        msg.detections.append(det)
+    return msg
 
 
 def _points(xyz: np.ndarray) -> list[Point]:
