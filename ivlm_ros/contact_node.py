@@ -14,8 +14,6 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,6 +22,7 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
@@ -31,13 +30,13 @@ from visualization_msgs.msg import MarkerArray
 from ivlm_core.backends import backend_options, create_backend
 from ivlm_core.backends.base import PERSON_LABEL
 from ivlm_core.contact_report import ReportConfig, contact_report
+from ivlm_core.diagnostics import OK, WARN, FrameStats
+from ivlm_core.pairing import FramePairer
 from ivlm_core.tracking import ContactTracker
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray
 from ivlm_ros.spin import spin_until_shutdown
-from ivlm_ros.srv import EstimateContact
-from ivlm_ros.transport import QOS_CHOICES, Inputs
 
 # name -> (default, description, range (lo, hi) or choices); every one is also in config/contact.yaml
 PARAMETERS: dict[str, tuple[Any, str, Any]] = {
@@ -57,11 +56,7 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
                         (0.0, 0.5)),
     "contact_threshold": (ReportConfig.contact_threshold, "vertex contact probability threshold", (0.0, 1.0)),
     "max_rate_hz": (10.0, "most images processed per second (0 = as fast as the backend runs)", (0.0, 120.0)),
-    "image_qos": ("auto", "QoS of the inputs: auto = reliable when every publisher of the topic is, else "
-                  "best effort (re-checked as publishers come and go); or force reliable / best_effort",
-                  QOS_CHOICES),
-    "max_image_pixels": (conversions.MAX_IMAGE_PIXELS, "larger images are refused before decoding (width x "
-                         "height; the default is above 8K UHD)", (1, 150_000_000)),
+    "image_qos": ("sensor_data", "camera QoS (sensor_data = best effort)", ("sensor_data", "reliable")),
     "use_compressed": (False, "subscribe to sensor_msgs/CompressedImage on 'image/compressed'", None),
     "use_detections": (True, "pair images with detections; false: the backend finds people alone", None),
     "detections_type": ("auto", "detections message: auto = vision_msgs/Detection2DArray when installed, "
@@ -71,8 +66,9 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
     "unknown_label_policy": ("error", "labels without an object model: error = skip them and report, "
                              "generic = use a generic box and warn", ("error", "generic")),
     "pairing_tolerance_s": (0.05, "largest image/detections stamp difference that pairs them", (0.0, 1.0)),
-    "detection_wait_s": (0.25, "how long an image waits for its detections before it is processed without",
-                         (0.0, 5.0)),
+    "detection_wait_s": (1.0, "most time an image waits for its detections (the wait adapts to the "
+                         "detector's measured delay below this); then it is skipped and reported",
+                         (0.0, 10.0)),
     "default_fov_deg": (60.0, "horizontal field of view used until a CameraInfo arrives", (10.0, 170.0)),
     "smoothing_alpha": (0.6, "weight of the newest frame in the per-pair contact average (1 = no smoothing)",
                         (0.01, 1.0)),
@@ -85,9 +81,6 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
 }
 
 
-MAX_WAITING_IMAGES = 32  # images kept while they wait for their detections (older ones count as dropped)
-UNPAIRED = ("frame skipped: no detections within {} s of its stamp "
-            "(is the detector running and remapped to 'detections'?)")
 
 
 def _descriptor(name: str, description: str, limits: Any, default: Any) -> ParameterDescriptor:
@@ -101,36 +94,6 @@ def _descriptor(name: str, description: str, limits: Any, default: Any) -> Param
     return d
 
 
-@dataclass
-class _Frame:
-    msg: Image | CompressedImage
-    arrived: float  # time.monotonic()
-
-
-class _Stats:
-    """Rolling figures for diagnostics (last 100 frames)."""
-
-    def __init__(self) -> None:
-        self.received = self.processed = self.dropped = self.unpaired = self.errors = 0
-        self.latency_ms: deque[float] = deque(maxlen=100)
-        self.backend_ms: deque[float] = deque(maxlen=100)
-        self.overhead_ms: deque[float] = deque(maxlen=100)
-        self.done_at: deque[float] = deque(maxlen=100)
-        self.last_error = ""
-        self.level = DiagnosticStatus.OK
-        self.message = "waiting for images"
-
-    def rate_hz(self) -> float:
-        recent = [t for t in self.done_at if t > time.monotonic() - 5.0]
-        if len(recent) < 2 or recent[-1] <= recent[0]:
-            return 0.0
-        return (len(recent) - 1) / (recent[-1] - recent[0])
-
-
-def _p(values: deque[float], q: float) -> float:
-    return float(np.percentile(list(values), q)) if values else 0.0
-
-
 class ContactNode(LifecycleNode):
     """The ivlm_ros contact node (see the module docstring; topics and parameters in README)."""
 
@@ -140,19 +103,16 @@ class ContactNode(LifecycleNode):
             self.declare_parameter(name, default, _descriptor(name, description, limits, default))
         self._backend = None
         self._lock = threading.Condition()
-        self._images: deque[_Frame] = deque()  # newest last; only frames that may still be paired
-        self._detections: deque[tuple[int, list[Detection], str]] = deque(maxlen=60)
+        self._pairer = FramePairer()
         self._camera_info: CameraInfo | None = None
         self._worker: threading.Thread | None = None
         self._marker_worker: threading.Thread | None = None
         self._running = False
-        self._inputs: Inputs | None = None
-        self._backend_lock = threading.Lock()  # the worker's frame or one ~/estimate request at a time
-        self.create_service(EstimateContact, "~/estimate", self._on_estimate)
-        self._camera_warnings: list[str] = []
+        self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
         self._diag_timer = None
-        self._stats = _Stats()
+        self._stats = FrameStats()
+        self._warned: set[str] = set()  # input problems logged once
 
     # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -173,28 +133,29 @@ class ContactNode(LifecycleNode):
             "markers": self.create_lifecycle_publisher(MarkerArray, "contact_markers", 1),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
-        if conversions.vision_msgs_installed():  # placed objects also as the standard message
-            from vision_msgs.msg import Detection3DArray
-
-            self._pubs["objects_3d"] = self.create_lifecycle_publisher(Detection3DArray, "objects_3d", 10)
         self._diag_timer = self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
-        self._stats = _Stats()
+        self._stats = FrameStats()
         self.get_logger().info(f"configured: backend '{self.p['backend']}' on {self.p['device']}")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._inputs = Inputs(self, self.p["image_qos"])
+        qos = qos_profile_sensor_data if self.p["image_qos"] == "sensor_data" else QoSProfile(depth=2)
         if self.p["use_compressed"]:
-            self._inputs.subscribe(CompressedImage, "image/compressed", self._on_image)
+            image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos)
         else:
-            self._inputs.subscribe(Image, "image", self._on_image)
-        self._inputs.subscribe(CameraInfo, "camera_info", self._on_camera_info)
+            image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        self._subs.append(image_sub)
+        self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos))
         if self.p["use_detections"]:
             msg_type, self._convert_detections = self._detections_interface()
-            self._inputs.subscribe(msg_type, "detections", self._on_detections, depth=10)
+            # best effort matches reliable and best-effort detectors alike
+            det_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
+            self._subs.append(self.create_subscription(msg_type, "detections", self._on_detections, det_qos))
         p = self.p
         self._tracker = ContactTracker(p["track_min_iou"], p["track_max_missed"], p["smoothing_alpha"])
         self._last_markers = self._last_start = 0.0
+        self._pairer = FramePairer(self.p["pairing_tolerance_s"], self.p["detection_wait_s"],
+                                   use_detections=self.p["use_detections"])
         self._running = True
         self._marker_job = None
         self._worker = threading.Thread(target=self._work, name="ivlm_contact_worker", daemon=True)
@@ -278,19 +239,18 @@ class ContactNode(LifecycleNode):
         return ObjectDetectionArray, conversions.detections_from_ivlm_msg
 
     def _stop_work(self) -> None:
-        if self._inputs is not None:
-            self._inputs.destroy()
-            self._inputs = None
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
         with self._lock:
             self._running = False
-            self._images.clear()
+            self._pairer.clear()
             self._marker_job = None
             self._lock.notify_all()
         for worker in (self._worker, self._marker_worker):
             if worker is not None:
                 worker.join(timeout=30.0)
         self._worker = self._marker_worker = None
-        self._detections.clear()
 
     def _release_publishers(self) -> None:
         if self._diag_timer is not None:
@@ -314,78 +274,55 @@ class ContactNode(LifecycleNode):
     def _on_image(self, msg: Image | CompressedImage) -> None:
         with self._lock:
             self._stats.received += 1
-            now = time.monotonic()
-            self._images.append(_Frame(msg, now))
-            # keep only images that may still be paired: younger than detection_wait_s (newest always kept)
-            wait = self.p["detection_wait_s"] if self.p["use_detections"] else 0.0
-            while len(self._images) > 1 and (now - self._images[0].arrived > wait
-                                             or len(self._images) > MAX_WAITING_IMAGES):
-                self._discard(self._images.popleft())
+            self._stats.dropped += self._pairer.add_image(msg, _stamp_ns(msg.header), time.monotonic())
             self._lock.notify_all()
-
-    def _discard(self, frame: _Frame) -> None:
-        """Count an image that will not be processed: dropped (superseded) or unpaired (no detections)."""
-        paired = self._match(Time.from_msg(frame.msg.header.stamp).nanoseconds) is not None
-        if paired or not self.p["use_detections"]:
-            self._stats.dropped += 1
-        else:
-            self._stats.unpaired += 1
-            self._stats.level = DiagnosticStatus.WARN
-            self._stats.message = UNPAIRED.format(self.p["pairing_tolerance_s"])
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
     def _on_detections(self, msg: Any) -> None:
-        stamp = Time.from_msg(msg.header.stamp).nanoseconds
+        stamp = _stamp_ns(msg.header)
         try:
             dets, error = self._convert_detections(msg, self.p["class_names"]), ""
         except ValueError as exc:
             dets, error = [], f"bad detections at {stamp * 1e-9:.3f}: {exc}"
         with self._lock:
-            self._detections.append((stamp, dets, error))
+            self._pairer.add_detections(stamp, (dets, error), time.monotonic())
             self._lock.notify_all()
 
     # ------------------------------------------------------------------ worker
-    def _match(self, stamp: int) -> tuple[list[Detection], str] | None:
-        tol = self.p["pairing_tolerance_s"] * 1e9
-        best = min(self._detections, key=lambda d: abs(d[0] - stamp), default=None)
-        return None if best is None or abs(best[0] - stamp) > tol else (best[1], best[2])
-
-    def _next_frame(self) -> tuple[_Frame, tuple[list[Detection], str] | None] | None:
+    def _next_frame(self) -> tuple[Any, tuple[list[Detection], str] | None] | None:
         """Block until a frame is due (rate limit) and paired with its detections; None on stop.
 
         The newest image whose detections have arrived wins; older images are dropped. Images wait
-        up to `detection_wait_s` for detections (a detector runs behind the camera), then are skipped,
-        not processed without them: an empty ContactArray would tell a planner "no contact" when the
-        truth is "unknown". Planners see the gap as stale stamps; diagnostics say why.
+        for detections (a detector runs behind the camera; the wait adapts to its measured delay,
+        within `detection_wait_s`), then are skipped, not processed without them: an empty ContactArray
+        would tell a planner "no contact" when the truth is "unknown". Diagnostics say why.
         """
         with self._lock:
             while self._running:
                 period = 1.0 / self.p["max_rate_hz"] if self.p["max_rate_hz"] > 0 else 0.0
                 wait_rate = self._last_start + period - time.monotonic()
-                if not self._images or wait_rate > 0:
+                if not len(self._pairer) or wait_rate > 0:
                     self._lock.wait(timeout=max(wait_rate, 0.0) or 0.1)
                     continue
-                if not self.p["use_detections"]:
-                    self._stats.dropped += len(self._images) - 1
-                    frame = self._images.pop()
-                    self._images.clear()
-                    return frame, None
-                for k in range(len(self._images) - 1, -1, -1):
-                    paired = self._match(Time.from_msg(self._images[k].msg.header.stamp).nanoseconds)
-                    if paired is not None:
-                        frame = self._images[k]
-                        for _ in range(k + 1):
-                            self._images.popleft()
-                        self._stats.dropped += k
-                        return frame, paired
-                now, wait = time.monotonic(), self.p["detection_wait_s"]
-                while self._images and now - self._images[0].arrived >= wait:
-                    self._discard(self._images.popleft())
-                if self._images:
-                    self._lock.wait(timeout=wait - (now - self._images[0].arrived))
+                taken = self._pairer.take(time.monotonic())
+                self._stats.dropped += taken.dropped
+                if taken.unpaired:
+                    self._stats.unpaired += taken.unpaired
+                    self._stats.set(WARN, self._unpaired_message())
+                if taken.frame is not None:
+                    return taken.frame.item, taken.detections
+                self._lock.wait(timeout=taken.retry_in_s or 0.1)
         return None
+
+    def _unpaired_message(self) -> str:
+        pairer, delay = self._pairer, self._pairer.delay_s
+        measured = ("no detections matched an image yet" if delay is None
+                    else f"detections arrive {delay:.2f} s after their images")
+        return (f"frame skipped: no detections within {pairer.wait_s:.2f} s of it ({measured}; the "
+                f"wait adapts up to detection_wait_s = {pairer.max_wait_s} s; is the detector running and "
+                f"remapped to 'detections'?)")
 
     def _work(self) -> None:
         while True:
@@ -394,16 +331,13 @@ class ContactNode(LifecycleNode):
                 return
             self._last_start = time.monotonic()
             try:
-                with self._backend_lock:
-                    self._process(*item)
+                self._process(*item)
             except Exception as exc:  # a bad frame must never take the node down
-                self._report_error(item[0].msg.header, exc)
+                self._report_error(item[0].header, exc)
 
     def _report_error(self, header: Any, exc: Exception) -> None:
-        stamp = Time.from_msg(header.stamp).nanoseconds * 1e-9
-        self._stats.errors += 1
-        self._stats.last_error = f"frame {stamp:.3f}: {exc}"
-        self._stats.level, self._stats.message = DiagnosticStatus.ERROR, f"bad frame: {exc}"
+        stamp = _stamp_ns(header) * 1e-9
+        self._stats.error(f"frame {stamp:.3f}: {exc}")
         if isinstance(exc, ValueError):
             self.get_logger().warning(self._stats.last_error, throttle_duration_sec=5.0)
         else:
@@ -411,15 +345,11 @@ class ContactNode(LifecycleNode):
                                     throttle_duration_sec=5.0)
         self._publish_diagnostics()
 
-    def _camera(self, width: int, height: int, info: CameraInfo | None) -> CameraIntrinsics:
+    def _camera(self, width: int, height: int) -> CameraIntrinsics:
+        info = self._camera_info
         if info is None:
             return CameraIntrinsics.from_fov(width, height, self.p["default_fov_deg"])
         camera = conversions.camera_from_info(info)
-        self._camera_warnings = [] if camera is not None else [
-            f"camera_info K is all zeros (an uncalibrated driver): using default_fov_deg = "
-            f"{self.p['default_fov_deg']} deg; calibrate the camera for metric 3D"]
-        if camera is None:
-            return CameraIntrinsics.from_fov(width, height, self.p["default_fov_deg"])
         if (camera.width, camera.height) != (width, height):
             raise ValueError(f"camera_info is {camera.width}x{camera.height} but the image is "
                              f"{width}x{height}; publish the CameraInfo of this image stream")
@@ -438,18 +368,14 @@ class ContactNode(LifecycleNode):
             detections = [d for d in detections if d.label not in unknown]
         return detections, unknown
 
-    def _process(self, frame: _Frame, paired: tuple[list[Detection], str] | None,
-                 request: CameraInfo | None = None) -> ContactArray:
-        """One frame through the backend; published, or only returned for an ~/estimate `request` (its
-        CameraInfo, width 0 = the stream's): then no tracking, person ids are the frame's person indices."""
+    def _process(self, msg: Image | CompressedImage, paired: tuple[list[Detection], str] | None) -> None:
         t0 = time.monotonic()
-        header = frame.msg.header
-        if isinstance(frame.msg, CompressedImage):
-            rgb = conversions.compressed_to_rgb(frame.msg, self.p["max_image_pixels"])
+        header = msg.header
+        if isinstance(msg, CompressedImage):
+            rgb = conversions.compressed_to_rgb(msg)
         else:
-            rgb = conversions.image_to_rgb(frame.msg, self.p["max_image_pixels"])
-        info = self._camera_info if request is None or not request.width else request
-        camera = self._camera(rgb.shape[1], rgb.shape[0], info)
+            rgb = conversions.image_to_rgb(msg)
+        camera = self._camera(rgb.shape[1], rgb.shape[0])
         detections, problems = [], []
         if paired is not None:
             detections, detection_error = paired
@@ -463,64 +389,35 @@ class ContactNode(LifecycleNode):
         t1 = time.monotonic()
         results = self._backend.estimate(rgb, detections, camera)
         t2 = time.monotonic()
-        if request is not None:
-            person_ids = [r.person_index for r in results]
-        else:
-            person_ids = self._tracker.update(results, detections)
+        person_ids = self._tracker.update(results, detections)
         reports = [contact_report(r, self._report) for r in results]
         contacts = [conversions.contact_to_msg(r, pid) for r, pid in zip(reports, person_ids, strict=True)]
         out = ContactArray(header=header, contacts=contacts)
-        if request is not None:
-            return out
         self._pubs["contacts"].publish(out)
-        if "objects_3d" in self._pubs:
-            meshes = [None if r.object_mesh is None else r.object_mesh.vertices for r in results]
-            objects = conversions.placed_objects_to_vision_msgs(header, contacts, meshes)
-            self._pubs["objects_3d"].publish(objects)
         t3 = time.monotonic()
         self._record(header, t3, (t1 - t0 + t3 - t2) * 1e3, (t2 - t1) * 1e3, problems, results)
         grasp = [r.grasp_points for r in reports]
         self._queue_markers(header, results, person_ids, grasp)
-        return out
-
-    def _on_estimate(self, request: EstimateContact.Request, response: EstimateContact.Response
-                     ) -> EstimateContact.Response:
-        """~/estimate: the request's image through the backend between two streamed frames (it waits for
-        at most the frame in progress; the stream then waits for this one)."""
-        if not self._running:
-            response.message = (f"the node is {self._state_machine.current_state[1]}; ~/estimate answers "
-                                f"only while it is active (configure and activate it)")
-            return response
-        try:
-            detections = conversions.detections_from_ivlm_msg(request, self.p["class_names"])
-            with self._backend_lock:
-                response.contacts = self._process(_Frame(request.image, time.monotonic()), (detections, ""),
-                                                  request.camera_info)
-            response.success, response.message = True, f"{len(response.contacts.contacts)} pair(s)"
-        except Exception as exc:  # answered, never raised into the executor
-            response.message = f"estimate failed: {exc}"
-        return response
 
     def _record(self, header: Any, done: float, overhead_ms: float, backend_ms: float, problems: list[str],
                 results: list[ContactResult]) -> None:
-        s = self._stats
-        s.processed += 1
-        s.done_at.append(done)
-        s.backend_ms.append(backend_ms)
-        s.overhead_ms.append(overhead_ms)
-        s.latency_ms.append((self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds * 1e-6)
+        s, stamp = self._stats, _stamp_ns(header)
+        s.record(done, self.get_clock().now().nanoseconds, stamp, overhead_ms, backend_ms)
+        for problem, text in (("stamp", "images are stamped 0: latency cannot be measured; stamp them with "
+                               "the capture time"),
+                              ("frame_id", "images have an empty header.frame_id: 3D points are published in "
+                               "an unnamed frame; set the camera driver's frame_id")):
+            if problem not in self._warned and (stamp == 0 if problem == "stamp" else not header.frame_id):
+                self._warned.add(problem)
+                self.get_logger().warning(text)
         reasons = sorted({r.reason for r in results if r.reason})
         if problems:
-            s.errors += 1
-            stamp = Time.from_msg(header.stamp).nanoseconds * 1e-9
-            s.last_error = f"frame {stamp:.3f}: {'; '.join(problems)}"
-            error = self.p["unknown_label_policy"] == "error"
-            level = DiagnosticStatus.ERROR if error else DiagnosticStatus.WARN
-            s.level, s.message = level, "; ".join(problems)
+            s.error(f"frame {stamp * 1e-9:.3f}: {'; '.join(problems)}")
+            if self.p["unknown_label_policy"] != "error":
+                s.set(WARN, "; ".join(problems))
             self._publish_diagnostics()
         else:
-            s.level = DiagnosticStatus.OK
-            s.message = f"ok: {len(results)} pair(s)" + (f" ({'; '.join(reasons)})" if reasons else "")
+            s.set(OK, f"ok: {len(results)} pair(s)" + (f" ({'; '.join(reasons)})" if reasons else ""))
 
     def _queue_markers(self, header: Any, results: list[ContactResult], person_ids: list[int],
                        grasp: list[np.ndarray]) -> None:
@@ -566,23 +463,12 @@ class ContactNode(LifecycleNode):
         if pub is None:
             return
         s = self._stats
-        values = {
-            "backend": self.p["backend"], "device": self.p["device"],
-            "frames_received": s.received, "frames_processed": s.processed, "frames_dropped": s.dropped,
-            "frames_without_detections": s.unpaired, "errors": s.errors,
-            "output_rate_hz": f"{s.rate_hz():.2f}",
-            "latency_p50_ms": f"{_p(s.latency_ms, 50):.1f}", "latency_p95_ms": f"{_p(s.latency_ms, 95):.1f}",
-            "backend_p50_ms": f"{_p(s.backend_ms, 50):.1f}",
-            "node_overhead_p50_ms": f"{_p(s.overhead_ms, 50):.2f}",
-            "node_overhead_p95_ms": f"{_p(s.overhead_ms, 95):.2f}",
-            "last_error": s.last_error,
-        }
-        inputs, warnings = self._inputs.status() if self._inputs is not None else ({}, [])
-        values.update(inputs)
-        level, message = s.level, s.message
-        if warnings + self._camera_warnings and level == DiagnosticStatus.OK:
-            level, message = DiagnosticStatus.WARN, "; ".join(warnings + self._camera_warnings)
-        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: contact", message=message,
+        delay = self._pairer.delay_s
+        values = {"backend": self.p["backend"], "device": self.p["device"], **s.values(),
+                  "detection_delay_ms": "" if delay is None else f"{delay * 1e3:.0f}",
+                  "detection_wait_s": f"{self._pairer.wait_s:.2f}"}
+        status = DiagnosticStatus(level=bytes([s.level]), name=f"{self.get_name()}: contact",
+                                  message=s.message,
                                   hardware_id=f"ivlm_ros/{self.p['backend']}",
                                   values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         pub.publish(DiagnosticArray(header=self._diag_header(), status=[status]))
@@ -591,6 +477,10 @@ class ContactNode(LifecycleNode):
         from std_msgs.msg import Header
 
         return Header(stamp=self.get_clock().now().to_msg())
+
+
+def _stamp_ns(header: Any) -> int:
+    return Time.from_msg(header.stamp).nanoseconds
 
 
 def main(args: list[str] | None = None) -> None:
