@@ -22,7 +22,6 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
@@ -37,6 +36,8 @@ from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray
 from ivlm_ros.spin import spin_until_shutdown
+from ivlm_ros.srv import EstimateContact
+from ivlm_ros.transport import QOS_CHOICES, Inputs
 
 # name -> (default, description, range (lo, hi) or choices); every one is also in config/contact.yaml
 PARAMETERS: dict[str, tuple[Any, str, Any]] = {
@@ -56,7 +57,11 @@ PARAMETERS: dict[str, tuple[Any, str, Any]] = {
                         (0.0, 0.5)),
     "contact_threshold": (ReportConfig.contact_threshold, "vertex contact probability threshold", (0.0, 1.0)),
     "max_rate_hz": (10.0, "most images processed per second (0 = as fast as the backend runs)", (0.0, 120.0)),
-    "image_qos": ("sensor_data", "camera QoS (sensor_data = best effort)", ("sensor_data", "reliable")),
+    "image_qos": ("auto", "QoS of the inputs: auto = reliable when every publisher of the topic is, else "
+                  "best effort (re-checked as publishers come and go); or force reliable / best_effort",
+                  QOS_CHOICES),
+    "max_image_pixels": (conversions.MAX_IMAGE_PIXELS, "larger images are refused before decoding (width x "
+                         "height; the default is above 8K UHD)", (1, 150_000_000)),
     "use_compressed": (False, "subscribe to sensor_msgs/CompressedImage on 'image/compressed'", None),
     "use_detections": (True, "pair images with detections; false: the backend finds people alone", None),
     "detections_type": ("auto", "detections message: auto = vision_msgs/Detection2DArray when installed, "
@@ -108,7 +113,10 @@ class ContactNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._marker_worker: threading.Thread | None = None
         self._running = False
-        self._subs: list[Any] = []
+        self._inputs: Inputs | None = None
+        self._backend_lock = threading.Lock()  # the worker's frame or one ~/estimate request at a time
+        self.create_service(EstimateContact, "~/estimate", self._on_estimate)
+        self._camera_warnings: list[str] = []
         self._pubs: dict[str, Any] = {}
         self._diag_timer = None
         self._stats = FrameStats()
@@ -133,24 +141,25 @@ class ContactNode(LifecycleNode):
             "markers": self.create_lifecycle_publisher(MarkerArray, "contact_markers", 1),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
+        if conversions.vision_msgs_installed():  # placed objects also as the standard message
+            from vision_msgs.msg import Detection3DArray
+
+            self._pubs["objects_3d"] = self.create_lifecycle_publisher(Detection3DArray, "objects_3d", 10)
         self._diag_timer = self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
         self._stats = FrameStats()
         self.get_logger().info(f"configured: backend '{self.p['backend']}' on {self.p['device']}")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        qos = qos_profile_sensor_data if self.p["image_qos"] == "sensor_data" else QoSProfile(depth=2)
+        self._inputs = Inputs(self, self.p["image_qos"])
         if self.p["use_compressed"]:
-            image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos)
+            self._inputs.subscribe(CompressedImage, "image/compressed", self._on_image)
         else:
-            image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self._subs.append(image_sub)
-        self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos))
+            self._inputs.subscribe(Image, "image", self._on_image)
+        self._inputs.subscribe(CameraInfo, "camera_info", self._on_camera_info)
         if self.p["use_detections"]:
             msg_type, self._convert_detections = self._detections_interface()
-            # best effort matches reliable and best-effort detectors alike
-            det_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
-            self._subs.append(self.create_subscription(msg_type, "detections", self._on_detections, det_qos))
+            self._inputs.subscribe(msg_type, "detections", self._on_detections, depth=10)
         p = self.p
         self._tracker = ContactTracker(p["track_min_iou"], p["track_max_missed"], p["smoothing_alpha"])
         self._last_markers = self._last_start = 0.0
@@ -239,9 +248,9 @@ class ContactNode(LifecycleNode):
         return ObjectDetectionArray, conversions.detections_from_ivlm_msg
 
     def _stop_work(self) -> None:
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
+        if self._inputs is not None:
+            self._inputs.destroy()
+            self._inputs = None
         with self._lock:
             self._running = False
             self._pairer.clear()
@@ -331,7 +340,8 @@ class ContactNode(LifecycleNode):
                 return
             self._last_start = time.monotonic()
             try:
-                self._process(*item)
+                with self._backend_lock:
+                    self._process(*item)
             except Exception as exc:  # a bad frame must never take the node down
                 self._report_error(item[0].header, exc)
 
@@ -345,11 +355,15 @@ class ContactNode(LifecycleNode):
                                     throttle_duration_sec=5.0)
         self._publish_diagnostics()
 
-    def _camera(self, width: int, height: int) -> CameraIntrinsics:
-        info = self._camera_info
+    def _camera(self, width: int, height: int, info: CameraInfo | None) -> CameraIntrinsics:
         if info is None:
             return CameraIntrinsics.from_fov(width, height, self.p["default_fov_deg"])
         camera = conversions.camera_from_info(info)
+        self._camera_warnings = [] if camera is not None else [
+            f"camera_info K is all zeros (an uncalibrated driver): using default_fov_deg = "
+            f"{self.p['default_fov_deg']} deg; calibrate the camera for metric 3D"]
+        if camera is None:
+            return CameraIntrinsics.from_fov(width, height, self.p["default_fov_deg"])
         if (camera.width, camera.height) != (width, height):
             raise ValueError(f"camera_info is {camera.width}x{camera.height} but the image is "
                              f"{width}x{height}; publish the CameraInfo of this image stream")
@@ -368,14 +382,18 @@ class ContactNode(LifecycleNode):
             detections = [d for d in detections if d.label not in unknown]
         return detections, unknown
 
-    def _process(self, msg: Image | CompressedImage, paired: tuple[list[Detection], str] | None) -> None:
+    def _process(self, msg: Image | CompressedImage, paired: tuple[list[Detection], str] | None,
+                 request: CameraInfo | None = None) -> ContactArray:
+        """One frame through the backend; published, or only returned for an ~/estimate `request` (its
+        CameraInfo, width 0 = the stream's): then no tracking, person ids are the frame's person indices."""
         t0 = time.monotonic()
         header = msg.header
         if isinstance(msg, CompressedImage):
-            rgb = conversions.compressed_to_rgb(msg)
+            rgb = conversions.compressed_to_rgb(msg, self.p["max_image_pixels"])
         else:
-            rgb = conversions.image_to_rgb(msg)
-        camera = self._camera(rgb.shape[1], rgb.shape[0])
+            rgb = conversions.image_to_rgb(msg, self.p["max_image_pixels"])
+        info = self._camera_info if request is None or not request.width else request
+        camera = self._camera(rgb.shape[1], rgb.shape[0], info)
         detections, problems = [], []
         if paired is not None:
             detections, detection_error = paired
@@ -389,15 +407,43 @@ class ContactNode(LifecycleNode):
         t1 = time.monotonic()
         results = self._backend.estimate(rgb, detections, camera)
         t2 = time.monotonic()
-        person_ids = self._tracker.update(results, detections)
+        if request is not None:
+            person_ids = [r.person_index for r in results]
+        else:
+            person_ids = self._tracker.update(results, detections)
         reports = [contact_report(r, self._report) for r in results]
         contacts = [conversions.contact_to_msg(r, pid) for r, pid in zip(reports, person_ids, strict=True)]
         out = ContactArray(header=header, contacts=contacts)
+        if request is not None:
+            return out
         self._pubs["contacts"].publish(out)
+        if "objects_3d" in self._pubs:
+            meshes = [None if r.object_mesh is None else r.object_mesh.vertices for r in results]
+            objects = conversions.placed_objects_to_vision_msgs(header, contacts, meshes)
+            self._pubs["objects_3d"].publish(objects)
         t3 = time.monotonic()
         self._record(header, t3, (t1 - t0 + t3 - t2) * 1e3, (t2 - t1) * 1e3, problems, results)
         grasp = [r.grasp_points for r in reports]
         self._queue_markers(header, results, person_ids, grasp)
+        return out
+
+    def _on_estimate(self, request: EstimateContact.Request, response: EstimateContact.Response
+                     ) -> EstimateContact.Response:
+        """~/estimate: the request's image through the backend between two streamed frames (it waits for
+        at most the frame in progress; the stream then waits for this one)."""
+        if not self._running:
+            response.message = (f"the node is {self._state_machine.current_state[1]}; ~/estimate answers "
+                                f"only while it is active (configure and activate it)")
+            return response
+        try:
+            detections = conversions.detections_from_ivlm_msg(request, self.p["class_names"])
+            with self._backend_lock:
+                response.contacts = self._process(request.image, (detections, ""),
+                                                  request.camera_info)
+            response.success, response.message = True, f"{len(response.contacts.contacts)} pair(s)"
+        except Exception as exc:  # answered, never raised into the executor
+            response.message = f"estimate failed: {exc}"
+        return response
 
     def _record(self, header: Any, done: float, overhead_ms: float, backend_ms: float, problems: list[str],
                 results: list[ContactResult]) -> None:
@@ -467,8 +513,12 @@ class ContactNode(LifecycleNode):
         values = {"backend": self.p["backend"], "device": self.p["device"], **s.values(),
                   "detection_delay_ms": "" if delay is None else f"{delay * 1e3:.0f}",
                   "detection_wait_s": f"{self._pairer.wait_s:.2f}"}
-        status = DiagnosticStatus(level=bytes([s.level]), name=f"{self.get_name()}: contact",
-                                  message=s.message,
+        inputs, warnings = self._inputs.status() if self._inputs is not None else ({}, [])
+        values.update(inputs)
+        level, message = bytes([s.level]), s.message  # diagnostic_msgs levels are bytes
+        if warnings + self._camera_warnings and level == DiagnosticStatus.OK:
+            level, message = DiagnosticStatus.WARN, "; ".join(warnings + self._camera_warnings)
+        status = DiagnosticStatus(level=level, name=f"{self.get_name()}: contact", message=message,
                                   hardware_id=f"ivlm_ros/{self.p['backend']}",
                                   values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         pub.publish(DiagnosticArray(header=self._diag_header(), status=[status]))
