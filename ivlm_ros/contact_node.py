@@ -30,11 +30,12 @@ from ivlm_core.backends import backend_options, create_backend
 from ivlm_core.backends.base import PERSON_LABEL
 from ivlm_core.contact_report import ReportConfig, contact_report
 from ivlm_core.diagnostics import OK, WARN, FrameStats
+from ivlm_core.labels import LabelPolicy
 from ivlm_core.pairing import FramePairer
 from ivlm_core.tracking import ContactTracker
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 from ivlm_ros import conversions, markers
-from ivlm_ros.msg import ContactArray, ObjectDetectionArray
+from ivlm_ros.msg import ContactArray
 from ivlm_ros.spin import spin_until_shutdown
 from ivlm_ros.srv import EstimateContact
 from ivlm_ros.transport import QOS_CHOICES, Inputs
@@ -129,8 +130,8 @@ class ContactNode(LifecycleNode):
             self._report = ReportConfig(self.p["contact_threshold"], self.p["grasp_clearance"])
             self._backend = self._create_backend()
             self._body_mesh = self._load_body_mesh()
-            self._objects = self._backend.objects or self._object_registry()
-            self._label_has_model: dict[str, bool] = {}
+            self._labels = LabelPolicy(self._backend.objects or self._object_registry(),
+                                       self.p["unknown_label_policy"])
         except Exception as exc:  # any load failure: stay unconfigured and say why
             self.get_logger().error(f"configure failed: {exc}")
             self._stats.last_error = f"configure: {exc}"
@@ -158,7 +159,7 @@ class ContactNode(LifecycleNode):
             self._inputs.subscribe(Image, "image", self._on_image)
         self._inputs.subscribe(CameraInfo, "camera_info", self._on_camera_info)
         if self.p["use_detections"]:
-            msg_type, self._convert_detections = self._detections_interface()
+            msg_type, self._convert_detections, _ = conversions.detection_messages(self.p["detections_type"])
             self._inputs.subscribe(msg_type, "detections", self._on_detections, depth=10)
         p = self.p
         self._tracker = ContactTracker(p["track_min_iou"], p["track_max_missed"], p["smoothing_alpha"])
@@ -233,20 +234,6 @@ class ContactNode(LifecycleNode):
 
         return ObjectRegistry(user_folder=self.p["object_mesh_folder"] or None)
 
-    def _detections_interface(self) -> tuple[type, Any]:
-        wanted = self.p["detections_type"]
-        if wanted in ("auto", "vision_msgs"):
-            try:
-                from vision_msgs.msg import Detection2DArray
-            except ImportError:
-                if wanted == "vision_msgs":
-                    raise ValueError("detections_type is 'vision_msgs' but vision_msgs is not installed; "
-                                     "install it or set detections_type to 'ivlm'") from None
-            else:
-                return Detection2DArray, conversions.detections_from_vision_msgs
-        self.get_logger().info("detections: ivlm_ros/ObjectDetectionArray (vision_msgs not used)")
-        return ObjectDetectionArray, conversions.detections_from_ivlm_msg
-
     def _stop_work(self) -> None:
         if self._inputs is not None:
             self._inputs.destroy()
@@ -290,13 +277,9 @@ class ContactNode(LifecycleNode):
         self._camera_info = msg
 
     def _on_detections(self, msg: Any) -> None:
-        stamp = _stamp_ns(msg.header)
-        try:
-            dets, error = self._convert_detections(msg, self.p["class_names"]), ""
-        except ValueError as exc:
-            dets, error = [], f"bad detections at {stamp * 1e-9:.3f}: {exc}"
+        stamp, parsed = _stamp_ns(msg.header), self._convert_detections(msg, self.p["class_names"])
         with self._lock:
-            self._pairer.add_detections(stamp, (dets, error), time.monotonic())
+            self._pairer.add_detections(stamp, (parsed.detections, parsed.problems), time.monotonic())
             self._lock.notify_all()
 
     # ------------------------------------------------------------------ worker
@@ -369,19 +352,6 @@ class ContactNode(LifecycleNode):
                              f"{width}x{height}; publish the CameraInfo of this image stream")
         return camera
 
-    def _has_model(self, label: str) -> bool:
-        """Whether the object registry has a mesh for `label` (user file or built-in), not a generic box."""
-        if label not in self._label_has_model:
-            self._label_has_model[label] = not self._objects.get(label).mesh_id.startswith("generic:")
-        return self._label_has_model[label]
-
-    def _known(self, detections: list[Detection]) -> tuple[list[Detection], list[str]]:
-        objects = {d.label for d in detections if d.label != PERSON_LABEL}
-        unknown = sorted(label for label in objects if not self._has_model(label))
-        if unknown and self.p["unknown_label_policy"] == "error":
-            detections = [d for d in detections if d.label not in unknown]
-        return detections, unknown
-
     def _process(self, msg: Image | CompressedImage, paired: tuple[list[Detection], str] | None,
                  request: CameraInfo | None = None) -> ContactArray:
         """One frame through the backend; published, or only returned for an ~/estimate `request` (its
@@ -396,14 +366,15 @@ class ContactNode(LifecycleNode):
         camera = self._camera(rgb.shape[1], rgb.shape[0], info)
         detections, problems = [], []
         if paired is not None:
-            detections, detection_error = paired
-            if detection_error:
-                raise ValueError(detection_error)
-            detections, unknown = self._known(detections)
+            detections, problems = paired[0], list(paired[1])
+            detections, unknown = self._labels.apply(detections)
             if unknown:
                 problems.append(f"unknown object label(s) {unknown}: no size prior or mesh; add "
                                 f"<label>.obj to object_mesh_folder, map ids with class_names, or set "
                                 f"unknown_label_policy to 'generic'")
+            if problems and all(d.label == PERSON_LABEL for d in detections):
+                raise ValueError("; ".join(problems) + " (no object left: frame not published, an empty "
+                                 "ContactArray would read as 'no contact')")
         t1 = time.monotonic()
         results = self._backend.estimate(rgb, detections, camera)
         t2 = time.monotonic()
@@ -436,9 +407,9 @@ class ContactNode(LifecycleNode):
                                 f"only while it is active (configure and activate it)")
             return response
         try:
-            detections = conversions.detections_from_ivlm_msg(request, self.p["class_names"])
+            parsed = conversions.detections_from_ivlm_msg(request, self.p["class_names"])
             with self._backend_lock:
-                response.contacts = self._process(request.image, (detections, ""),
+                response.contacts = self._process(request.image, (parsed.detections, parsed.problems),
                                                   request.camera_info)
             response.success, response.message = True, f"{len(response.contacts.contacts)} pair(s)"
         except Exception as exc:  # answered, never raised into the executor

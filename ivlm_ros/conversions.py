@@ -9,7 +9,7 @@ from __future__ import annotations
 import array
 import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
@@ -20,6 +20,7 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
 from ivlm_core.contact_report import ContactReport
+from ivlm_core.labels import ParsedDetections, RawDetection, parse_detections
 from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros.msg import Contact, ObjectDetectionArray
 
@@ -220,29 +221,22 @@ def _roi(box: np.ndarray | None) -> RegionOfInterest:
                             width=max(round(x1 - x0), 0), height=max(round(y1 - y0), 0))
 
 
-def _label(class_id: str, class_names: Sequence[str]) -> str:
-    """Detector class id -> label: numeric ids index `class_names` (e.g. COCO) when given."""
-    if class_names and class_id.isdigit() and int(class_id) < len(class_names):
-        return class_names[int(class_id)]
-    return class_id
-
-
-def detections_from_vision_msgs(msg: Any, class_names: Sequence[str] = ()) -> list[Detection]:
+def detections_from_vision_msgs(msg: Any, class_names: Sequence[str] = ()) -> ParsedDetections:
     """vision_msgs/Detection2DArray -> Detections, taking each detection's best hypothesis.
 
-    Boxes are centre + size in pixels; detections without a hypothesis are skipped.
+    Boxes are centre + size in pixels; detections without a hypothesis are skipped. Each detection is
+    checked on its own (ivlm_core.labels.parse_detections): a bad one is dropped with the reason.
     """
-    out = []
+    raw = []
     for det in msg.detections:
         if not det.results:
             continue
         best = max(det.results, key=lambda r: r.hypothesis.score)
         cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
         sx, sy = det.bbox.size_x, det.bbox.size_y
-        out.append(Detection(label=_label(best.hypothesis.class_id, class_names),
-                             box_xyxy=np.array([cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2]),
-                             score=float(best.hypothesis.score), id=det.id))
-    return out
+        box = [cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2]
+        raw.append(RawDetection(best.hypothesis.class_id, box, best.hypothesis.score, det.id))
+    return parse_detections(raw, class_names)
 
 
 def detections_to_vision_msgs(detections: Sequence[Detection], header: Any) -> Any:
@@ -262,15 +256,30 @@ def detections_to_vision_msgs(detections: Sequence[Detection], header: Any) -> A
     return msg
 
 
-def detections_from_ivlm_msg(msg: ObjectDetectionArray, class_names: Sequence[str] = ()) -> list[Detection]:
-    """ivlm_ros/ObjectDetectionArray (fallback without vision_msgs) -> Detections."""
-    return [
-        Detection(label=_label(d.label, class_names),
-                  box_xyxy=np.array([d.roi.x_offset, d.roi.y_offset, d.roi.x_offset + d.roi.width,
-                                     d.roi.y_offset + d.roi.height], np.float64),
-                  score=float(d.score), id=d.id)
-        for d in msg.detections
-    ]
+def detections_from_ivlm_msg(msg: ObjectDetectionArray, class_names: Sequence[str] = ()) -> ParsedDetections:
+    """ivlm_ros/ObjectDetectionArray (fallback without vision_msgs) -> Detections, each checked on its own."""
+    raw = [RawDetection(d.label, [d.roi.x_offset, d.roi.y_offset, d.roi.x_offset + d.roi.width,
+                                  d.roi.y_offset + d.roi.height], d.score, d.id) for d in msg.detections]
+    return parse_detections(raw, class_names)
+
+
+def detection_messages(wanted: str) -> tuple[type, Callable[..., ParsedDetections], Callable[..., Any]]:
+    """(message type, message -> ParsedDetections, (detections, header) -> message) for `detections_type`.
+
+    auto: vision_msgs/Detection2DArray when vision_msgs is installed, else ivlm_ros/ObjectDetectionArray.
+    """
+    if wanted not in ("auto", "vision_msgs", "ivlm"):
+        raise ValueError(f"detections_type is {wanted!r}; choose one of: auto, vision_msgs, ivlm")
+    if wanted != "ivlm":
+        try:
+            from vision_msgs.msg import Detection2DArray
+        except ImportError:
+            if wanted == "vision_msgs":
+                raise ValueError("detections_type is 'vision_msgs' but vision_msgs is not installed; install "
+                                 "it or set detections_type to 'ivlm'") from None
+        else:
+            return Detection2DArray, detections_from_vision_msgs, detections_to_vision_msgs
+    return ObjectDetectionArray, detections_from_ivlm_msg, detections_to_ivlm_msg
 
 
 def detections_to_ivlm_msg(detections: Sequence[Detection], header: Any) -> ObjectDetectionArray:

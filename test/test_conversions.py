@@ -118,7 +118,8 @@ def _detections() -> list[Detection]:
 
 
 def test_ivlm_detection_message_round_trip():
-    back = conversions.detections_from_ivlm_msg(conversions.detections_to_ivlm_msg(_detections(), _header()))
+    msg = conversions.detections_to_ivlm_msg(_detections(), _header())
+    back = conversions.detections_from_ivlm_msg(msg).detections
     for a, b in zip(_detections(), back, strict=True):
         assert (a.label, a.id) == (b.label, b.id)
         assert b.score == pytest.approx(a.score)
@@ -128,11 +129,11 @@ def test_ivlm_detection_message_round_trip():
 def test_vision_msgs_detection_round_trip_and_class_names():
     pytest.importorskip("vision_msgs.msg", reason="vision_msgs not installed (../shared/ros2)")
     msg = conversions.detections_to_vision_msgs(_detections(), _header())
-    back = conversions.detections_from_vision_msgs(msg)
+    back = conversions.detections_from_vision_msgs(msg).detections
     assert [d.label for d in back] == ["person", "cup"]
     np.testing.assert_allclose(back[0].box_xyxy, [10, 20, 110, 220])
     msg.detections[1].results[0].hypothesis.class_id = "1"
-    assert conversions.detections_from_vision_msgs(msg, ["person", "cup"])[1].label == "cup"
+    assert conversions.detections_from_vision_msgs(msg, ["person", "cup"]).detections[1].label == "cup"
 
 
 def test_contact_message_lists_vertices_above_threshold_with_their_points():

@@ -314,3 +314,25 @@ def test_compressed_camera_input(ros, photo):
         node.trigger_cleanup()
         executor.remove_node(node)
         node.destroy_node()
+
+
+def test_one_bad_box_costs_only_itself_and_a_nameless_class_id_is_never_published_as_no_contact(ros, photo):
+    _, h, *_ = ros
+    rgb, detections = photo
+    h.diagnostics.clear()
+    header = h.publish(rgb, None)
+    msg = conversions.detections_to_ivlm_msg(detections, header)
+    for label, (x, y, w, hh) in (("cup", (10, 10, 0, 30)), ("", (5, 5, 15, 15))):  # zero width, no class id
+        msg.detections.append(type(msg.detections[0])(label=label))
+        roi = msg.detections[-1].roi
+        roi.x_offset, roi.y_offset, roi.width, roi.height = x, y, w, hh
+    h.det_pub.publish(msg)
+    out = h.wait_contacts(header)
+    assert out is not None and [c.object_label for c in out.contacts] == ["cup"], "the good cup was lost"
+    status = h.wait_error("dropped")
+    assert status is not None and "empty class_id" in status.message
+    numeric = [type(d)("41" if d.label != "person" else d.label, d.box_xyxy, d.score, d.id)
+               for d in detections]
+    header = h.publish(rgb, numeric)  # a COCO id without class_names: no object it can name
+    assert h.wait_error("class_names is empty") is not None
+    assert h.wait_contacts(header, timeout=1.0) is None, "an empty ContactArray would read as 'no contact'"
