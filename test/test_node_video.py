@@ -12,6 +12,7 @@ pytest.importorskip("ivlm_ros.msg", reason="ivlm_ros messages are not built")
 from visualization_msgs.msg import Marker  # noqa: E402
 
 from ivlm_core.body import load_body_model  # noqa: E402
+from ivlm_core.colours import CONTACT_RGB, NO_CONTACT_RGB  # noqa: E402
 from ivlm_core.objects import ObjectRegistry  # noqa: E402
 from ivlm_core.types import ContactResult, Detection  # noqa: E402
 from ivlm_ros.markers import body_marker, contact_markers, decimate, object_marker  # noqa: E402
@@ -38,7 +39,7 @@ def test_body_marker_meets_the_triangle_budget_and_keeps_a_small_contact_patch(a
     m = body_marker(None, 1, anny.canonical_vertices, p, mesh)
     assert m.type == Marker.TRIANGLE_LIST and len(m.points) == 3 * len(mesh.faces) == len(m.colors)
     red = np.array([[c.r, c.g, c.b] for c in m.colors])
-    assert np.any(np.all(np.isclose(red, [1.0, 0.1, 0.1]), axis=1)), "the contact patch vanished"
+    assert np.any(np.all(np.isclose(red, CONTACT_RGB, atol=1e-6), axis=1)), "the contact patch vanished"
     assert all(c.a > 0 for c in m.colors)
     xyz = np.array([[q.x, q.y, q.z] for q in m.points])
     extent = np.ptp(anny.canonical_vertices, axis=0)
@@ -75,4 +76,5 @@ def test_object_marker_places_the_registry_mesh_at_the_reconstructed_pose(budget
     corners = cup.vertices[mesh.kept[mesh.faces.reshape(-1)]].astype(np.float64)
     np.testing.assert_allclose(xyz, 2.0 * corners @ pose[:3, :3].T + pose[:3, 3], atol=1e-6)
     red = np.array([[c.r, c.g, c.b] for c in m.colors])
-    assert np.isclose(red[:, 1], 0.1).any() and np.isclose(red[:, 1], 0.75).any()
+    assert np.isclose(red[:, 1], CONTACT_RGB[1], atol=1e-6).any()  # contact and no contact both shown
+    assert np.isclose(red[:, 1], NO_CONTACT_RGB[1], atol=1e-6).any()
