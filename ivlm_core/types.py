@@ -170,6 +170,9 @@ class Reconstruction:
     # Object surface with a clearance from every contact: candidate grasp regions for a robot (handover).
     grasp_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     grasp_normals: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    # Frames since this pair's pose was last searched from scratch (0: in this frame; video tracking);
+    # None when no pose was fitted (nothing to place the object against).
+    frames_since_search: int | None = None
 
 
 @dataclass

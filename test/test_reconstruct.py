@@ -157,10 +157,37 @@ def test_inconsistent_box_fails_the_checks(solved):
 
 def test_warm_start_keeps_the_previous_pose(solved):
     scene, first = solved[2]
+    assert first.frames_since_search == 0
     again = _run(scene, init=first)
-    assert again.ok
+    assert again.ok and again.frames_since_search == 1  # refined from the previous pose, no search
     assert np.linalg.norm(again.object_pose[:3, 3] - first.object_pose[:3, 3]) < 0.02
     assert rotation_error_deg(scene.obj, again.object_pose[:3, :3], first.object_pose[:3, :3]) < 10.0
+
+
+def test_lost_track_is_searched_again_in_the_same_frame(solved):
+    scene, first = solved[2]
+    moved = replace(first, object_pose=first.object_pose.copy(), frames_since_search=4)
+    moved.object_pose[:3, 3] += [0.4, 0.0, 0.3]  # the object moved far since the previous frame
+    again = _run(scene, init=moved)
+    assert again.ok and again.frames_since_search == 0
+    assert np.linalg.norm(again.object_pose[:3, 3] - first.object_pose[:3, 3]) < 0.03
+
+
+def test_failed_pair_is_searched_again_every_few_frames(solved):
+    scene, good = solved[0]
+    c, half = 0.5 * (scene.box[:2] + scene.box[2:]), 2.5 * (scene.box[2:] - scene.box[:2])
+    bad_box = np.concatenate([c - half, c + half])
+    failed = _run(scene, box=bad_box, mask=None)
+    assert not failed.ok and failed.frames_since_search == 0
+    carried = _run(scene, box=bad_box, mask=None, init=failed)
+    every = ReconstructConfig().full_search_every
+    assert not carried.ok and carried.frames_since_search == 1
+    assert carried.reason.endswith(f"searched again in {every - 1} frame(s)") and "IoU" in carried.reason
+    np.testing.assert_array_equal(carried.body_contact_vertex_ids, good.body_contact_vertex_ids)
+    # Once due, the search runs again and finds the object where the box now agrees.
+    due = replace(carried, frames_since_search=every - 1)
+    found = _run(scene, init=due)
+    assert found.ok and found.frames_since_search == 0
 
 
 @dataclass(frozen=True)
@@ -242,7 +269,9 @@ def test_levenberg_marquardt_refines_a_perturbed_pose(solved, monkeypatch):
         shift = rng.normal(size=3)
         t0 = scene.translation + 0.03 * shift / np.linalg.norm(shift)
         for schedule, losses in (((Stage(1, 0, True),), before), ((Stage(1, 8, True),), after)):
-            fit = pose.fit_object_pose(targets, R0[None], t0[None], **(options | {"schedule": schedule}))
+            fit = pose.fit_object_pose(
+                targets, R0[None], t0[None], **(options | {"schedule": schedule, "s0": None})
+            )
             losses.append(fit.loss)
         errors.append(rotation_error_deg(scene.obj, fit.rotation, scene.rotation))
     assert all(a < 0.6 * b for a, b in zip(after, before, strict=True)), (before, after)

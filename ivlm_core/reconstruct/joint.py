@@ -59,11 +59,12 @@ class ReconstructConfig:
     # How many starting rotations survive each stage, and its Levenberg-Marquardt steps.
     schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE
     contact_spins: int = 12  # starting rotations that turn the contact surfaces to face each other
-    # Used instead when the previous frame's pose is given (`init`): fewer survivors and steps.
-    warm_schedule: tuple[Stage, ...] = (
-        Stage(keep=3, iterations=3, penetration=False),
-        Stage(keep=1, iterations=3, penetration=True),
-    )
+    # Video: the previous frame's pose (`init`) alone is refined with this schedule; only when that
+    # fails the checks (the object moved too far) is the full search run, in the same frame.
+    warm_schedule: tuple[Stage, ...] = (Stage(keep=1, iterations=4, penetration=True),)
+    # A pair whose previous pose failed the checks is tracked from it too (cheap), but searched from
+    # scratch again after this many frames, so that a wrong pose does not stick.
+    full_search_every: int = 10
     weights: PoseWeights = field(default_factory=PoseWeights)
     # Checks a pose must pass to be reported as good (Reconstruction.ok).
     # A quarter of the body's contact region must lie within this distance of the object surface.
@@ -81,6 +82,8 @@ class ReconstructConfig:
             raise ValueError(f"contact_threshold must be in (0, 1], got {self.contact_threshold}")
         if self.grasp_clearance_m < 0:
             raise ValueError(f"grasp_clearance_m must be >= 0, got {self.grasp_clearance_m}")
+        if self.full_search_every < 1:
+            raise ValueError(f"full_search_every must be >= 1 frame, got {self.full_search_every}")
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,10 @@ def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _Mesh
                 del _MESH_CACHE[next(iter(_MESH_CACHE))]
             _MESH_CACHE[key] = data
     return data
+
+
+_NEXT_SEARCH = "; searched again in "  # how a failure carried over from a previous frame says so
+_LOCAL_BODY_M = 0.1  # the penetration check looks this far around the placed object for body vertices
 
 
 def _even_subset(n: int, k: int) -> np.ndarray:
@@ -219,7 +226,10 @@ def reconstruct(
     body_contact_probs: (V,) in [0, 1]. object_mesh: metric mesh in its own frame (vertices (Vo, 3),
     metres); object_contact_probs: (Vo,). object_box: (4,) [x0, y0, x1, y1] pixels; object_mask:
     optional (H, W) bool. body_normals: optional (V, 3) outward unit normals (computed when None).
-    init: the previous frame's result for this pair, used as an extra starting pose when it was ok.
+    init: the previous frame's result for this pair (video). After an ok frame its pose alone is
+    refined (`warm_schedule`), with the full search only when that fails the checks; after a failed
+    search the failure is carried over (with this frame's body contact, saying when the next search
+    is) and the full search runs again every `full_search_every` frames.
     object_size_known: False when the mesh's metric size is a guess (the registry's generic boxes): its
     scale is then first set from the box at the contact's depth and bounded by `unknown_size_range`;
     None reads it from the mesh id (`generic:` meshes are of unknown size).
@@ -268,6 +278,17 @@ def reconstruct(
             body_nrm,
         )
 
+    tracked = init is not None and (init.ok or init.frames_since_search is not None)  # has a pose
+    if tracked and not init.ok and init.frames_since_search + 1 < cfg.full_search_every:
+        # Video: this pair failed its checks in a recent frame and is searched again only every
+        # `full_search_every` frames (a failed pose publishes nothing; searching costs ~20 ms a pair).
+        reason = init.reason.split(_NEXT_SEARCH)[0]
+        left = cfg.full_search_every - init.frames_since_search - 1
+        result = _failed(f"{reason}{_NEXT_SEARCH}{left} frame(s)", body_ids, body_pts, body_nrm)
+        result.object_pose, result.object_scale = init.object_pose, init.object_scale
+        result.frames_since_search = init.frames_since_search + 1
+        return result
+
     mesh_data = _mesh_data(ov, of, max(cfg.grasp_samples, 64))
     samples, sample_normals = mesh_data.samples, mesh_data.sample_normals
     obj_ids = np.flatnonzero(op >= thr)
@@ -294,7 +315,6 @@ def reconstruct(
     scale_range = (scale_prior * scale_range[0], scale_prior * scale_range[1])
     near = np.flatnonzero(np.linalg.norm(bv - centre_b, axis=1) < extent * scale_range[1] + 0.1)
 
-    near_tree = cKDTree(bv[near])
     probes = _even_subset(len(near), cfg.body_points)
 
     def t32(a: np.ndarray) -> np.ndarray:
@@ -324,6 +344,26 @@ def reconstruct(
         if mask_targets is not None:
             targets.mask_distance, targets.mask_window, targets.mask_samples = mask_targets
 
+    def solve(R0: np.ndarray, t0: np.ndarray, s0: np.ndarray, schedule: tuple[Stage, ...]) -> Reconstruction:
+        fit = fit_object_pose(
+            targets, R0, t0, scale_prior=scale_prior, scale_range=scale_range, s0=s0, weights=cfg.weights,
+            schedule=schedule,
+        )
+        return _checked_result(
+            fit, cfg, camera, box, bv, bn, bv[cb], ov, obj_vertex_normals, obj_ids,
+            samples, sample_normals, body_ids, body_pts, body_nrm,
+        )
+
+    previous = (
+        (init.object_pose[None, :3, :3], init.object_pose[None, :3, 3], np.array([init.object_scale]))
+        if tracked
+        else (np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0))
+    )
+    if tracked and init.ok:  # video: refine the previous frame's pose alone
+        result = solve(*previous, cfg.warm_schedule)
+        result.frames_since_search = (init.frames_since_search or 0) + 1
+        if result.ok:
+            return result
     # Starting poses: rotations that make the contact surfaces face each other, the cube group, and the
     # previous frame's pose; each translated so that the object's contact centroid sits on the body's.
     n_obj = (obj_vertex_normals[co] * obj_c_w[:, None]).sum(0) if len(co) else None
@@ -334,40 +374,10 @@ def reconstruct(
         n = bn[cb].mean(0)
         t0 = t0 + 0.5 * scale_prior * extent * n / max(np.linalg.norm(n), 1e-9)
     s0 = np.full(len(R0), scale_prior)
-    if init is not None and init.ok:
-        R0 = np.concatenate([init.object_pose[None, :3, :3], R0])
-        t0 = np.concatenate([init.object_pose[None, :3, 3], t0])
-        s0 = np.concatenate([[init.object_scale], s0])
-
-    fit = fit_object_pose(
-        targets,
-        R0,
-        t0,
-        scale_prior=scale_prior,
-        scale_range=scale_range,
-        s0=s0,
-        weights=cfg.weights,
-        schedule=cfg.warm_schedule if init is not None and init.ok else cfg.schedule,
-    )
-    return _checked_result(
-        fit,
-        cfg,
-        camera,
-        box,
-        bv,
-        bn,
-        bv[cb],
-        near,
-        near_tree,
-        ov,
-        obj_vertex_normals,
-        obj_ids,
-        samples,
-        sample_normals,
-        body_ids,
-        body_pts,
-        body_nrm,
-    )
+    R0, t0, s0 = (np.concatenate([p, a]) for p, a in zip(previous, (R0, t0, s0), strict=True))
+    result = solve(R0, t0, s0, cfg.schedule)
+    result.frames_since_search = 0
+    return result
 
 
 def _checked_result(
@@ -378,8 +388,6 @@ def _checked_result(
     bv: np.ndarray,
     bn: np.ndarray,
     body_contact: np.ndarray,
-    near: np.ndarray,
-    near_tree: cKDTree,
     ov: np.ndarray,
     ovn: np.ndarray,
     obj_ids: np.ndarray,
@@ -398,8 +406,15 @@ def _checked_result(
     uv = camera.project(placed_v)
     iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
     gap = float(np.percentile(cKDTree(surface).query(body_contact)[0], 25))
-    _, nn = near_tree.query(placed_s)  # over bv[near]
-    inside = -np.einsum("ij,ij->i", placed_s - bv[near][nn], bn[near][nn])
+    # Depth of the object's surface inside the body, from the nearest body vertex's tangent plane; only
+    # the body around the placed object can be that vertex for any point within _LOCAL_BODY_M of it.
+    lo, hi = placed_s.min(0) - _LOCAL_BODY_M, placed_s.max(0) + _LOCAL_BODY_M
+    local = np.flatnonzero(np.all((bv >= lo) & (bv <= hi), axis=1))
+    inside = np.zeros(len(placed_s))
+    if len(local):
+        dist, nn = cKDTree(bv[local]).query(placed_s)
+        inside = -np.einsum("ij,ij->i", placed_s - bv[local[nn]], bn[local[nn]])
+        inside[dist > _LOCAL_BODY_M] = 0.0  # nearest body vertex may lie outside the box: not inside
     penetration = float(np.percentile(np.clip(inside, 0, None), 90))
     min_depth = float(surface[:, 2].min())
 
