@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 import rclpy
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
@@ -32,6 +32,7 @@ from ivlm_core.contact_report import ReportConfig, contact_report
 from ivlm_core.diagnostics import OK, WARN, FrameStats
 from ivlm_core.labels import LabelPolicy
 from ivlm_core.pairing import FramePairer
+from ivlm_core.settings import NOT_LIVE, SETTINGS, Setting, backend_kwargs, check_settings, unknown_names
 from ivlm_core.tracking import ContactTracker
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 from ivlm_ros import conversions, markers
@@ -40,64 +41,15 @@ from ivlm_ros.spin import spin_until_shutdown
 from ivlm_ros.srv import EstimateContact
 from ivlm_ros.transport import QOS_CHOICES, Inputs
 
-# name -> (default, description, range (lo, hi) or choices); every one is also in config/contact.yaml
-PARAMETERS: dict[str, tuple[Any, str, Any]] = {
-    "backend": ("keypoint", "contact estimator", ("keypoint", "interactvlm")),
-    "backend_options": ("", "extra backend constructor options, a YAML mapping ('{checkpoint: /x}')", None),
-    "device": ("cpu", "torch device for the backend: cpu, cuda, cuda:1", None),
-    "body_model": ("anny", "body model the vertex ids refer to", ("anny", "smpl", "smplh", "smplx")),
-    "body_model_path": ("", "folder with SMPL-family model files (not needed for anny)", None),
-    "object_mesh_folder": ("", "user object meshes named after labels ('' = built-in shapes only)", None),
-    "video": (True, "frames are consecutive (a tracking backend reuses the previous fit)", None),
-    "reconstruct": (False, "place each object against the body in 3D (pose, object contact points, grasp "
-                    "points, object marker); the keypoint backend needs ~0.15 s per contact pair on a CPU",
-                    None),
-    "grasp_clearance": (ReportConfig.grasp_clearance_m,
-                        "metres kept between published grasp points and every body or object contact point "
-                        f"(the reconstruction keeps {ReportConfig.grasp_clearance_m} m; less adds none)",
-                        (0.0, 0.5)),
-    "contact_threshold": (ReportConfig.contact_threshold, "vertex contact probability threshold", (0.0, 1.0)),
-    "max_rate_hz": (10.0, "most images processed per second (0 = as fast as the backend runs)", (0.0, 120.0)),
-    "image_qos": ("auto", "QoS of the inputs: auto = reliable when every publisher of the topic is, else "
-                  "best effort (re-checked as publishers come and go); or force reliable / best_effort",
-                  QOS_CHOICES),
-    "max_image_pixels": (conversions.MAX_IMAGE_PIXELS, "larger images are refused before decoding (width x "
-                         "height; the default is above 8K UHD)", (1, 150_000_000)),
-    "use_compressed": (False, "subscribe to sensor_msgs/CompressedImage on 'image/compressed'", None),
-    "use_detections": (True, "pair images with detections; false: the backend finds people alone", None),
-    "detections_type": ("auto", "detections message: auto = vision_msgs/Detection2DArray when installed, "
-                        "else ivlm_ros/ObjectDetectionArray", ("auto", "vision_msgs", "ivlm")),
-    "class_names": ([""], "label of each numeric detector class id, e.g. the 80 COCO names "
-                    "([''] = class ids are labels)", None),
-    "unknown_label_policy": ("error", "labels without an object model: error = skip them and report, "
-                             "generic = use a generic box and warn", ("error", "generic")),
-    "pairing_tolerance_s": (0.05, "largest image/detections stamp difference that pairs them", (0.0, 1.0)),
-    "detection_wait_s": (1.0, "most time an image waits for its detections (the wait adapts to the "
-                         "detector's measured delay below this); then it is skipped and reported",
-                         (0.0, 10.0)),
-    "default_fov_deg": (60.0, "horizontal field of view used until a CameraInfo arrives", (10.0, 170.0)),
-    "smoothing_alpha": (0.6, "weight of the newest frame in the per-pair contact average (1 = no smoothing)",
-                        (0.01, 1.0)),
-    "track_min_iou": (0.3, "box overlap that keeps a person id across frames", (0.0, 1.0)),
-    "track_max_missed": (15, "frames a person id (and its smoothing) survives unseen", (0, 1000)),
-    "publish_markers": (True, "publish RViz markers (only while someone subscribes)", None),
-    "marker_rate_hz": (2.0, "most marker arrays per second", (0.1, 60.0)),
-    "marker_max_triangles": (2000, "triangle budget of each body and object mesh marker", (100, 100000)),
-    "diagnostics_period_s": (1.0, "period of /diagnostics", (0.1, 60.0)),
+# every setting of ivlm_core.settings plus the transport's; each is also in config/contact.yaml
+PARAMETERS: dict[str, Setting] = {
+    **SETTINGS,
+    "image_qos": Setting("auto", "QoS of the inputs: auto = reliable when every publisher of the topic is, "
+                         "else best effort (re-checked as publishers come and go); or force reliable / "
+                         "best_effort", QOS_CHOICES),
+    "max_image_pixels": Setting(conversions.MAX_IMAGE_PIXELS, "larger images are refused before decoding "
+                                "(width x height; the default is above 8K UHD)", (1, 150_000_000), live=True),
 }
-
-
-
-
-def _descriptor(name: str, description: str, limits: Any, default: Any) -> ParameterDescriptor:
-    d = ParameterDescriptor(name=name, description=description, read_only=True)
-    if isinstance(limits, tuple) and isinstance(limits[0], str):
-        d.description += f" (one of: {', '.join(limits)})"
-    elif isinstance(limits, tuple) and isinstance(default, int) and not isinstance(default, bool):
-        d.integer_range = [IntegerRange(from_value=limits[0], to_value=limits[1], step=1)]
-    elif isinstance(limits, tuple):
-        d.floating_point_range = [FloatingPointRange(from_value=float(limits[0]), to_value=float(limits[1]))]
-    return d
 
 
 class ContactNode(LifecycleNode):
@@ -105,8 +57,15 @@ class ContactNode(LifecycleNode):
 
     def __init__(self, node_name: str = "contact_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for name, (default, description, limits) in PARAMETERS.items():
-            self.declare_parameter(name, default, _descriptor(name, description, limits, default))
+        for name, spec in PARAMETERS.items():  # typed and ranged by our checks: a bad value fails configure
+            self.declare_parameter(name, spec.default, ParameterDescriptor(
+                name=name, description=spec.describe(), dynamic_typing=True))
+        # rclpy keeps the params file's entries for this node in _parameter_overrides (no public accessor)
+        overrides = set(getattr(self, "_parameter_overrides", {})) - set(self._parameters)
+        self._parameter_warnings = unknown_names(overrides, PARAMETERS)  # also in diagnostics
+        for warning in self._parameter_warnings:
+            self.get_logger().warning(warning)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
         self._backend = None
         self._lock = threading.Condition()
         self._pairer = FramePairer()
@@ -127,7 +86,9 @@ class ContactNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self._read_parameters()
-            self._report = ReportConfig(self.p["contact_threshold"], self.p["grasp_clearance"])
+            p = self.p
+            self._report = ReportConfig(p["contact_threshold"], p["grasp_clearance"])
+            self._tracker = ContactTracker(p["track_min_iou"], p["track_max_missed"], p["smoothing_alpha"])
             self._backend = self._create_backend()
             self._body_mesh = self._load_body_mesh()
             self._labels = LabelPolicy(self._backend.objects or self._object_registry(),
@@ -161,8 +122,6 @@ class ContactNode(LifecycleNode):
         if self.p["use_detections"]:
             msg_type, self._convert_detections, _ = conversions.detection_messages(self.p["detections_type"])
             self._inputs.subscribe(msg_type, "detections", self._on_detections, depth=10)
-        p = self.p
-        self._tracker = ContactTracker(p["track_min_iou"], p["track_max_missed"], p["smoothing_alpha"])
         self._last_markers = self._last_start = 0.0
         self._pairer = FramePairer(self.p["pairing_tolerance_s"], self.p["detection_wait_s"],
                                    use_detections=self.p["use_detections"])
@@ -181,16 +140,19 @@ class ContactNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_work()
-        self._release_publishers()
-        self._free_backend()
+        self._release()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_shutdown(state)
+
+    def _release(self) -> None:
+        """Undo configure (cleanup, shutdown): workers, inputs, publishers, timer, backend, meshes."""
         self._stop_work()
         self._release_publishers()
         self._free_backend()
-        return super().on_shutdown(state)
+        self._body_mesh = self._labels = None
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_work()
@@ -199,22 +161,33 @@ class ContactNode(LifecycleNode):
 
     # ------------------------------------------------------------------ set-up helpers
     def _read_parameters(self) -> None:
-        self.p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        for name, (_, _, limits) in PARAMETERS.items():
-            if isinstance(limits, tuple) and isinstance(limits[0], str) and self.p[name] not in limits:
-                raise ValueError(f"parameter {name} is {self.p[name]!r}; choose one of: {', '.join(limits)}")
-        self.p["class_names"] = [n for n in self.p["class_names"] if n]
-        options = yaml.safe_load(self.p["backend_options"]) if self.p["backend_options"].strip() else {}
-        if not isinstance(options, dict):
-            raise ValueError(f"backend_options must be a YAML mapping, got {self.p['backend_options']!r}")
-        self.p["backend_options"] = options
+        self.p = check_settings(PARAMETERS, {name: self.get_parameter(name).value for name in PARAMETERS})
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Live settings are checked and applied at once; the others change only while unconfigured."""
+        configured = self._state_machine.current_state[1] != "unconfigured"
+        try:
+            changed = {}
+            for param in params:
+                spec = PARAMETERS.get(param.name)
+                if spec is not None and configured and not spec.live:
+                    raise ValueError(f"parameter {param.name} {NOT_LIVE}")
+                if spec is not None:
+                    changed[param.name] = spec.check(param.name, param.value)
+            if configured and changed:
+                p = {**self.p, **changed}
+                self._report = ReportConfig(p["contact_threshold"], p["grasp_clearance"])
+                self._labels.policy, self.p = p["unknown_label_policy"], p
+                with self._lock:
+                    self._tracker.configure(p["track_min_iou"], p["track_max_missed"], p["smoothing_alpha"])
+                    self._pairer.tolerance_s, self._pairer.max_wait_s = (p["pairing_tolerance_s"],
+                                                                         p["detection_wait_s"])
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
 
     def _create_backend(self) -> Any:
-        accepted = backend_options(self.p["backend"])
-        shared = ("device", "body_model", "body_model_path", "object_mesh_folder", "video", "reconstruct",
-                  "default_fov_deg")
-        options = {k: self.p[k] for k in shared if k in accepted and self.p[k] != ""}
-        options.update(self.p["backend_options"])
+        options = backend_kwargs(self.p, backend_options(self.p["backend"]))
         t0 = time.monotonic()
         backend = create_backend(self.p["backend"], **options)
         self.get_logger().info(f"backend '{self.p['backend']}' loaded in {time.monotonic() - t0:.1f} s")
@@ -483,7 +456,8 @@ class ContactNode(LifecycleNode):
         delay = self._pairer.delay_s
         values = {"backend": self.p["backend"], "device": self.p["device"], **s.values(),
                   "detection_delay_ms": "" if delay is None else f"{delay * 1e3:.0f}",
-                  "detection_wait_s": f"{self._pairer.wait_s:.2f}"}
+                  "detection_wait_s": f"{self._pairer.wait_s:.2f}",
+                  "parameter_warnings": "; ".join(self._parameter_warnings)}
         inputs, warnings = self._inputs.status() if self._inputs is not None else ({}, [])
         values.update(inputs)
         level, message = bytes([s.level]), s.message  # diagnostic_msgs levels are bytes
@@ -510,7 +484,6 @@ def main(args: list[str] | None = None) -> None:
     node = ContactNode()
 
     def cleanup() -> None:
-        node._stop_work()
-        node._free_backend()
+        node._release()
 
     spin_until_shutdown(node, cleanup)
