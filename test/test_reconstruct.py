@@ -278,20 +278,15 @@ def test_levenberg_marquardt_refines_a_perturbed_pose(solved, monkeypatch):
     assert np.median(errors) < 15.0, errors
 
 
-def test_object_mesh_data_is_cached_by_content(solved):
-    """Per-mesh samples, normals and hull are computed once per mesh content; the cache changes no result."""
+def test_object_mesh_data_is_kept_on_the_mesh(solved):
+    """Per-mesh samples, normals and hull are computed once and kept on the mesh; that changes no result."""
     scene, first = solved[0]
-    joint._MESH_CACHE.clear()
+    kept = scene.obj._derived[("reconstruct", ReconstructConfig().grasp_samples)]
     again = _run(scene)
-    assert len(joint._MESH_CACHE) == 1
-    copy = replace(scene, obj=replace(scene.obj, vertices=scene.obj.vertices.copy()))
-    cached = _run(copy)
-    assert len(joint._MESH_CACHE) == 1  # equal content, other arrays: the same entry
-    np.testing.assert_array_equal(cached.object_pose, again.object_pose)
+    assert scene.obj._derived[("reconstruct", ReconstructConfig().grasp_samples)] is kept
     np.testing.assert_allclose(again.object_pose, first.object_pose, atol=1e-6)
-    bigger = replace(scene, obj=replace(scene.obj, vertices=1.1 * scene.obj.vertices))
-    _run(bigger)
-    assert len(joint._MESH_CACHE) == 2
+    plain = _GenericMesh("builtin:" + scene.obj.name, scene.obj.vertices, scene.obj.faces)  # nowhere to keep
+    np.testing.assert_allclose(_run(replace(scene, obj=plain)).object_pose, first.object_pose, atol=1e-6)
 
 
 def test_bad_input_raises_value_error(solved):

@@ -7,8 +7,6 @@ on both surfaces, candidate grasp regions away from the person, and a quality sc
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +29,11 @@ from ivlm_core.types import CameraIntrinsics, Reconstruction
 
 
 class MeshLike(Protocol):
-    """Any metric triangle mesh, e.g. `ivlm_core.objects.ObjectMesh`: vertices (V, 3) metres, faces (F, 3)."""
+    """Any metric triangle mesh, e.g. `ivlm_core.objects.ObjectMesh`: vertices (V, 3) metres, faces (F, 3).
+
+    A mesh with a `derived(key, make)` method (ObjectMesh, `ivlm_core.testing.SceneObject`) keeps what
+    the reconstruction derives from it (normals, surface samples, hull) on itself, computed once.
+    """
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -96,32 +98,22 @@ class _MeshData:
     hull: np.ndarray  # (H, 3) convex hull vertices: the mesh's projected box is theirs
 
 
-_MESH_CACHE: dict[tuple[bytes, int], _MeshData] = {}
-_MESH_CACHE_SIZE = 32  # meshes kept; a scene rarely holds more object kinds
-_MESH_CACHE_LOCK = threading.Lock()  # nodes may reconstruct from several executor threads
+def _mesh_data(mesh: MeshLike, vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _MeshData:
+    """_MeshData of `mesh` (its checked `vertices`, `faces`): kept on the mesh when it can keep derived
+    data (the registry hands out the same ObjectMesh every frame), else computed for this call."""
 
-
-def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _MeshData:
-    """_MeshData of a mesh, computed once per mesh content (the registry hands out the same meshes every
-    frame) and then served from a small cache keyed by a hash of the vertices and faces."""
-    digest = hashlib.blake2b(vertices.tobytes() + faces.tobytes(), digest_size=16).digest()
-    key = (digest + str(vertices.shape).encode(), n_samples)
-    with _MESH_CACHE_LOCK:
-        data = _MESH_CACHE.get(key)
-    if data is None:
-        mesh = trimesh.Trimesh(vertices, faces, process=False)
-        samples, sample_faces = trimesh.sample.sample_surface(mesh, n_samples, seed=0)
+    def make() -> _MeshData:
+        tri = trimesh.Trimesh(vertices, faces, process=False)
+        samples, sample_faces = trimesh.sample.sample_surface(tri, n_samples, seed=0)
         normals = vertex_normals(vertices, faces)
-        arrays = (normals, samples, mesh.face_normals[sample_faces], mesh.convex_hull.vertices)
+        arrays = (normals, samples, tri.face_normals[sample_faces], tri.convex_hull.vertices)
         arrays = tuple(np.array(a, np.float64) for a in arrays)
         for a in arrays:
             a.setflags(write=False)  # shared by every later call with this mesh
-        data = _MeshData(*arrays)
-        with _MESH_CACHE_LOCK:
-            if len(_MESH_CACHE) >= _MESH_CACHE_SIZE:
-                del _MESH_CACHE[next(iter(_MESH_CACHE))]
-            _MESH_CACHE[key] = data
-    return data
+        return _MeshData(*arrays)
+
+    derived = getattr(mesh, "derived", None)
+    return make() if derived is None else derived(("reconstruct", n_samples), make)
 
 
 _NEXT_SEARCH = "; searched again in "  # how a failure carried over from a previous frame says so
@@ -289,7 +281,7 @@ def reconstruct(
         result.frames_since_search = init.frames_since_search + 1
         return result
 
-    mesh_data = _mesh_data(ov, of, max(cfg.grasp_samples, 64))
+    mesh_data = _mesh_data(object_mesh, ov, of, max(cfg.grasp_samples, 64))
     samples, sample_normals = mesh_data.samples, mesh_data.sample_normals
     obj_ids = np.flatnonzero(op >= thr)
     obj_vertex_normals = mesh_data.vertex_normals
