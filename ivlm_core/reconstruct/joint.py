@@ -95,7 +95,8 @@ class _MeshData:
     vertex_normals: np.ndarray  # (V, 3) unit
     samples: np.ndarray  # (S, 3) surface samples (fixed seed)
     sample_normals: np.ndarray  # (S, 3) unit, their faces' normals
-    hull: np.ndarray  # (H, 3) convex hull vertices: the mesh's projected box is theirs
+    hull: np.ndarray  # (H, 3) convex hull vertices: the mesh's projected box and nearest depth are theirs
+    surface: cKDTree  # over the vertices and the samples: distances to the surface, in the mesh frame
 
 
 def _mesh_data(mesh: MeshLike, vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _MeshData:
@@ -110,7 +111,7 @@ def _mesh_data(mesh: MeshLike, vertices: np.ndarray, faces: np.ndarray, n_sample
         arrays = tuple(np.array(a, np.float64) for a in arrays)
         for a in arrays:
             a.setflags(write=False)  # shared by every later call with this mesh
-        return _MeshData(*arrays)
+        return _MeshData(*arrays, surface=cKDTree(np.concatenate([vertices, arrays[1]])))
 
     derived = getattr(mesh, "derived", None)
     return make() if derived is None else derived(("reconstruct", n_samples), make)
@@ -342,8 +343,7 @@ def reconstruct(
             schedule=schedule,
         )
         return _checked_result(
-            fit, cfg, camera, box, bv, bn, bv[cb], ov, obj_vertex_normals, obj_ids,
-            samples, sample_normals, body_ids, body_pts, body_nrm,
+            fit, cfg, camera, box, bv, bn, bv[cb], ov, mesh_data, obj_ids, body_ids, body_pts, body_nrm
         )
 
     previous = (
@@ -381,23 +381,21 @@ def _checked_result(
     bn: np.ndarray,
     body_contact: np.ndarray,
     ov: np.ndarray,
-    ovn: np.ndarray,
+    mesh: _MeshData,
     obj_ids: np.ndarray,
-    samples: np.ndarray,
-    sample_normals: np.ndarray,
     body_ids: np.ndarray,
     body_pts: np.ndarray,
     body_nrm: np.ndarray,
 ) -> Reconstruction:
     """Apply the fitted pose, run the checks, score the pair and fill the result."""
     R, t, s = fit.rotation, fit.translation, fit.scale
-    placed_v = s * ov @ R.T + t
-    placed_s = s * samples @ R.T + t
-    surface = np.concatenate([placed_v, placed_s])
+    placed_s = s * mesh.samples @ R.T + t
+    placed_hull = s * mesh.hull @ R.T + t
 
-    uv = camera.project(placed_v)
+    uv = camera.project(placed_hull)
     iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
-    gap = float(np.percentile(cKDTree(surface).query(body_contact)[0], 25))
+    # Body contact into the mesh frame (p = R^T (x - t) / s), where the surface's KD-tree is kept.
+    gap = s * float(np.percentile(mesh.surface.query((body_contact - t) @ R / s)[0], 25))
     # Depth of the object's surface inside the body, from the nearest body vertex's tangent plane; only
     # the body around the placed object can be that vertex for any point within _LOCAL_BODY_M of it.
     lo, hi = placed_s.min(0) - _LOCAL_BODY_M, placed_s.max(0) + _LOCAL_BODY_M
@@ -408,7 +406,7 @@ def _checked_result(
         inside = -np.einsum("ij,ij->i", placed_s - bv[local[nn]], bn[local[nn]])
         inside[dist > _LOCAL_BODY_M] = 0.0  # nearest body vertex may lie outside the box: not inside
     penetration = float(np.percentile(np.clip(inside, 0, None), 90))
-    min_depth = float(surface[:, 2].min())
+    min_depth = float(placed_hull[:, 2].min())
 
     failures = []
     if gap > cfg.max_contact_gap_m:
@@ -435,7 +433,8 @@ def _checked_result(
         result.object_pose, result.object_scale, result.quality = pose, s, float(quality)
         return result
 
-    contact_pts = np.concatenate([body_contact, placed_v[obj_ids]])
+    placed_contact = s * ov[obj_ids] @ R.T + t
+    contact_pts = np.concatenate([body_contact, placed_contact])
     clearance = cKDTree(contact_pts).query(placed_s[: cfg.grasp_samples])[0]
     grasp = np.flatnonzero(clearance >= cfg.grasp_clearance_m)
     return Reconstruction(
@@ -444,11 +443,11 @@ def _checked_result(
         object_scale=s,
         quality=float(quality),
         object_contact_vertex_ids=obj_ids,
-        object_contact_points=placed_v[obj_ids].astype(np.float32),
-        object_contact_normals=(ovn[obj_ids] @ R.T).astype(np.float32),
+        object_contact_points=placed_contact.astype(np.float32),
+        object_contact_normals=(mesh.vertex_normals[obj_ids] @ R.T).astype(np.float32),
         body_contact_vertex_ids=body_ids,
         body_contact_points=body_pts,
         body_contact_normals=body_nrm,
         grasp_points=placed_s[grasp].astype(np.float32),
-        grasp_normals=(sample_normals[grasp] @ R.T).astype(np.float32),
+        grasp_normals=(mesh.sample_normals[grasp] @ R.T).astype(np.float32),
     )
