@@ -42,9 +42,15 @@ class FrameStats:
     last_error: str = ""
     level: int = OK
     message: str = "waiting for images"
+    warned: set[str] = field(default_factory=set)  # header problems already warned about
 
-    def record(self, done: float, now_ns: int, stamp_ns: int, overhead_ms: float, backend_ms: float) -> None:
-        """One processed frame. A zero stamp (a driver that does not stamp) is left out of the latency."""
+    def record(self, done: float, now_ns: int, stamp_ns: int, overhead_ms: float, backend_ms: float,
+               frame_id: str = "x") -> list[str]:
+        """One processed frame; returns warnings about its header, each once per stream.
+
+        A zero stamp (a driver that does not stamp) is left out of the latency; an empty frame_id is
+        published as is (the points are in the camera's frame either way) but warned about.
+        """
         self.processed += 1
         self.done_at.append(done)
         self.backend_ms.append(backend_ms)
@@ -53,6 +59,23 @@ class FrameStats:
             self.unstamped += 1
         else:
             self.latency_ms.append((now_ns - stamp_ns) * 1e-6)
+        new = [text for key, bad, text in (
+            ("stamp", stamp_ns == 0, "images are stamped 0: latency cannot be measured; stamp them with the "
+             "capture time"),
+            ("frame_id", not frame_id, "images have an empty header.frame_id: 3D points are published in an "
+             "unnamed frame; set the camera driver's frame_id")) if bad and key not in self.warned]
+        self.warned.update(key for key, bad in (("stamp", stamp_ns == 0), ("frame_id", not frame_id)) if bad)
+        return new
+
+    def outcome(self, stamp_ns: int, problems: list[str], reasons: list[str], pairs: int,
+                problems_level: int = ERROR) -> None:
+        """The frame's status: its problems (counted as errors) or "ok" with the backends' reasons."""
+        if problems:
+            self.error(f"frame {stamp_ns * 1e-9:.3f}: {'; '.join(problems)}")
+            if problems_level != ERROR:
+                self.set(problems_level, "; ".join(problems))
+        else:
+            self.set(OK, f"ok: {pairs} pair(s)" + (f" ({'; '.join(reasons)})" if reasons else ""))
 
     def set(self, level: int, message: str) -> None:
         self.level, self.message = level, message
@@ -62,6 +85,12 @@ class FrameStats:
         self.errors += 1
         self.last_error = text
         self.set(ERROR, text)
+
+    def status(self, warnings: list[str]) -> tuple[int, str]:
+        """Level and message: the stream's own, or WARN with `warnings` (inputs, camera) while it is OK."""
+        if warnings and self.level == OK:
+            return WARN, "; ".join(warnings)
+        return self.level, self.message
 
     def rate_hz(self, now: float | None = None) -> float:
         """Frames processed per second over the last 5 s."""

@@ -9,11 +9,15 @@ Plain data: stamps are integer nanoseconds, times are `time.monotonic()` seconds
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ivlm_core.diagnostics import WARN, FrameStats
 
 MIN_WAIT_S = 0.05  # the adaptive wait never drops below this (transport jitter)
 DELAY_MARGIN = 1.5  # the wait is this times the slowest recent detector delay, plus MIN_WAIT_S
@@ -127,3 +131,80 @@ class FramePairer:
         """Forget waiting images and detections (deactivate); measured delays are kept."""
         self._images.clear()
         self._detections.clear()
+
+
+class FrameQueue:
+    """A FramePairer shared by message callbacks and one worker: rate-limited, blocking, stoppable.
+
+    Counts received, dropped and unpaired frames into `stats`; an unpaired frame sets it to WARN with
+    the measured detector delay. max_rate_hz: most frames handed out per second (0 = no limit).
+    """
+
+    def __init__(self, pairer: FramePairer, stats: FrameStats, max_rate_hz: float = 0.0) -> None:
+        self.pairer, self.stats, self.max_rate_hz = pairer, stats, max_rate_hz
+        self._cond = threading.Condition()
+        self._running = True
+        self._last_start = 0.0
+
+    def add_image(self, item: Any, stamp_ns: int) -> None:
+        with self._cond:
+            self.stats.received += 1
+            self.stats.dropped += self.pairer.add_image(item, stamp_ns, time.monotonic())
+            self._cond.notify_all()
+
+    def add_detections(self, stamp_ns: int, payload: Any) -> None:
+        with self._cond:
+            self.pairer.add_detections(stamp_ns, payload, time.monotonic())
+            self._cond.notify_all()
+
+    def configure(self, tolerance_s: float, max_wait_s: float, max_rate_hz: float) -> None:
+        """Change the settings live."""
+        with self._cond:
+            self.pairer.tolerance_s, self.pairer.max_wait_s = tolerance_s, max_wait_s
+            self.max_rate_hz = max_rate_hz
+
+    def next(self) -> tuple[Any, Any] | None:
+        """Block until a frame is due (rate limit) and paired: (image, detections payload); None on stop.
+
+        The newest image whose detections have arrived wins; older images are dropped. Images wait for
+        detections (see FramePairer), then are skipped, not handed out without them: an empty answer
+        would tell a planner "no contact" when the truth is "unknown".
+        """
+        with self._cond:
+            while self._running:
+                period = 1.0 / self.max_rate_hz if self.max_rate_hz > 0 else 0.0
+                wait_rate = self._last_start + period - time.monotonic()
+                if not len(self.pairer) or wait_rate > 0:
+                    self._cond.wait(timeout=max(wait_rate, 0.0) or 0.1)
+                    continue
+                taken = self.pairer.take(time.monotonic())
+                self.stats.dropped += taken.dropped
+                if taken.unpaired:
+                    self.stats.unpaired += taken.unpaired
+                    self.stats.set(WARN, self.unpaired_message())
+                if taken.frame is not None:
+                    self._last_start = time.monotonic()
+                    return taken.frame.item, taken.detections
+                self._cond.wait(timeout=taken.retry_in_s or 0.1)
+        return None
+
+    def values(self) -> dict[str, str]:
+        """Diagnostic key/values of the pairing: measured detector delay and the wait it sets."""
+        delay = self.pairer.delay_s
+        return {"detection_delay_ms": "" if delay is None else f"{delay * 1e3:.0f}",
+                "detection_wait_s": f"{self.pairer.wait_s:.2f}"}
+
+    def unpaired_message(self) -> str:
+        pairer, delay = self.pairer, self.pairer.delay_s
+        measured = ("no detections matched an image yet" if delay is None
+                    else f"detections arrive {delay:.2f} s after their images")
+        return (f"frame skipped: no detections within {pairer.wait_s:.2f} s of it ({measured}; the wait "
+                f"adapts up to detection_wait_s = {pairer.max_wait_s} s; is the detector running and "
+                f"remapped to 'detections'?)")
+
+    def stop(self) -> None:
+        """Wake and end `next` (deactivate); waiting images and detections are forgotten."""
+        with self._cond:
+            self._running = False
+            self.pairer.clear()
+            self._cond.notify_all()

@@ -131,6 +131,15 @@ def check_settings(specs: dict[str, Setting], values: dict[str, Any]) -> dict[st
     return out
 
 
+def check_changes(specs: dict[str, Setting], changes: dict[str, Any], configured: bool) -> dict[str, Any]:
+    """Checked values of a live change (`ros2 param set`); a setting that is not live refuses while
+    configured."""
+    for name in changes:
+        if configured and name in specs and not specs[name].live:
+            raise ValueError(f"parameter {name} {NOT_LIVE}")
+    return {name: specs[name].check(name, value) for name, value in changes.items() if name in specs}
+
+
 def unknown_names(names: Iterable[str], specs: dict[str, Setting]) -> list[str]:
     """One warning per name that is no setting, with the nearest setting's name."""
     warnings = []

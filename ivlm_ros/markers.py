@@ -9,6 +9,8 @@ disappears in the decimated mesh.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -164,3 +166,68 @@ def contact_markers(header: Any, results: list[ContactResult], person_ids: list[
         if grasp_points and rec is not None and rec.ok and len(grasp_points[k]):
             out.markers.append(grasp_marker(header, k, grasp_points[k]))
     return out
+
+
+def body_marker_mesh(body_model: str, body_model_path: str, device: str, max_triangles: int) -> DecimatedMesh:
+    """The body model's template cut to the marker triangle budget (once, at configure)."""
+    from ivlm_core.body import load_body_model
+
+    model = load_body_model(body_model, body_model_path or None, device)
+    return decimate(model.canonical_vertices, model.faces, max_triangles)
+
+
+class MarkerWorker:
+    """Builds and publishes the newest frame's MarkerArray on a thread of its own, off the contact path.
+
+    A frame is taken only when someone subscribes and `rate_hz` allows; object meshes are cut to the
+    triangle budget once per mesh (kept on the mesh). on_error(header, exc) reports a failed array.
+    """
+
+    def __init__(self, publisher: Any, body_mesh: DecimatedMesh | None, max_triangles: int,
+                 on_error: Callable[[Any, Exception], None]) -> None:
+        self._pub, self._body_mesh, self._budget = publisher, body_mesh, max_triangles
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._job: tuple[Any, ...] | None = None
+        self._last = 0.0
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="ivlm_marker_worker", daemon=True)
+        self._thread.start()
+
+    def offer(self, header: Any, results: list[ContactResult], person_ids: list[int], threshold: float,
+              grasp: list[np.ndarray], rate_hz: float) -> None:
+        """Queue the frame (replacing an undrawn one) when markers are due."""
+        now = time.monotonic()
+        if self._pub.get_subscription_count() == 0 or now - self._last < 1.0 / rate_hz:
+            return
+        self._last = now
+        with self._cond:
+            self._job = (header, results, person_ids, threshold, grasp)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running, self._job = False, None
+            self._cond.notify_all()
+        self._thread.join(timeout=30.0)
+
+    def _object_mesh(self, result: ContactResult) -> tuple[np.ndarray, DecimatedMesh] | None:
+        mesh, budget = result.object_mesh, self._budget
+        if mesh is None:
+            return None
+        return mesh.vertices, mesh.derived(("marker", budget),
+                                           lambda: decimate(mesh.vertices, mesh.faces, budget))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and self._job is None:
+                    self._cond.wait(timeout=0.5)
+                if not self._running:
+                    return
+                (header, results, person_ids, threshold, grasp), self._job = self._job, None
+            try:
+                self._pub.publish(contact_markers(header, results, person_ids, threshold, self._body_mesh,
+                                                  self._object_mesh, grasp))
+            except Exception as exc:  # markers are for people watching; never let them stop the node
+                self._on_error(header, RuntimeError(f"markers: {exc}"))

@@ -25,6 +25,9 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from ivlm_core.settings import Setting
+from ivlm_ros.conversions import MAX_IMAGE_PIXELS
+
 QOS_CHOICES = ("auto", "reliable", "best_effort", "sensor_data")  # sensor_data: best effort, depth 5
 
 
@@ -183,3 +186,13 @@ class Inputs:
         for sub in self._subs.values():
             sub.destroy()
         self._subs, self._rates = {}, {}
+
+
+# The node's input settings (see ivlm_core.settings), owned next to what they configure.
+TRANSPORT_SETTINGS: dict[str, Setting] = {
+    "image_qos": Setting("auto", "QoS of the inputs: auto = reliable when every publisher of the topic is, "
+                         "else best effort (re-checked as publishers come and go); or force reliable / "
+                         "best_effort", QOS_CHOICES),
+    "max_image_pixels": Setting(MAX_IMAGE_PIXELS, "larger images are refused before decoding (width x "
+                                "height; the default is above 8K UHD)", (1, 150_000_000), live=True),
+}

@@ -255,7 +255,7 @@ def test_slow_consumer_drops_old_frames_instead_of_queueing(ros, photo):
     node, h, *_ = ros
     rgb, detections = photo
     dropped_before, received_before = node._stats.dropped, node._stats.received
-    node.p["max_rate_hz"] = 1.0
+    assert node.set_parameters([Parameter("max_rate_hz", value=1.0)])[0].successful  # live
     try:
         headers = []
         for _ in range(8):
@@ -263,7 +263,7 @@ def test_slow_consumer_drops_old_frames_instead_of_queueing(ros, photo):
             time.sleep(0.05)
         last = h.wait_contacts(headers[-1], timeout=15.0)
     finally:
-        node.p["max_rate_hz"] = 0.0
+        node.set_parameters([Parameter("max_rate_hz", value=0.0)])
     assert last is not None, "the newest frame was not processed"
     processed = sum(any(c.header == hd for c in h.contacts) for hd in headers)
     assert processed <= 3
@@ -280,7 +280,7 @@ def test_lifecycle_inactive_node_is_silent_and_cleanup_frees_the_backend(ros, ph
     header = h.publish(rgb, detections)
     assert h.wait_contacts(header, timeout=2.0) is None, "an inactive node published contacts"
     assert h.transition(Transition.TRANSITION_CLEANUP)
-    assert h.state() == State.PRIMARY_STATE_UNCONFIGURED and node._backend is None
+    assert h.state() == State.PRIMARY_STATE_UNCONFIGURED and node._pipeline is None
     assert h.transition(Transition.TRANSITION_CONFIGURE)
     assert h.transition(Transition.TRANSITION_ACTIVATE)
     assert h.wait_contacts(h.publish(rgb, detections)) is not None, "no output after re-activation"

@@ -95,11 +95,11 @@ def test_params_file_with_ints_empty_lists_and_typos(tmp_path):
             "'contact_threshold'?"]
         ok = node.set_parameters([Parameter("contact_threshold", value=0.3),
                                   Parameter("smoothing_alpha", value=1)])
-        assert all(r.successful for r in ok) and node._report.contact_threshold == 0.3
-        assert node._tracker.smoother.alpha == 1.0
+        assert all(r.successful for r in ok) and node._pipeline.report.contact_threshold == 0.3
+        assert node._pipeline.tracker.smoother.alpha == 1.0
         bad = node.set_parameters([Parameter("contact_threshold", value=2.0)])[0]
         assert not bad.successful and "outside [0.01, 1.0]" in bad.reason
-        assert node._report.contact_threshold == 0.3
+        assert node._pipeline.report.contact_threshold == 0.3
         fixed = node.set_parameters([Parameter("backend", value="interactvlm")])[0]
         assert not fixed.successful and "read at configure" in fixed.reason
         node.trigger_cleanup()
