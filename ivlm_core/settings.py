@@ -110,7 +110,7 @@ SETTINGS: dict[str, Setting] = {
     "track_min_iou": Setting(0.3, "box overlap that keeps a person or object id across frames", (0.0, 1.0),
                              live=True),
     "track_max_missed": Setting(15, "frames an id (and its smoothing) survives unseen", (0, 1000), live=True),
-    "publish_markers": Setting(True, "publish RViz markers (only while someone subscribes)", live=True),
+    "publish_markers": Setting(True, "publish RViz markers (only while someone subscribes)"),
     "marker_rate_hz": Setting(2.0, "most marker arrays per second", (0.1, 60.0), live=True),
     "marker_max_triangles": Setting(2000, "triangle budget of each body and object mesh marker",
                                     (100, 100000)),
