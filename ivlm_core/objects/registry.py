@@ -27,6 +27,9 @@ LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
 CATEGORIES_PATH = Path(__file__).with_name("categories.yaml")
+# user meshes above this are decimated at load: a 5M-face file took a minute and 2.8 GB to configure and
+# listed 143k object vertex ids per message; the built-in shapes have a few thousand faces
+MAX_USER_FACES = 20_000
 # glTF is metres by specification; trimesh sets `units` for it and for formats that carry units.
 MESH_SUFFIXES = tuple(sorted({f".{fmt}" for fmt in trimesh.available_formats()} - {".xyz", ".zip", ".bz2"}))
 
@@ -176,15 +179,59 @@ def load_user_mesh(path: Path) -> tuple[trimesh.Trimesh, str | None]:
     if bad.any():
         raise ValueError(f"object mesh {path} has {int(bad.sum())} vertices with NaN or infinite coordinates")
     mesh = trimesh.Trimesh(vertices, faces, process=True)  # merges vertices split at UV seams
+    if mesh.extents.max() <= 0:
+        raise ValueError(f"object mesh {path} has zero size (all {len(vertices)} vertices at one point)")
+    flat = ~mesh.nondegenerate_faces(height=1e-9 * mesh.extents.max())
+    if flat.all():
+        raise ValueError(f"object mesh {path} is degenerate: all {len(flat)} faces have zero area (repeated "
+                         "or collinear vertices), so it has no surface; export the object's surface mesh")
+    if flat.any():
+        LOG.warning("object mesh %s: dropped %d of %d faces with zero area", path, int(flat.sum()), len(flat))
+        mesh.update_faces(~flat)
+        mesh.remove_unreferenced_vertices()
     _, counts = np.unique(mesh.edges_sorted, axis=0, return_counts=True)
     if np.any(counts > 2):
         raise ValueError(
             f"object mesh {path} is non-manifold: {int(np.sum(counts > 2))} edges are shared by more than "
             "two faces; repair it (e.g. Blender: Select > All by Trait > Non Manifold) and try again"
         )
-    if mesh.extents.max() <= 0:
-        raise ValueError(f"object mesh {path} has zero size")
     return mesh, raw.units
+
+
+def decimate(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
+    """`mesh` cut to at most `max_faces` faces by vertex clustering (Rossignac & Borrel 1993).
+
+    Vertices are merged per cell of a regular grid over the bounding box (each cell's vertex is the
+    mean of its members), faces that collapse are dropped; the grid is the finest, by bisection, whose
+    mesh fits the budget. Shape and size are kept to about one cell.
+    """
+    if len(mesh.faces) <= max_faces:
+        return mesh
+    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    lo, extent = vertices.min(axis=0), float(np.ptp(vertices, axis=0).max())
+
+    def cluster(cells: int) -> tuple[np.ndarray, np.ndarray]:
+        grid = np.minimum(((vertices - lo) / extent * cells).astype(np.int64), cells - 1)
+        _, labels = np.unique((grid[:, 0] * cells + grid[:, 1]) * cells + grid[:, 2], return_inverse=True)
+        f = labels[faces]
+        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+        _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
+        return labels, f[np.sort(first)]
+
+    low, high = 1, 1024
+    labels, kept = cluster(low)
+    while low < high - 1:
+        mid = (low + high) // 2
+        trial = cluster(mid)
+        if len(trial[1]) <= max_faces:
+            low, (labels, kept) = mid, trial
+        else:
+            high = mid
+    counts = np.bincount(labels)
+    means = np.stack([np.bincount(labels, weights=vertices[:, k]) / counts for k in range(3)], axis=1)
+    out = trimesh.Trimesh(means, kept, process=False)
+    out.remove_unreferenced_vertices()
+    return out
 
 
 class ObjectRegistry:
@@ -197,6 +244,7 @@ class ObjectRegistry:
     the label has no category), with a warning. None or "" means built-in shapes only.
     assumed_depth_m: distance used to turn an unknown object's pixel box into metres.
     default_size_m: largest extent of an unknown object when there is no camera.
+    max_user_faces: user meshes with more faces are decimated to this budget once, at load (logged).
     """
 
     def __init__(
@@ -204,6 +252,7 @@ class ObjectRegistry:
         user_folder: str | None = None,
         assumed_depth_m: float = 2.0,
         default_size_m: float = 0.3,
+        max_user_faces: int = MAX_USER_FACES,
     ) -> None:
         if not assumed_depth_m > 0 or not default_size_m > 0:
             raise ValueError(
@@ -211,6 +260,9 @@ class ObjectRegistry:
             )
         self.assumed_depth_m = float(assumed_depth_m)
         self.default_size_m = float(default_size_m)
+        if int(max_user_faces) < 4:
+            raise ValueError(f"max_user_faces must be >= 4, got {max_user_faces}")
+        self.max_user_faces = int(max_user_faces)
         self.categories = load_categories()
         self._category_of = {
             normalize_name(name): cat.label for cat in self.categories.values() for name in cat.synonyms
@@ -328,6 +380,12 @@ class ObjectRegistry:
             sources[key] = (path, stem)
         for key, (path, stem) in sources.items():
             mesh, units = load_user_mesh(path)
+            if len(mesh.faces) > self.max_user_faces:
+                full = len(mesh.faces)
+                mesh = decimate(mesh, self.max_user_faces)
+                LOG.warning("object mesh %s has %d faces: decimated once to %d (max_user_faces %d), so "
+                            "placement and messages stay fast", path, full, len(mesh.faces),
+                            self.max_user_faces)
             category = self.category(key)
             label = category.label if category is not None else stem
             if units is not None:
