@@ -30,7 +30,7 @@ from ivlm_core.settings import SETTINGS, Setting, check_changes, check_settings,
 from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray
-from ivlm_ros.spin import spin_until_shutdown
+from ivlm_ros.spin import limit_malloc_arenas, spin_until_shutdown
 from ivlm_ros.srv import EstimateContact
 from ivlm_ros.transport import TRANSPORT_SETTINGS, Inputs
 
@@ -293,6 +293,7 @@ def _stamp_ns(header: Any) -> int:
 
 def main(args: list[str] | None = None) -> None:
     """`ros2 run ivlm_ros contact_node`: the node, unconfigured (launch files drive the lifecycle)."""
+    limit_malloc_arenas()  # cleanup then gives back what configure took (see bench/lifecycle_churn.py)
     rclpy.init(args=args)
     node = ContactNode()
     spin_until_shutdown(node, node._release)
