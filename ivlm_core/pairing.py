@@ -19,7 +19,9 @@ import numpy as np
 
 from ivlm_core.diagnostics import WARN, FrameStats
 
-MIN_WAIT_S = 0.05  # the adaptive wait never drops below this (transport jitter)
+# The adaptive wait never drops below this: a fast detector's delay jitters (a loaded machine, a burst of
+# objects), and a frame given up too early is a frame lost; it only delays the "no detections" report.
+MIN_WAIT_S = 0.25
 DELAY_MARGIN = 1.5  # the wait is this times the slowest recent detector delay, plus MIN_WAIT_S
 
 

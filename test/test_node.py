@@ -336,3 +336,19 @@ def test_one_bad_box_costs_only_itself_and_a_nameless_class_id_is_never_publishe
     header = h.publish(rgb, numeric)  # a COCO id without class_names: no object it can name
     assert h.wait_error("class_names is empty") is not None
     assert h.wait_contacts(header, timeout=1.0) is None, "an empty ContactArray would read as 'no contact'"
+
+
+def test_unstamped_frames_stay_out_of_the_latency_and_an_empty_frame_id_is_kept(ros, photo):
+    node, h, *_ = ros
+    rgb, detections = photo
+    stats = node._stats
+    processed, latencies, unstamped = stats.processed, len(stats.latency_ms), stats.unstamped
+    assert latencies < 90  # the window (100) is not full: a latency sample would show
+    header = Header(frame_id="")  # stamp 0 and no frame: what a careless driver publishes
+    h.image_pub.publish(conversions.rgb_to_image(rgb, header))
+    h.publish_detections(header, detections)
+    out = h.wait_contacts(header)
+    assert out is not None and out.header.frame_id == "" and out.contacts
+    assert wait_for(lambda: stats.processed > processed or None, 5.0)
+    assert stats.unstamped == unstamped + 1
+    assert len(stats.latency_ms) == latencies, "a zero stamp went into the latency (56 years of it)"
