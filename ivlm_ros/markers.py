@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,48 +20,8 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ivlm_core.colours import CONTACT_RGB, GRASP_RGB, OBJECT_RGB, contact_rgb
+from ivlm_core.decimation import DecimatedMesh, decimate
 from ivlm_core.types import ContactResult
-
-
-@dataclass(frozen=True)
-class DecimatedMesh:
-    """A mesh reduced by vertex clustering: kept vertices, their faces, and each vertex's cluster."""
-
-    kept: np.ndarray  # (K,) int, original vertex id standing for each cluster
-    faces: np.ndarray  # (F', 3) int, indices into `kept`
-    cluster: np.ndarray  # (V,) int, cluster of each original vertex
-
-
-def decimate(vertices: np.ndarray, faces: np.ndarray, max_triangles: int) -> DecimatedMesh:
-    """Vertex-cluster `vertices`: (V, 3) / `faces`: (F, 3) down to at most `max_triangles` faces.
-
-    The grid resolution is the finest (by bisection) whose clustered mesh fits the budget.
-    """
-    vertices, faces = np.asarray(vertices, np.float64), np.asarray(faces, np.int64)
-    if max_triangles < 1:
-        raise ValueError(f"marker triangle budget must be >= 1, got {max_triangles}")
-    if len(faces) <= max_triangles:
-        return DecimatedMesh(np.arange(len(vertices)), faces, np.arange(len(vertices)))
-    lo_v, extent = vertices.min(0), np.ptp(vertices, axis=0).max()
-
-    def cluster_at(cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        grid = np.floor((vertices - lo_v) / extent * cells).astype(np.int64)
-        _, first, labels = np.unique(grid, axis=0, return_index=True, return_inverse=True)
-        f = labels.reshape(-1)[faces]
-        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
-        _, unique_rows = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
-        return first, f[np.sort(unique_rows)], labels.reshape(-1)
-
-    lo, hi = 1, 512
-    best = cluster_at(lo)
-    while lo < hi - 1:
-        mid = (lo + hi) // 2
-        trial = cluster_at(mid)
-        if len(trial[1]) <= max_triangles:
-            lo, best = mid, trial
-        else:
-            hi = mid
-    return DecimatedMesh(*best)
 
 
 def contact_colours(p: np.ndarray, alpha: float) -> np.ndarray:
@@ -82,18 +41,11 @@ def _triangle_marker(header: Any, ns: str, marker_id: int, vertices: np.ndarray,
     return m
 
 
-def _cluster_max(probabilities: np.ndarray, mesh: DecimatedMesh) -> np.ndarray:
-    """Per kept vertex (K,), the largest probability of its cluster's original vertices."""
-    p = np.zeros(len(mesh.kept), np.float32)
-    np.maximum.at(p, mesh.cluster, np.asarray(probabilities, np.float32))
-    return p
-
-
 def body_marker(header: Any, marker_id: int, vertices: np.ndarray, probabilities: np.ndarray,
                 mesh: DecimatedMesh, alpha: float = 0.9) -> Marker:
     """Posed body `vertices`: (V, 3) metres, camera frame, coloured by `probabilities`: (V,)."""
     return _triangle_marker(header, "body", marker_id, np.asarray(vertices)[mesh.kept], mesh.faces,
-                            contact_colours(_cluster_max(probabilities, mesh), alpha))
+                            contact_colours(mesh.cluster_max(probabilities), alpha))
 
 
 def object_marker(header: Any, marker_id: int, vertices: np.ndarray, mesh: DecimatedMesh,
@@ -103,7 +55,7 @@ def object_marker(header: Any, marker_id: int, vertices: np.ndarray, mesh: Decim
     kept = np.asarray(vertices, np.float64)[mesh.kept]
     placed = (kept * scale) @ pose[:3, :3].T + pose[:3, 3]
     p = np.asarray(probabilities, np.float32)
-    rgb = (contact_colours(_cluster_max(p, mesh), alpha) if len(p) == len(vertices)
+    rgb = (contact_colours(mesh.cluster_max(p), alpha) if len(p) == len(vertices)
            else np.tile(np.append(OBJECT_RGB, alpha), (len(kept), 1)))
     return _triangle_marker(header, "object", marker_id, placed, mesh.faces, rgb)
 

@@ -28,9 +28,10 @@ from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from ivlm_core.contact_report import ReportConfig, contact_report  # noqa: E402
+from ivlm_core.decimation import decimate  # noqa: E402
 from ivlm_core.types import Detection  # noqa: E402
 from ivlm_ros.contact_node import ContactNode  # noqa: E402
-from ivlm_ros.markers import contact_markers, decimate  # noqa: E402
+from ivlm_ros.markers import contact_markers  # noqa: E402
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray  # noqa: E402
 
 CAMERA_BOX = np.array([245.0, 135.0, 335.0, 245.0])  # the camcorder on its tripod in skimage's camera.png

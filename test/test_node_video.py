@@ -13,9 +13,10 @@ from visualization_msgs.msg import Marker  # noqa: E402
 
 from ivlm_core.body import load_body_model  # noqa: E402
 from ivlm_core.colours import CONTACT_RGB, NO_CONTACT_RGB  # noqa: E402
+from ivlm_core.decimation import decimate  # noqa: E402
 from ivlm_core.objects import ObjectRegistry  # noqa: E402
 from ivlm_core.types import ContactResult, Detection  # noqa: E402
-from ivlm_ros.markers import body_marker, contact_markers, decimate, object_marker  # noqa: E402
+from ivlm_ros.markers import body_marker, contact_markers, object_marker  # noqa: E402
 
 
 def _result(p: np.ndarray, label: str = "cup") -> ContactResult:
