@@ -26,6 +26,7 @@ from ivlm_core.types import CameraIntrinsics
 LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
+GENERIC_SIZE_STEP = 0.1  # relative step of generic box sizes (see ObjectRegistry._generic)
 CATEGORIES_PATH = Path(__file__).with_name("categories.yaml")
 # user meshes above this are decimated at load: a 5M-face file took a minute and 2.8 GB to configure and
 # listed 143k object vertex ids per message; the built-in shapes have a few thousand faces
@@ -340,8 +341,11 @@ class ObjectRegistry:
             w_px, h_px = box[2] - box[0], box[3] - box[1]
             if camera is None:
                 w, h = np.array([w_px, h_px]) * self.default_size_m / max(w_px, h_px)
-            else:
+            else:  # a guess from an assumed depth, kept in steps of GENERIC_SIZE_STEP: a box that jitters
+                # from frame to frame stays one mesh (what consumers derive from it is made once)
                 w, h = w_px / camera.fx * self.assumed_depth_m, h_px / camera.fy * self.assumed_depth_m
+                step = np.log1p(GENERIC_SIZE_STEP)
+                w, h = np.exp(np.round(np.log([w, h]) / step) * step)
             size = np.array([w, h, min(w, h)])
         # the size is part of the identity: a box of another size is another mesh
         mesh_id = f"generic:{label}:{'x'.join(f'{v * 1e3:.0f}' for v in size)}mm"
