@@ -20,6 +20,7 @@ import numpy as np
 import trimesh
 import yaml
 
+from ivlm_core.decimation import decimate
 from ivlm_core.objects.shapes import build_object, generic_parts
 from ivlm_core.types import CameraIntrinsics
 
@@ -199,42 +200,6 @@ def load_user_mesh(path: Path) -> tuple[trimesh.Trimesh, str | None]:
     return mesh, raw.units
 
 
-def decimate(mesh: trimesh.Trimesh, max_faces: int) -> trimesh.Trimesh:
-    """`mesh` cut to at most `max_faces` faces by vertex clustering (Rossignac & Borrel 1993).
-
-    Vertices are merged per cell of a regular grid over the bounding box (each cell's vertex is the
-    mean of its members), faces that collapse are dropped; the grid is the finest, by bisection, whose
-    mesh fits the budget. Shape and size are kept to about one cell.
-    """
-    if len(mesh.faces) <= max_faces:
-        return mesh
-    vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    lo, extent = vertices.min(axis=0), float(np.ptp(vertices, axis=0).max())
-
-    def cluster(cells: int) -> tuple[np.ndarray, np.ndarray]:
-        grid = np.minimum(((vertices - lo) / extent * cells).astype(np.int64), cells - 1)
-        _, labels = np.unique((grid[:, 0] * cells + grid[:, 1]) * cells + grid[:, 2], return_inverse=True)
-        f = labels[faces]
-        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
-        _, first = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
-        return labels, f[np.sort(first)]
-
-    low, high = 1, 1024
-    labels, kept = cluster(low)
-    while low < high - 1:
-        mid = (low + high) // 2
-        trial = cluster(mid)
-        if len(trial[1]) <= max_faces:
-            low, (labels, kept) = mid, trial
-        else:
-            high = mid
-    counts = np.bincount(labels)
-    means = np.stack([np.bincount(labels, weights=vertices[:, k]) / counts for k in range(3)], axis=1)
-    out = trimesh.Trimesh(means, kept, process=False)
-    out.remove_unreferenced_vertices()
-    return out
-
-
 class ObjectRegistry:
     """Gives every detection label a metric mesh: the user's file, else a built-in shape, else a box.
 
@@ -386,7 +351,8 @@ class ObjectRegistry:
             mesh, units = load_user_mesh(path)
             if len(mesh.faces) > self.max_user_faces:
                 full = len(mesh.faces)
-                mesh = decimate(mesh, self.max_user_faces)
+                cut = decimate(mesh.vertices, mesh.faces, self.max_user_faces)  # vertex clustering
+                mesh = trimesh.Trimesh(np.asarray(mesh.vertices)[cut.kept], cut.faces, process=False)
                 LOG.warning("object mesh %s has %d faces: decimated once to %d (max_user_faces %d), so "
                             "placement and messages stay fast", path, full, len(mesh.faces),
                             self.max_user_faces)
