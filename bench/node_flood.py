@@ -37,10 +37,10 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from ivlm_core.labels import load_labels
 from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros import conversions
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray
-from ivlm_ros.player import load_labels
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = REPO / "test" / "data" / "player" / "man_holding_drink_glass.jpg"

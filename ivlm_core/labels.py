@@ -8,8 +8,10 @@ it names no object. Labels without a mesh follow the unknown-label policy.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -100,3 +102,27 @@ class LabelPolicy:
         if unknown and self.policy == "error":
             detections = [d for d in detections if d.label not in unknown]
         return detections, unknown
+
+
+def load_labels(path: str) -> dict[str, list[Detection]]:
+    """labels.json (list of {file, pairs: [{object, box_xyxy, person_box_xyxy}]}) -> detections per file.
+
+    Each distinct person box becomes a "person" detection (id "person<k>"); each pair's object box an
+    object detection (id "object<k>").
+    """
+    entries = json.loads(Path(path).expanduser().read_text())
+    if not isinstance(entries, list):
+        raise ValueError(f"labels file {path} must hold a list of {{file, pairs}} entries")
+    out = {}
+    for entry in entries:
+        people: list[tuple[float, ...]] = []
+        objects: list[tuple[str, tuple[float, ...]]] = []
+        for pair in entry.get("pairs", []):
+            if "person_box_xyxy" in pair and tuple(pair["person_box_xyxy"]) not in people:
+                people.append(tuple(pair["person_box_xyxy"]))
+            if (pair["object"], tuple(pair["box_xyxy"])) not in objects:
+                objects.append((pair["object"], tuple(pair["box_xyxy"])))
+        dets = [Detection("person", np.array(b), 1.0, id=f"person{k}") for k, b in enumerate(people)]
+        dets += [Detection(label, np.array(b), 1.0, id=f"object{k}") for k, (label, b) in enumerate(objects)]
+        out[entry["file"]] = dets
+    return out

@@ -9,7 +9,6 @@ object boxes and `person_box_xyxy`) or from the `detections` parameter (the same
 from __future__ import annotations
 
 import array
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from ivlm_core.labels import load_labels
 from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros import conversions
 from ivlm_ros.spin import spin_until_shutdown
@@ -80,30 +80,6 @@ def video_frames(path: Path) -> Iterator[Frame]:
             index += 1
     finally:
         cap.release()
-
-
-def load_labels(path: str) -> dict[str, list[Detection]]:
-    """labels.json (list of {file, pairs: [{object, box_xyxy, person_box_xyxy}]}) -> detections per file.
-
-    Each distinct person box becomes a "person" detection (id "person<k>"); each pair's object box an
-    object detection (id "object<k>").
-    """
-    entries = json.loads(Path(path).expanduser().read_text())
-    if not isinstance(entries, list):
-        raise ValueError(f"labels file {path} must hold a list of {{file, pairs}} entries")
-    out = {}
-    for entry in entries:
-        people: list[tuple[float, ...]] = []
-        objects: list[tuple[str, tuple[float, ...]]] = []
-        for pair in entry.get("pairs", []):
-            if "person_box_xyxy" in pair and tuple(pair["person_box_xyxy"]) not in people:
-                people.append(tuple(pair["person_box_xyxy"]))
-            if (pair["object"], tuple(pair["box_xyxy"])) not in objects:
-                objects.append((pair["object"], tuple(pair["box_xyxy"])))
-        dets = [Detection("person", np.array(b), 1.0, id=f"person{k}") for k, b in enumerate(people)]
-        dets += [Detection(label, np.array(b), 1.0, id=f"object{k}") for k, (label, b) in enumerate(objects)]
-        out[entry["file"]] = dets
-    return out
 
 
 def parse_detections(text: str) -> list[Detection]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from ivlm_core.labels import LabelPolicy, RawDetection, label_of, parse_detections
+from ivlm_core.labels import LabelPolicy, RawDetection, label_of, load_labels, parse_detections
 from ivlm_core.objects import ObjectRegistry
 from ivlm_core.types import Detection
 
@@ -50,3 +52,9 @@ def test_unknown_label_policy():
     assert len(kept) == 3 and unknown == ["flux capacitor"]
     with pytest.raises(ValueError, match="unknown_label_policy"):
         LabelPolicy(registry, "ignore")
+
+
+def test_labels_file_gives_each_distinct_person_and_object_one_detection():
+    labels = load_labels(str(Path(__file__).resolve().parent / "data" / "player" / "labels.json"))
+    cup = labels["man_holding_drink_glass.jpg"]
+    assert [(d.label, d.id) for d in cup] == [("person", "person0"), ("cup", "object0")]

@@ -32,11 +32,11 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
+from ivlm_core.labels import load_labels  # noqa: E402
 from ivlm_core.types import CameraIntrinsics  # noqa: E402
 from ivlm_ros import conversions  # noqa: E402
 from ivlm_ros.contact_node import ContactNode  # noqa: E402
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray  # noqa: E402
-from ivlm_ros.player import load_labels  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "player"
 PHOTO = "man_holding_drink_glass.jpg"
