@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -130,25 +131,34 @@ def role_command(role: str, width: int, height: int, **options: object) -> list[
 
 
 def _run_case(node: object, contacts: list, width: int, height: int, reliable: bool, seconds: float,
-              camera_dds: str) -> dict:
+              camera_dds: str, camera_profile: str) -> dict:
     """One case: camera + detector processes for `seconds`; frames sent and received, output rate."""
     env = dict(STOCK_ENV, ROS_DOMAIN_ID=os.environ["ROS_DOMAIN_ID"],
                ROS_AUTOMATIC_DISCOVERY_RANGE=os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"])
     if camera_dds:
         env["FASTDDS_BUILTIN_TRANSPORTS"] = camera_dds
+    if camera_profile:
+        env["FASTDDS_DEFAULT_PROFILES_FILE"] = camera_profile
     env["PYTHONPATH"] = str(REPO)
     det = subprocess.Popen(role_command("detector", width, height, delay_s=0.03), env=env)
     cam = subprocess.Popen(role_command("camera", width, height, rate_hz=15.0, seconds=seconds,
                                         reliable=int(reliable)), env=env, stdout=subprocess.PIPE, text=True)
-    assert cam.stdout is not None
-    line = cam.stdout.readline()
-    assert line.startswith("ready"), line
-    received0, n0, t0 = node._stats.received, len(contacts), time.monotonic()
-    out, _ = cam.communicate(timeout=seconds + 60)
-    elapsed = time.monotonic() - t0
-    received, n_out = node._stats.received - received0, len(contacts) - n0
-    det.terminate()
-    det.wait(timeout=10)
+    try:
+        assert cam.stdout is not None
+        line = cam.stdout.readline()
+        assert line.startswith("ready"), line
+        received0, n0, t0 = node._stats.received, len(contacts), time.monotonic()
+        out, _ = cam.communicate(timeout=seconds + 60)
+        elapsed = time.monotonic() - t0
+        received, n_out = node._stats.received - received0, len(contacts) - n0
+    finally:
+        for proc in (cam, det):  # Ctrl-C (rclpy shuts down cleanly), then kill
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
     sent = int(out.split()[-1])
     return {"sent": sent, "received": received, "ratio": received / max(sent, 1),
             "output_hz": n_out / elapsed}
@@ -168,6 +178,8 @@ def main() -> None:
                         "(what the launch file sets; '' = Fast DDS default)")
     parser.add_argument("--camera-dds", default="", help="FASTDDS_BUILTIN_TRANSPORTS of the camera and "
                         "detector processes ('' = Fast DDS default, as a stock driver)")
+    parser.add_argument("--camera-profile", default="", help="FASTDDS_DEFAULT_PROFILES_FILE of the camera "
+                        "and detector, e.g. config/fastdds_camera_shm.xml ('' = none, as a stock driver)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     if args.role == "camera":
@@ -202,12 +214,13 @@ def main() -> None:
     results: dict[str, float] = {}
     dds = args.node_dds or "(default)"
     print(f"node: image_qos {node.p['image_qos']}, FASTDDS_BUILTIN_TRANSPORTS={dds}; "
-          f"camera: 15 Hz rgb8, FASTDDS_BUILTIN_TRANSPORTS={args.camera_dds or '(default)'}; "
+          f"camera: 15 Hz rgb8, FASTDDS_BUILTIN_TRANSPORTS={args.camera_dds or '(default)'}, "
+          f"profile {args.camera_profile or '(none)'}; "
           f"{args.seconds:.0f} s per case")
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
         for reliable in (True, False):
-            r = _run_case(node, contacts, w, h, reliable, args.seconds, args.camera_dds)
+            r = _run_case(node, contacts, w, h, reliable, args.seconds, args.camera_dds, args.camera_profile)
             kind = "reliable" if reliable else "besteffort"
             print(f"{size:>10} {kind:>10} writer: {r['received']:4d}/{r['sent']:4d} frames received "
                   f"({r['ratio']:.2f}), ContactArray {r['output_hz']:.2f} Hz", flush=True)

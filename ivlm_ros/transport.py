@@ -4,9 +4,12 @@ QoS: a camera driver usually publishes images *reliable*; a best-effort subscrip
 whatever the network and the writer's history allow, and large frames split into many fragments
 are lost whole (over Fast DDS 1280x720 rgb8 frames from another process: 1 of 40 delivered). Like
 rosbag2's adaptive QoS (rosbag2_transport/src/rosbag2_transport/qos.cpp, `adapt_request_to_offers`),
-the subscription is reliable, depth 1 (only the newest frame matters), when every publisher on the
-topic is reliable, and best effort otherwise (a reliable reader does not match a best-effort
-writer). It is re-evaluated when the set of publishers changes. An explicit setting overrides it.
+the subscription is reliable when every publisher on the topic is reliable, and best effort
+otherwise (a reliable reader does not match a best-effort writer). It is re-evaluated when the set
+of publishers changes. An explicit setting overrides it. History depth is FRAME_DEPTH, not rosbag2's
+1: with depth 1 a 1920x1080 frame was often replaced in the reader's history before the executor
+took it (bench/camera_transport.py: 0.72 of the frames reached the callback, 1.00 with depth 3);
+the node's own queue keeps only the newest frame for processing, so the depth adds no latency.
 
 Rate: from the header stamps of the frames that reached the callback, the rate the publisher sends
 at (the shortest regular spacing between consecutive stamps) and the rate that arrived, so a node
@@ -29,13 +32,15 @@ from ivlm_core.settings import Setting
 from ivlm_ros.conversions import MAX_IMAGE_PIXELS
 
 QOS_CHOICES = ("auto", "reliable", "best_effort", "sensor_data")  # sensor_data: best effort, depth 5
+FRAME_DEPTH = 3  # frames the reader's history holds until the callback takes them (see the module docstring)
 
 
-def matched_qos(offered: Sequence[ReliabilityPolicy], setting: str = "auto", depth: int = 1) -> QoSProfile:
+def matched_qos(offered: Sequence[ReliabilityPolicy], setting: str = "auto",
+                depth: int = FRAME_DEPTH) -> QoSProfile:
     """The subscription QoS for publishers offering `offered` reliabilities (one per publisher).
 
     auto: reliable when there are publishers and all are reliable, else best effort (best effort
-    matches every publisher, so an empty topic starts there); `depth` 1 keeps only the newest frame.
+    matches every publisher, so an empty topic starts there), keeping the last `depth` messages.
     Durability is volatile: a stale latched frame is of no use to a contact estimate.
     """
     if setting not in QOS_CHOICES:
@@ -58,7 +63,7 @@ class MatchedSubscription:
 
     def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
                  setting: str = "auto", on_change: Callable[[str], None] | None = None,
-                 depth: int = 1) -> None:
+                 depth: int = FRAME_DEPTH) -> None:
         self._node, self._type, self._topic, self._callback = node, msg_type, topic, callback
         self._setting, self._on_change = setting, on_change
         self.qos = matched_qos([], setting, depth)
@@ -150,8 +155,9 @@ class Inputs:
         self._rates: dict[str, StampRate] = {}
         self._timer = node.create_timer(0.25, self.refresh)  # publishers come and go: look 4 times a second
 
-    def subscribe(self, msg_type: type, topic: str, callback: Callable[[Any], None], depth: int = 1) -> None:
-        """Subscribe `callback` to `topic`; `depth` > 1 for messages that must not replace each other."""
+    def subscribe(self, msg_type: type, topic: str, callback: Callable[[Any], None],
+                  depth: int = FRAME_DEPTH) -> None:
+        """Subscribe `callback` to `topic`, keeping the last `depth` messages until it takes them."""
         rate = self._rates[topic] = StampRate()
 
         def on_message(msg: Any) -> None:

@@ -10,7 +10,7 @@ from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.conditions import IfCondition
 from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
@@ -31,6 +31,9 @@ ARGUMENTS = {
     "player_source": ("", "also start the player on this image, folder or video ('' = no player)"),
     "player_rate_hz": ("2.0", "player frame rate"),
     "player_labels": ("", "labels.json for the player ('' = <folder>/labels.json)"),
+    "fastdds_transports": (EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA"),
+                           "FASTDDS_BUILTIN_TRANSPORTS of the contact node: LARGE_DATA (shared memory and "
+                           "TCP for data, UDP for discovery) keeps HD frames whole; '' = Fast DDS default"),
 }
 
 
@@ -39,8 +42,10 @@ def _nodes(context: LaunchContext) -> list:
     overrides = {"backend": arg["backend"]} if arg["backend"] else {}
     remaps = [("image", arg["image"]), ("image/compressed", arg["image"] + "/compressed"),
               ("camera_info", arg["camera_info"]), ("detections", arg["detections"])]
+    # large images: Fast DDS's builtin LARGE_DATA transports for the node (README "Large images")
+    env = {"FASTDDS_BUILTIN_TRANSPORTS": arg["fastdds_transports"]} if arg["fastdds_transports"] else {}
     node = LifecycleNode(package="ivlm_ros", executable="contact_node", name=arg["node_name"],
-                         namespace=arg["namespace"], output="screen",
+                         namespace=arg["namespace"], output="screen", additional_env=env,
                          parameters=[arg["params_file"], overrides], remappings=remaps)
     actions = [node]
     if arg["autostart"].lower() == "true":

@@ -1,7 +1,7 @@
 """`ros2 launch ivlm_ros contact.launch.py` for real: the node comes up, configures, activates and publishes
 contacts for the player's photo, whose detections travel as real vision_msgs/Detection2DArray.
 
-Needs the launch tools and vision_msgs of ../shared/ros2/install_launch_tools.sh and the package
+Needs the launch tools and vision_msgs (IVLM_ROS_TOOLS=1 bash scripts/setup.sh) and the package
 installed into the venv (scripts/setup.sh); skips cleanly otherwise.
 """
 
@@ -35,6 +35,19 @@ def _installed() -> bool:
     return (prefix / "lib" / "ivlm_ros" / "contact_node").is_file()
 
 
+def _environment_of(*words: str) -> dict[str, str]:
+    """The environment of the running process whose command line holds all `words` ({} if none)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+            if all(w in cmdline for w in words) and "ros2 launch" not in cmdline.replace("\0", " "):
+                pairs = (proc / "environ").read_bytes().decode(errors="replace").split("\0")
+                return dict(p.split("=", 1) for p in pairs if "=" in p)
+        except OSError:
+            continue
+    return {}
+
+
 @pytest.fixture(scope="module")
 def launched():
     if not (REPO.parent / "shared" / "ros2").is_dir():
@@ -66,6 +79,7 @@ def launched():
     deadline = time.monotonic() + 120.0
     while time.monotonic() < deadline and len(got["contacts"]) < 2 and proc.poll() is None:
         executor.spin_once(timeout_sec=0.2)
+    got["node_env"] = _environment_of(f"__ns:=/{NAMESPACE}", "ivlm_ros/contact_node")
     client = node.create_client(GetState, f"/{NAMESPACE}/contact_node/get_state")
     state = None
     if client.wait_for_service(timeout_sec=10.0):
@@ -108,3 +122,10 @@ def test_ctrl_c_stops_every_process_cleanly(launched):
     assert returncode == 0, output[-3000:]
     assert "[contact_node-1]: process has finished cleanly" in output, output[-3000:]
     assert "[player-2]: process has finished cleanly" in output, output[-3000:]
+
+
+def test_launch_applies_the_large_image_dds_setting_to_the_node(launched):
+    got, *_ = launched
+    assert got["node_env"], "the contact node process was not found"
+    assert got["node_env"].get("FASTDDS_BUILTIN_TRANSPORTS") == os.environ.get("FASTDDS_BUILTIN_TRANSPORTS",
+                                                                               "LARGE_DATA")

@@ -29,7 +29,7 @@ from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 from ivlm_core.types import CameraIntrinsics  # noqa: E402
 from ivlm_ros.contact_node import ContactNode  # noqa: E402
-from ivlm_ros.transport import StampRate, matched_qos  # noqa: E402
+from ivlm_ros.transport import FRAME_DEPTH, StampRate, matched_qos  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERA = REPO / "bench" / "camera_transport.py"
@@ -38,7 +38,7 @@ RELIABLE, BEST_EFFORT = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFOR
 
 def test_matched_qos_is_reliable_only_when_every_publisher_is():
     assert matched_qos([RELIABLE, RELIABLE]).reliability == RELIABLE
-    assert matched_qos([RELIABLE]).depth == 1
+    assert matched_qos([RELIABLE]).depth == FRAME_DEPTH
     assert matched_qos([RELIABLE, BEST_EFFORT]).reliability == BEST_EFFORT
     assert matched_qos([]).reliability == BEST_EFFORT  # matches whatever appears first
     assert matched_qos([BEST_EFFORT], "reliable").reliability == RELIABLE  # explicit override
