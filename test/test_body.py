@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
+import subprocess
 import time
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 import trimesh
 
@@ -229,7 +232,7 @@ def _smplh_skeleton():
     return np.array(joints), parents
 
 
-def _write_synthetic_smpl(path, joints, parents):
+def _write_synthetic_smpl(path, joints, parents, protocol=pickle.DEFAULT_PROTOCOL):
     """An SMPL-format pickle (6890 vertices, SMPL-H extras when 52 joints) with tubes around the bones.
 
     Each vertex is skinned to one joint and lies on a tube from that joint towards its child (leaves
@@ -252,8 +255,9 @@ def _write_synthetic_smpl(path, joints, parents):
         points[0] = start  # the joint regressor reads the joint back from this vertex
         vertices[offset:offset + count] = points
         weights[offset:offset + count, j] = 1.0
-    j_regressor = np.zeros((num_joints, 6890))
-    j_regressor[np.arange(num_joints), offsets] = 1.0
+    # As in the licensed files: J_regressor is a scipy.sparse csc matrix.
+    j_regressor = scipy.sparse.csc_matrix(
+        (np.ones(num_joints), (np.arange(num_joints), offsets)), shape=(num_joints, 6890))
     data = {
         "v_template": vertices, "weights": weights, "J_regressor": j_regressor,
         "f": np.arange(6888, dtype=np.int64).reshape(-1, 3),
@@ -265,8 +269,11 @@ def _write_synthetic_smpl(path, joints, parents):
         data |= {"hands_componentsl": np.eye(45), "hands_componentsr": np.eye(45),
                  "hands_meanl": np.zeros(45), "hands_meanr": np.zeros(45)}
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npz":
+        np.savez(path, **(data | {"J_regressor": j_regressor.toarray()}))
+        return
     with open(path, "wb") as f:
-        pickle.dump(data, f)
+        pickle.dump(data, f, protocol=protocol)
 
 
 def _check_smpl_family_model(model, num_joints):
@@ -309,5 +316,57 @@ def test_unreadable_smpl_file_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="not a readable SMPL model file"):
         load_body_model("smpl", model_path=str(tmp_path))
     (tmp_path / "smpl.npz").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"must end in \.pkl"):
+    with pytest.raises(ValueError, match=r"smpl\.npz is not a readable SMPL model file"):
         load_body_model("smpl", model_path=str(tmp_path / "smpl.npz"))
+    (tmp_path / "smpl.obj").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"must end in \.pkl or \.npz"):
+        load_body_model("smpl", model_path=str(tmp_path / "smpl.obj"))
+
+
+class _Payload:
+    """Pickles as a call to `function(*args)`: what a crafted model file would run on load."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize("attack", ["os.system", "builtins.exec", "subprocess.call", "in_an_array"])
+def test_a_crafted_model_pickle_is_refused_and_runs_nothing(tmp_path, attack):
+    marker = tmp_path / "pwned"
+    command = f"touch {marker}"
+    payload = {
+        "os.system": _Payload(os.system, command),
+        "builtins.exec": _Payload(exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.call": _Payload(subprocess.call, ["touch", str(marker)]),
+        "in_an_array": np.array([_Payload(os.system, command)], dtype=object),
+    }[attack]
+    _write_synthetic_smpl(tmp_path / "smpl" / "SMPL_NEUTRAL.pkl", _SMPL_JOINTS, _SMPL_PARENTS)
+    path = tmp_path / "smpl" / "SMPL_NEUTRAL.pkl"
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    with open(path, "wb") as f:
+        pickle.dump(data | {"v_template": payload}, f)
+    with pytest.raises(ValueError, match=r"SMPL_NEUTRAL\.pkl: refused to load.*nothing was executed.*\.npz"):
+        load_body_model("smpl", model_path=str(tmp_path))
+    assert not marker.exists()
+
+
+def test_a_chumpy_model_pickle_is_refused_with_the_conversion_hint(tmp_path):
+    (tmp_path / "SMPLH_NEUTRAL.pkl").write_bytes(b"cchumpy.ch\nCh\n)R.")
+    with pytest.raises(ValueError, match=r"chumpy\.ch\.Ch.*clean_ch\.py"):
+        load_body_model("smplh", model_path=str(tmp_path))
+
+
+def test_python2_style_and_npz_model_files_load(tmp_path):
+    """Protocol 0 pickles (copy_reg / __builtin__ names, as old SMPL files) and plain .npz both load."""
+    for path, protocol in (("a/smpl/SMPL_NEUTRAL.pkl", 0), ("b/smpl/SMPL_NEUTRAL.npz", None)):
+        _write_synthetic_smpl(tmp_path / path, _SMPL_JOINTS, _SMPL_PARENTS, protocol=protocol)
+    from_pickle = load_body_model("smpl", model_path=str(tmp_path / "a"))
+    from_npz = load_body_model("smpl", model_path=str(tmp_path / "b"))
+    assert np.allclose(from_pickle.canonical_vertices, from_npz.canonical_vertices, atol=1e-6)
+    np.savez(tmp_path / "objects.npz", v_template=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"objects\.npz is not a readable SMPL model file.*no object arrays"):
+        load_body_model("smpl", model_path=str(tmp_path / "objects.npz"))
