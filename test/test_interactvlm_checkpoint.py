@@ -242,3 +242,34 @@ def test_node_factory_builds_the_backend_only_with_a_checkpoint(tmp_path):
         create_backend("interactvlm", device="cpu")
     with pytest.raises(CheckpointError, match="does not exist"):
         create_backend("interactvlm", checkpoint=str(tmp_path / "missing"), device="cpu")
+
+
+def test_damaged_weight_files_and_indexes_are_named_in_the_error(net, arch, tokenizer, tmp_path):
+    folder = _write(tmp_path / "cut", net, arch, tokenizer, shard_bytes=0)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # an interrupted download: header cut short
+    with pytest.raises(CheckpointError, match=rf"{weights} is not a readable safetensors file.*copy it"):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
+
+    folder = _write(tmp_path / "cut_shard", net, arch, tokenizer)
+    shard = sorted(folder.glob("model-*.safetensors"))[1]
+    shard.write_bytes(shard.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match=rf"{shard} is not a readable safetensors file"):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
+
+    folder = _write(tmp_path / "no_map", net, arch, tokenizer)
+    index = folder / "model.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(CheckpointError, match=rf'{index} has no "weight_map" object'):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
+    index.write_text('{"weight_map": {"lm_head.weight": ')
+    with pytest.raises(CheckpointError, match=rf"{index} is not valid JSON"):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
+
+    folder = _write(tmp_path / "bin", net, arch, tokenizer, shard_bytes=0)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    data = (folder / "pytorch_model.bin").read_bytes()
+    (folder / "pytorch_model.bin").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"pytorch_model\.bin cannot be read as PyTorch weights"):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
