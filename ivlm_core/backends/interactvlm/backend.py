@@ -29,6 +29,7 @@ from ivlm_core.body import load_body_model
 from ivlm_core.body.parts import PART_NAMES
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
 from ivlm_core.render import LiftTables, Rasterizer, lift, render_body_views, render_object_views
+from ivlm_core.render.lift import lift_like_original
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
 PART_COVERAGE = 0.1  # a part is named when >= 10% of its vertices are in contact (facts §2)
@@ -58,6 +59,7 @@ class InteractVLMBackend(ContactBackend):
         rasterizer_backend: str = "auto",
         localizer: MVLoc | None = None,
         object_localizer: MVLoc | None = None,
+        parity: bool = False,
     ) -> None:
         """checkpoint: human-contact InteractVLM folder (e.g. interactvlm-3d-hcontact-damon); sam_checkpoint /
         clip_dir only when it lacks those weights. object_checkpoint: optional object-contact folder (e.g.
@@ -65,6 +67,9 @@ class InteractVLMBackend(ContactBackend):
         stay empty. mode: "fast", "generate" or "original" (see MVLoc.localize). answer_draft: the fixed
         answer of checkpoints without free text (e.g. "Sure, the contact mask is [SEG]."), tried as a
         single pass. localizer / object_localizer: ready MVLoc objects instead of checkpoint folders.
+        parity: reproduce the official outputs as closely as possible, for comparisons (slow): decoding
+        as the original (mode "original", whatever `mode` says), eager attention, masks and the human
+        lift in the model dtype (bf16 on GPU) as `render.lift.lift_like_original`.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -73,13 +78,19 @@ class InteractVLMBackend(ContactBackend):
                 "the interactvlm backend needs its checkpoint folder: set backend_options "
                 "'{checkpoint: /path/to/interactvlm-3d-hcontact-damon}' (weights are never downloaded)"
             )
+        for given in (localizer, object_localizer):
+            if given is not None and given.config.parity != parity:
+                raise ValueError(f"parity={parity} but a given localizer was built with parity="
+                                 f"{given.config.parity}; build it with MVLocConfig(parity={parity})")
         common = dict(
-            device=device, sam_checkpoint=sam_checkpoint, clip_dir=clip_dir, max_new_tokens=max_new_tokens
+            device=device, sam_checkpoint=sam_checkpoint, clip_dir=clip_dir, max_new_tokens=max_new_tokens,
+            parity=parity,
         )
         self.loc = localizer or MVLoc.from_checkpoint(
             MVLocConfig(checkpoint_dir=checkpoint, answer_draft=answer_draft, **common)
         )
-        self.mode = mode
+        self.parity = parity
+        self.mode = "original" if parity else mode
         self.body = load_body_model(body_model, body_model_path)
         device = str(self.loc.net.device)
         rasterizer = Rasterizer(self.loc.arch.mask_size, backend=rasterizer_backend, device=device)
@@ -142,9 +153,7 @@ class InteractVLMBackend(ContactBackend):
             probs = np.zeros(self.body.num_vertices, np.float32)
             reason = "the model's answer has no segmentation token"
         else:
-            probs = (
-                lift(torch.sigmoid(loc.masks.float().clamp(-20, 20)), self.rig.tables).cpu().numpy()
-            )  # on device
+            probs = self.lift_body(loc.masks)
             reason = ""
         return ContactResult(
             person_index=person,
@@ -181,14 +190,25 @@ class InteractVLMBackend(ContactBackend):
             if loc.masks.shape[0] == 0:
                 probs = np.zeros(mesh.vertices.shape[0], np.float32)
             else:
-                p = torch.sigmoid(loc.masks.float().clamp(-20, 20))
+                p = torch.sigmoid((loc.masks if self.parity else loc.masks.float()).clamp(-20, 20))
                 probs = (
                     lift(p, self._object_tables[mesh.mesh_id], min_probability=OBJECT_PIXEL_GATE)
+                    .float()
                     .cpu()
                     .numpy()
                 )
             out.append((mesh, probs.astype(np.float32), loc.text))
         return out
+
+    def lift_body(self, masks: torch.Tensor) -> np.ndarray:
+        """(V, S, S) mask logits on the body rig -> (num_vertices,) float32 contact probabilities: the
+        original's soft lift of sigmoid(clamp(logits, +-20)) with no threshold, computed on the masks'
+        device (InteractVLM model/components.py, HumanContact3DPredictor)."""
+        if self.parity:
+            probs = lift_like_original(torch.sigmoid(masks.clamp(-20, 20)), self.rig.tables)
+        else:
+            probs = lift(torch.sigmoid(masks.float().clamp(-20, 20)), self.rig.tables)
+        return probs.float().cpu().numpy()
 
     def named_parts(self, probabilities: np.ndarray) -> dict[str, float]:
         """Parts with >= 10% of their vertices at probability >= 0.5 -> the part's mean probability."""

@@ -78,6 +78,21 @@ class MVLocArchitecture:
         return int(llm + clip + sam + t.hidden_size * (t.hidden_size + self.out_dim))
 
 
+def use_eager_attention(net: nn.Module) -> None:
+    """Switch every attention of an `InteractVLMNet` to transformers' eager implementation (explicit
+    softmax, fp32 in Llama/CLIP), the closest to the original's transformers 4.31 / segment_anything
+    code; the default SDPA kernels round differently in bf16."""
+    from transformers.models.sam.modeling_sam import SamVisionAttention, SamVisionSdpaAttention
+
+    net.llava.set_attn_implementation("eager")
+    sam = net.sam.config
+    for config in (sam, sam.vision_config, sam.mask_decoder_config, sam.prompt_encoder_config):
+        config._attn_implementation = "eager"
+    for layer in net.sam.vision_encoder.layers:  # the class is picked at construction; same parameters
+        if type(layer.attn) is SamVisionSdpaAttention:
+            layer.attn.__class__ = SamVisionAttention
+
+
 class VIv1CamPoseEncoder(nn.Module):
     """InteractVLM's `VIv1CamPoseEncoder`: a shared MLP on the 5 camera numbers, one head per view, sigmoid.
 
@@ -229,11 +244,14 @@ class InteractVLMNet(nn.Module):
                 return obj
         return tokens
 
-    def decode_masks(self, tokens: torch.Tensor, view_embeddings: torch.Tensor) -> torch.Tensor:
+    def decode_masks(
+        self, tokens: torch.Tensor, view_embeddings: torch.Tensor, upsample_dtype: torch.dtype = torch.float32
+    ) -> torch.Tensor:
         """SAM mask logits for N prompts over V views.
 
         tokens: (N, V, 256) view tokens; view_embeddings: (V, 256, h, w) SAM embeddings of the renders
-        -> (N, V, S, S) float32 logits at the render resolution. Every view sees all V tokens (the
+        -> (N, V, S, S) logits at the render resolution, in `upsample_dtype` (the original upsamples the
+        256² logits in the model dtype, bf16; float32 by default). Every view sees all V tokens (the
         original passes them together as one sparse prompt and broadcasts over the view batch).
         """
         n, v = tokens.shape[:2]
@@ -251,5 +269,5 @@ class InteractVLMNet(nn.Module):
             multimask_output=False,
         )
         s = self.arch.mask_size
-        masks = F.interpolate(low_res[:, 0].float(), (s, s), mode="bilinear", align_corners=False)
+        masks = F.interpolate(low_res[:, 0].to(upsample_dtype), (s, s), mode="bilinear", align_corners=False)
         return masks.reshape(n, v, s, s)

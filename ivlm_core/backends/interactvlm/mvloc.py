@@ -34,7 +34,7 @@ from ivlm_core.backends.interactvlm.generation import (
     generate_original,
     split_prompt,
 )
-from ivlm_core.backends.interactvlm.model import InteractVLMNet, MVLocArchitecture
+from ivlm_core.backends.interactvlm.model import InteractVLMNet, MVLocArchitecture, use_eager_attention
 from ivlm_core.backends.interactvlm.tokenizer import load_tokenizer, tokenize_prompt
 
 MODES = ("fast", "generate", "original")
@@ -56,6 +56,9 @@ class MVLocConfig:
     )
     max_new_tokens: int = 512
     batch_size: int = 8  # questions decoded together
+    # For comparing with the official outputs: eager attention, masks upsampled in the model dtype
+    # (bf16 on GPU) and kept in it; only the "original" decoding mode is allowed.
+    parity: bool = False
 
     def resolved_device(self) -> torch.device:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -67,7 +70,8 @@ class Localization:
 
     label: str
     text: str  # the generated answer, special tokens kept (e.g. "... the contact region is [SEG].</s>")
-    masks: torch.Tensor  # (V, S, S) float32 logits, one per view; (0, S, S) when no seg token was produced
+    masks: torch.Tensor  # (V, S, S) logits, one per view (float32; the model dtype with `parity`);
+    # (0, S, S) when no seg token was produced
     path: str  # how the answer was obtained: "single_pass", "generate" or "original"
 
 
@@ -104,6 +108,8 @@ class MVLoc:
             image_mean=list(CLIP_MEAN),
             image_std=list(CLIP_STD),
         )
+        if self.config.parity:
+            use_eager_attention(self.net)
         self.views: dict[str, ViewSet] = {}
         self.last_answers: dict[str, list[int]] = {}  # label -> last answer ids, the "fast" mode's drafts
         before, _ = split_prompt(self.prompt_ids("object"))
@@ -182,6 +188,8 @@ class MVLoc:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if self.config.parity and mode != "original":
+            raise ValueError(f"parity mode decodes as the original only (mode 'original'), got {mode!r}")
         keys = [views] * len(labels) if isinstance(views, str) else list(views)
         if len(keys) != len(labels):
             raise ValueError(f"got {len(labels)} labels but {len(keys)} view keys")
@@ -250,7 +258,8 @@ class MVLoc:
             tokens = [
                 self.net.view_tokens(seg[j : j + 1], cam, answers[i].seg_token) for j, i in enumerate(rows)
             ]
-            logits = self.net.decode_masks(torch.cat(tokens), embeddings[rows[0]])
+            upsample = self.net.dtype if self.config.parity else torch.float32
+            logits = self.net.decode_masks(torch.cat(tokens), embeddings[rows[0]], upsample)
             masks.update({i: logits[j] for j, i in enumerate(rows)})
         empty = torch.zeros((0, s, s))
         return [

@@ -1,0 +1,112 @@
+"""The `parity` option: the original's lift dtype and decoding, on CPU with a tiny random bf16 model.
+
+`official_lift` below is written from InteractVLM's `HumanContact3DPredictor` (model/components.py at
+79b4bf2): dense pixel_to_vertex / bary_coords maps per view, scatter_add_ of votes and counts in the
+mask dtype. It shares no code with ivlm_core.render.lift.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers.models.sam.modeling_sam import SamVisionAttention
+
+from ivlm_core.backends.interactvlm.configs import tiny_architecture
+from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
+from ivlm_core.backends.interactvlm.tokenizer import add_interactvlm_tokens, build_dev_tokenizer
+from ivlm_core.render.lift import LiftTables, lift, lift_like_original
+
+
+def official_lift(seg_maps: torch.Tensor, p2v: np.ndarray, bary: np.ndarray, num_vertices: int):
+    """HumanContact3DPredictor.forward for one sample: seg_maps (N, H, W) logits in their dtype."""
+    dtype = seg_maps.dtype
+    pred = torch.zeros(num_vertices, dtype=dtype)
+    view_count = torch.zeros(num_vertices, dtype=dtype)
+    for view in range(seg_maps.shape[0]):
+        values = torch.sigmoid(torch.clamp(seg_maps[view], -20.0, 20.0)).reshape(-1)
+        vertices = torch.from_numpy(p2v[view]).reshape(-1, 3)
+        weights = torch.from_numpy(bary[view]).to(dtype=dtype).reshape(-1, 3)
+        valid = ((vertices >= 0) & (vertices < num_vertices)).all(dim=1)
+        vertices, weights, values = vertices[valid], weights[valid], values[valid]
+        votes, counts = torch.zeros_like(pred), torch.zeros_like(view_count)
+        for i in range(3):
+            votes.scatter_add_(0, vertices[:, i].long(), weights[:, i] * values)
+            counts.scatter_add_(0, vertices[:, i].long(), weights[:, i])
+        ok = counts > 0
+        votes[ok] = votes[ok] / counts[ok]
+        pred = pred + votes
+        view_count = view_count + ok.to(dtype)
+    ok = view_count > 0
+    pred[ok] = pred[ok] / view_count[ok]
+    return torch.clamp(pred, 0.0, 1.0)
+
+
+def random_maps(num_views=4, size=48, num_vertices=300, seed=0):
+    """Dense maps of a random mesh: each covered pixel sees one face, with random barycentrics."""
+    rng = np.random.default_rng(seed)
+    faces = np.stack([rng.choice(num_vertices, 3, replace=False) for _ in range(500)])
+    face_of = rng.integers(0, len(faces), (num_views, size, size))
+    p2v = faces[face_of].astype(np.int32)
+    background = rng.random((num_views, size, size)) < 0.3
+    p2v[background] = -1
+    bary = rng.dirichlet([1.0, 1.0, 1.0], (num_views, size, size)).astype(np.float32)
+    bary[background] = 0
+    return p2v, bary, faces
+
+
+def test_lift_like_original_is_the_official_bf16_lift_bit_for_bit():
+    p2v, bary, faces = random_maps()
+    tables = LiftTables.from_dense(p2v, bary, faces, num_vertices=300)
+    torch.manual_seed(0)
+    logits = (torch.randn(4, 48, 48) * 3).to(torch.bfloat16)
+    reference = official_lift(logits, p2v, bary, 300)
+    ours = lift_like_original(torch.sigmoid(logits.clamp(-20, 20)), tables)
+    assert ours.dtype == torch.bfloat16
+    assert torch.equal(ours, reference)
+    # The float lift is what the product uses; in bf16 the original quantises (here by up to ~1e-2).
+    float_lift = lift(torch.sigmoid(logits.float()), tables)
+    assert (float_lift - reference.float()).abs().max() > 1e-3
+    torch.testing.assert_close(float_lift, reference.float(), atol=2e-2, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def tiny_bf16():
+    tokenizer = build_dev_tokenizer(["bench cup", "left hand"])
+    ids = add_interactvlm_tokens(tokenizer)
+    torch.manual_seed(0)
+    net = build_net(tiny_architecture(len(tokenizer), ids), "cpu", dtype=torch.bfloat16)
+    seg = ids["[SEG]"]
+
+    def always_seg(module, args, logits):  # random weights: make the answer contain [SEG]
+        logits = logits.clone()
+        logits[..., seg] = logits.abs().max() + 10
+        return logits
+
+    net.llava.lm_head.register_forward_hook(always_seg)
+    return net, tokenizer
+
+
+def test_parity_decodes_as_the_original_with_eager_attention_and_bf16_masks(tiny_bf16):
+    net, tokenizer = tiny_bf16
+    rng = np.random.default_rng(0)
+    renders = rng.integers(0, 255, (4, 128, 128, 3), dtype=np.uint8)
+    cams = rng.random((4, 5)).astype(np.float32)
+    photo = rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+
+    plain = MVLoc(net, tokenizer, MVLocConfig(max_new_tokens=3))
+    plain.set_views("body", renders, cams)
+    [reference] = plain.localize(photo, ["bench"], "body", mode="original")
+    assert reference.masks.dtype == torch.float32 and reference.masks.shape == (4, 128, 128)
+
+    parity = MVLoc(net, tokenizer, MVLocConfig(max_new_tokens=3, parity=True))
+    assert net.llava.config.text_config._attn_implementation == "eager"
+    assert net.sam.config.mask_decoder_config._attn_implementation == "eager"
+    assert all(type(layer.attn) is SamVisionAttention for layer in net.sam.vision_encoder.layers)
+    parity.set_views("body", renders, cams)
+    with pytest.raises(ValueError, match="parity mode decodes as the original only"):
+        parity.localize(photo, ["bench"], "body", mode="fast")
+    [res] = parity.localize(photo, ["bench"], "body", mode="original")
+    assert res.text == reference.text and res.path == "original"
+    assert res.masks.dtype == torch.bfloat16  # upsampled and kept in the model dtype, as the original
+    torch.testing.assert_close(res.masks.float(), reference.masks, atol=0.1, rtol=0.05)
