@@ -272,4 +272,5 @@ def load_smpl_family(name: str, model_path: str | None, device: str = "cpu") -> 
         skinner=skinner,
         keypoint_weights=keypoint_weights.to(device),
         device=device,
+        native_origin=origin.astype(np.float32),
     )

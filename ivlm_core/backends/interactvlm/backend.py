@@ -1,7 +1,9 @@
 """`InteractVLMBackend`: Render -> Localize (MV-Loc) -> Lift, behind the ContactBackend interface.
 
-The body is rendered once, at start-up, from the four canonical views of the InteractVLM human rig
-(normal-coloured, Vitruvian pose); SAM encodes those renders once. Per image, MV-Loc answers one
+The body the checkpoint was trained on (SMPL-H for the released ones) is rendered once, at start-up, in
+its native frame from the four canonical views of the InteractVLM human rig (normal-coloured, Vitruvian
+pose), or the official renders are read from the user's InteractVLM data folder (`body_rig`); SAM
+encodes those renders once. Per image, MV-Loc answers one
 question per object name and its masks are lifted onto the body model's vertices with the original's
 soft barycentric vote (sigmoid of the clamped logits, facts §5).
 
@@ -24,11 +26,15 @@ import torch
 
 from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
 from ivlm_core.backends.interactvlm import prompts
+from ivlm_core.backends.interactvlm.body_rig import body_rig, trained_body_name, vertex_transfer
+from ivlm_core.backends.interactvlm.checkpoint import architecture_from_config, inspect_checkpoint
+from ivlm_core.backends.interactvlm.model import MVLocArchitecture
 from ivlm_core.backends.interactvlm.mvloc import MODES, Localization, MVLoc, MVLocConfig
 from ivlm_core.body import load_body_model
+from ivlm_core.body.model import BodyModel
 from ivlm_core.body.parts import PART_NAMES
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
-from ivlm_core.render import LiftTables, Rasterizer, lift, render_body_views, render_object_views
+from ivlm_core.render import LiftTables, Rasterizer, lift, render_object_views
 from ivlm_core.render.lift import lift_like_original
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
@@ -47,7 +53,7 @@ class InteractVLMBackend(ContactBackend):
         self,
         checkpoint: str = "",
         device: str = "",
-        body_model: str = "anny",
+        body_model: str = "",
         body_model_path: str | None = None,
         object_mesh_folder: str | None = None,
         mode: str = "fast",
@@ -60,6 +66,8 @@ class InteractVLMBackend(ContactBackend):
         localizer: MVLoc | None = None,
         object_localizer: MVLoc | None = None,
         parity: bool = False,
+        interactvlm_data: str = "",
+        body_correspondence: str = "",
     ) -> None:
         """checkpoint: human-contact InteractVLM folder (e.g. interactvlm-3d-hcontact-damon); sam_checkpoint /
         clip_dir only when it lacks those weights. object_checkpoint: optional object-contact folder (e.g.
@@ -70,6 +78,13 @@ class InteractVLMBackend(ContactBackend):
         parity: reproduce the official outputs as closely as possible, for comparisons (slow): decoding
         as the original (mode "original", whatever `mode` says), eager attention, masks and the human
         lift in the model dtype (bf16 on GPU) as `render.lift.lift_like_original`.
+
+        The body (see `body_rig`): the checkpoint's trained body (SMPL-H for released checkpoints, from
+        <body_model_path>/smplh/SMPLH_NEUTRAL.pkl or .npz) is what SAM sees, in its native frame, or the
+        official renders and lift tables when interactvlm_data (InteractVLM's data folder) is set.
+        body_model: the body the results' vertex ids refer to ("" = the trained body); another body
+        only through a vertex correspondence: smpl from smplh is the identity, others need
+        body_correspondence (a .npz 'matrix' (V_out, V_trained)); anything else is refused.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -86,15 +101,24 @@ class InteractVLMBackend(ContactBackend):
             device=device, sam_checkpoint=sam_checkpoint, clip_dir=clip_dir, max_new_tokens=max_new_tokens,
             parity=parity,
         )
+        # Bodies first (seconds), so a missing model file fails before the checkpoint loads (minutes).
+        arch = localizer.arch if localizer else _checkpoint_arch(checkpoint)
+        self.render_body = _trained_body(trained_body_name(arch), body_model_path)
+        out = body_model or self.render_body.name
+        same = out == self.render_body.name
+        self.body = self.render_body if same else load_body_model(out, body_model_path)
+        self.transfer = vertex_transfer(self.render_body, self.body, body_correspondence)
         self.loc = localizer or MVLoc.from_checkpoint(
             MVLocConfig(checkpoint_dir=checkpoint, answer_draft=answer_draft, **common)
         )
         self.parity = parity
         self.mode = "original" if parity else mode
-        self.body = load_body_model(body_model, body_model_path)
         device = str(self.loc.net.device)
         rasterizer = Rasterizer(self.loc.arch.mask_size, backend=rasterizer_backend, device=device)
-        self.rig = render_body_views(rasterizer, self.body.canonical_vertices, self.body.faces)
+        self.rig, rig_source = body_rig(self.render_body, rasterizer, interactvlm_data)
+        self._evidence = [f"body rig: {rig_source}"]
+        if self.transfer.target != self.transfer.source:
+            self._evidence.append(f"contact mapped {self.transfer.source} -> {self.transfer.target}")
         self.loc.set_views("body", self.rig.images, self.rig.cam_params)
         self.object_loc = object_localizer
         if self.object_loc is None and object_checkpoint:
@@ -148,12 +172,12 @@ class InteractVLMBackend(ContactBackend):
     def _result(
         self, person: int, obj: Detection, loc: Localization, person_det: Detection | None, whole: bool
     ) -> ContactResult:
-        evidence = [f"mvloc:{loc.path}", "whole image" if whole else "person crop"]
+        evidence = [f"mvloc:{loc.path}", "whole image" if whole else "person crop", *self._evidence]
         if loc.masks.shape[0] == 0:
             probs = np.zeros(self.body.num_vertices, np.float32)
             reason = "the model's answer has no segmentation token"
         else:
-            probs = self.lift_body(loc.masks)
+            probs = self.transfer(self.lift_body(loc.masks))
             reason = ""
         return ContactResult(
             person_index=person,
@@ -201,7 +225,7 @@ class InteractVLMBackend(ContactBackend):
         return out
 
     def lift_body(self, masks: torch.Tensor) -> np.ndarray:
-        """(V, S, S) mask logits on the body rig -> (num_vertices,) float32 contact probabilities: the
+        """(V, S, S) mask logits on the body rig -> (render_body vertices,) float32 probabilities: the
         original's soft lift of sigmoid(clamp(logits, +-20)) with no threshold, computed on the masks'
         device (InteractVLM model/components.py, HumanContact3DPredictor)."""
         if self.parity:
@@ -227,6 +251,22 @@ class InteractVLMBackend(ContactBackend):
             self.object_loc = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _checkpoint_arch(checkpoint: str) -> MVLocArchitecture:
+    """The architecture a checkpoint folder's config.json describes (no tensor is read)."""
+    return architecture_from_config(inspect_checkpoint(checkpoint).config)
+
+
+def _trained_body(name: str, model_path: str | None) -> BodyModel:
+    """The checkpoint's trained body, or ValueError saying which licensed files the backend needs."""
+    try:
+        return load_body_model(name, model_path)
+    except ValueError as error:
+        raise ValueError(
+            f"the interactvlm checkpoint was trained on {name} renders and needs that body: {error}. "
+            "Set body_model_path to the folder with your licensed model files"
+        ) from error
 
 
 def _crop_box(person: Detection, obj: Detection, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

@@ -129,7 +129,8 @@ def checkpoint_config(arch: MVLocArchitecture, **extra) -> dict:
     """The config.json InteractVLM saves for `arch` (LISA/LLaVA field names)."""
     t = arch.text
     ids = arch.seg_token_ids
-    cfg = {
+    cfg = dict(arch.extra)  # fields read from a checkpoint's config.json carry over (view types, body)
+    cfg |= {
         "architectures": ["InteractVLMForCausalLM"],
         "model_type": "llava",
         "hidden_size": t.hidden_size,
