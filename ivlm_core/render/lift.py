@@ -286,14 +286,15 @@ def _lift_torch(
 
 
 def lift_like_original(probabilities: torch.Tensor, tables: LiftTables) -> torch.Tensor:
-    """The human lift exactly as the original computes it, in the probabilities' dtype (bf16 there).
+    """The human lift exactly as the original computes it, step by step, in the probabilities' dtype.
 
     InteractVLM's `HumanContact3DPredictor._process_view` (model/components.py): per view, `scatter_add_`
     of `w_i * p` (votes) and `w_i` (counts) over the corners i = 0, 1, 2 in pixel order, division where
     counted, then a sum over views, a division by the number of views that counted the vertex, and a
-    clamp to [0, 1], every step in the mask dtype. In bf16 this rounds many vertices to exactly 1.0
-    and differs from `lift` (float accumulation) near thresholds; use it to compare with official
-    outputs. probabilities: (N, H, W) torch -> (V,) in the same dtype and device.
+    clamp to [0, 1], every step in the mask dtype (float32 in the released demo: segment_anything's
+    `postprocess_masks` returns float32 masks there; bf16 if given bf16). `lift` computes the same
+    quantity with another summation order (differences ~1e-7 in float32); use this one to compare
+    with official outputs bit for bit. probabilities: (N, H, W) torch -> (V,) same dtype and device.
     """
     expected = (tables.num_views, *tables.size)
     if tuple(probabilities.shape) != expected:

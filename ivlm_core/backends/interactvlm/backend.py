@@ -76,8 +76,8 @@ class InteractVLMBackend(ContactBackend):
         answer of checkpoints without free text (e.g. "Sure, the contact mask is [SEG]."), tried as a
         single pass. localizer / object_localizer: ready MVLoc objects instead of checkpoint folders.
         parity: reproduce the official outputs as closely as possible, for comparisons (slow): decoding
-        as the original (mode "original", whatever `mode` says), eager attention, masks and the human
-        lift in the model dtype (bf16 on GPU) as `render.lift.lift_like_original`.
+        as the original (mode "original", whatever `mode` says), eager attention, and the human lift
+        computed step by step as the original (`render.lift.lift_like_original`, in the masks' dtype).
 
         The body (see `body_rig`): the checkpoint's trained body (SMPL-H for released checkpoints, from
         <body_model_path>/smplh/SMPLH_NEUTRAL.pkl or .npz) is what SAM sees, in its native frame, or the
@@ -214,7 +214,7 @@ class InteractVLMBackend(ContactBackend):
             if loc.masks.shape[0] == 0:
                 probs = np.zeros(mesh.vertices.shape[0], np.float32)
             else:
-                p = torch.sigmoid((loc.masks if self.parity else loc.masks.float()).clamp(-20, 20))
+                p = torch.sigmoid(loc.masks.float().clamp(-20, 20))
                 probs = (
                     lift(p, self._object_tables[mesh.mesh_id], min_probability=OBJECT_PIXEL_GATE)
                     .float()

@@ -244,15 +244,14 @@ class InteractVLMNet(nn.Module):
                 return obj
         return tokens
 
-    def decode_masks(
-        self, tokens: torch.Tensor, view_embeddings: torch.Tensor, upsample_dtype: torch.dtype = torch.float32
-    ) -> torch.Tensor:
+    def decode_masks(self, tokens: torch.Tensor, view_embeddings: torch.Tensor) -> torch.Tensor:
         """SAM mask logits for N prompts over V views.
 
         tokens: (N, V, 256) view tokens; view_embeddings: (V, 256, h, w) SAM embeddings of the renders
-        -> (N, V, S, S) logits at the render resolution, in `upsample_dtype` (the original upsamples the
-        256² logits in the model dtype, bf16; float32 by default). Every view sees all V tokens (the
-        original passes them together as one sparse prompt and broadcasts over the view batch).
+        -> (N, V, S, S) float32 logits at the render resolution (the low-resolution logits come in the
+        model dtype and are upsampled in float32, as segment_anything's `postprocess_masks` in the
+        original, whose cast back to the model dtype is commented out). Every view sees all V tokens
+        (the original passes them together as one sparse prompt and broadcasts over the view batch).
         """
         n, v = tokens.shape[:2]
         emb = view_embeddings.to(self.dtype)
@@ -269,5 +268,5 @@ class InteractVLMNet(nn.Module):
             multimask_output=False,
         )
         s = self.arch.mask_size
-        masks = F.interpolate(low_res[:, 0].to(upsample_dtype), (s, s), mode="bilinear", align_corners=False)
+        masks = F.interpolate(low_res[:, 0].float(), (s, s), mode="bilinear", align_corners=False)
         return masks.reshape(n, v, s, s)

@@ -56,8 +56,8 @@ class MVLocConfig:
     )
     max_new_tokens: int = 512
     batch_size: int = 8  # questions decoded together
-    # For comparing with the official outputs: eager attention, masks upsampled in the model dtype
-    # (bf16 on GPU) and kept in it; only the "original" decoding mode is allowed.
+    # For comparing with the official outputs: eager attention everywhere; only the "original"
+    # decoding mode is allowed (the backend also lifts as the original, `lift_like_original`).
     parity: bool = False
 
     def resolved_device(self) -> torch.device:
@@ -70,8 +70,7 @@ class Localization:
 
     label: str
     text: str  # the generated answer, special tokens kept (e.g. "... the contact region is [SEG].</s>")
-    masks: torch.Tensor  # (V, S, S) logits, one per view (float32; the model dtype with `parity`);
-    # (0, S, S) when no seg token was produced
+    masks: torch.Tensor  # (V, S, S) float32 logits, one per view; (0, S, S) when no seg token was produced
     path: str  # how the answer was obtained: "single_pass", "generate" or "original"
 
 
@@ -258,8 +257,7 @@ class MVLoc:
             tokens = [
                 self.net.view_tokens(seg[j : j + 1], cam, answers[i].seg_token) for j, i in enumerate(rows)
             ]
-            upsample = self.net.dtype if self.config.parity else torch.float32
-            logits = self.net.decode_masks(torch.cat(tokens), embeddings[rows[0]], upsample)
+            logits = self.net.decode_masks(torch.cat(tokens), embeddings[rows[0]])
             masks.update({i: logits[j] for j, i in enumerate(rows)})
         empty = torch.zeros((0, s, s))
         return [
