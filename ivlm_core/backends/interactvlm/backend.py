@@ -34,7 +34,7 @@ from ivlm_core.body import load_body_model
 from ivlm_core.body.model import BodyModel
 from ivlm_core.body.parts import PART_NAMES
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
-from ivlm_core.render import LiftTables, Rasterizer, lift, render_object_views
+from ivlm_core.render import OBJECT_VIEWS, LiftTables, Rasterizer, lift, render_object_views
 from ivlm_core.render.lift import lift_like_original
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
@@ -126,6 +126,11 @@ class InteractVLMBackend(ContactBackend):
                 checkpoint_dir=object_checkpoint, question=prompts.DEMO_OAFFORD_PROMPT, **common
             )
             self.object_loc = MVLoc.from_checkpoint(object_config)
+        # A joint checkpoint (hcontact-ocontact: [HSEG] and [OSEG] in one answer) is its own object
+        # localizer, unless a separate one is given.
+        self.joint = self.object_loc is None and "[OSEG]" in self.loc.arch.seg_token_ids
+        if self.joint:
+            self.object_loc = self.loc
         self.objects = ObjectRegistry(user_folder=object_mesh_folder)
         self._object_tables: dict[str, LiftTables] = {}  # mesh id -> lift tables of its rig
         if self.object_loc is not None:
@@ -156,9 +161,15 @@ class InteractVLMBackend(ContactBackend):
         results: list[ContactResult] = []
         for (x0, y0, x1, y1), members in crops.items():
             crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-            labels = [o.label for _, o in members]
-            found = self.loc.localize(crop, labels, "body", self.mode)
-            on_objects = self._localize_objects(crop, [o for _, o in members], camera)
+            labels, objs = [o.label for _, o in members], [o for _, o in members]
+            if self.joint:  # one answer per pair: [HSEG] on the body, [OSEG] on the object's mesh
+                meshes, keys = self._object_views(objs, camera)
+                found = self.loc.localize(crop, labels, "body", self.mode, object_views=keys)
+                pairs_found = zip(meshes, found, strict=True)
+                on_objects = [(m, self._lift_object(m, f.object_masks), f.text) for m, f in pairs_found]
+            else:
+                found = self.loc.localize(crop, labels, "body", self.mode)
+                on_objects = self._localize_objects(crop, objs, camera)
             for (p, o), loc, obj_side in zip(members, found, on_objects, strict=True):
                 result = self._result(p, o, loc, people[p] if people else None, whole)
                 if obj_side is not None:
@@ -198,31 +209,37 @@ class InteractVLMBackend(ContactBackend):
         self, image: np.ndarray, objects: list[Detection], camera: CameraIntrinsics | None
     ) -> list[tuple[ObjectMesh, np.ndarray, str] | None]:
         """Per object: (its mesh, per-vertex contact probabilities, the answer), or None without an
-        object localizer. Each mesh is rendered and SAM-encoded on first use only."""
+        object localizer."""
         if self.object_loc is None:
             return [None] * len(objects)
+        meshes, keys = self._object_views(objects, camera)
+        found = self.object_loc.localize(image, [o.label for o in objects], keys, self.mode)
+        pairs = zip(meshes, found, strict=True)
+        return [(mesh, self._lift_object(mesh, loc.masks), loc.text) for mesh, loc in pairs]
+
+    def _object_views(
+        self, objects: list[Detection], camera: CameraIntrinsics | None
+    ) -> tuple[list[ObjectMesh], list[str]]:
+        """Each object's mesh and the object localizer's view key of its renders; each mesh is rendered
+        and SAM-encoded on first use only. Cameras are encoded at distance 2 as the object demo does,
+        at the render distance 1.5 for a joint model (as its ocontact training data)."""
         meshes = [self.objects.get(o.label, o.box_xyxy, camera) for o in objects]
         for mesh in meshes:
             if mesh.mesh_id not in self._object_tables:
-                rig = render_object_views(self._object_rasterizer, mesh.vertices, mesh.faces)
+                encoding = {"encoding_views": OBJECT_VIEWS} if self.joint else {}
+                rig = render_object_views(self._object_rasterizer, mesh.vertices, mesh.faces, **encoding)
                 self.object_loc.set_views(f"object:{mesh.mesh_id}", rig.images, rig.cam_params)
                 self._object_tables[mesh.mesh_id] = rig.tables
-        keys = [f"object:{m.mesh_id}" for m in meshes]
-        found = self.object_loc.localize(image, [o.label for o in objects], keys, self.mode)
-        out = []
-        for mesh, loc in zip(meshes, found, strict=True):
-            if loc.masks.shape[0] == 0:
-                probs = np.zeros(mesh.vertices.shape[0], np.float32)
-            else:
-                p = torch.sigmoid(loc.masks.float().clamp(-20, 20))
-                probs = (
-                    lift(p, self._object_tables[mesh.mesh_id], min_probability=OBJECT_PIXEL_GATE)
-                    .float()
-                    .cpu()
-                    .numpy()
-                )
-            out.append((mesh, probs.astype(np.float32), loc.text))
-        return out
+        return meshes, [f"object:{m.mesh_id}" for m in meshes]
+
+    def _lift_object(self, mesh: ObjectMesh, masks: torch.Tensor) -> np.ndarray:
+        """(V, S, S) logits on the mesh's rig -> per-vertex probabilities, pixels with sigmoid > 0.3 only
+        (the original's ObjectMeshContact3DPredictor); zeros when there are no masks."""
+        if masks.shape[0] == 0:
+            return np.zeros(mesh.vertices.shape[0], np.float32)
+        p = torch.sigmoid(masks.float().clamp(-20, 20))
+        probs = lift(p, self._object_tables[mesh.mesh_id], min_probability=OBJECT_PIXEL_GATE)
+        return probs.float().cpu().numpy().astype(np.float32)
 
     def lift_body(self, masks: torch.Tensor) -> np.ndarray:
         """(V, S, S) mask logits on the body rig -> (render_body vertices,) float32 probabilities: the

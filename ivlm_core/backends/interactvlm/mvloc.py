@@ -72,6 +72,9 @@ class Localization:
     text: str  # the generated answer, special tokens kept (e.g. "... the contact region is [SEG].</s>")
     masks: torch.Tensor  # (V, S, S) float32 logits, one per view; (0, S, S) when no seg token was produced
     path: str  # how the answer was obtained: "single_pass", "generate" or "original"
+    # Joint models (localize with object_views): the [OSEG] masks on the object's renders, (0, S, S)
+    # when the answer has none; None when no object views were asked for.
+    object_masks: torch.Tensor | None = None
 
 
 @dataclass
@@ -176,7 +179,12 @@ class MVLoc:
     # ---- the stage --------------------------------------------------------------------------------
     @torch.no_grad()
     def localize(
-        self, image: np.ndarray, labels: list[str], views: str | Sequence[str], mode: str = "fast"
+        self,
+        image: np.ndarray,
+        labels: list[str],
+        views: str | Sequence[str],
+        mode: str = "fast",
+        object_views: Sequence[str] | None = None,
     ) -> list[Localization]:
         """Contact masks for each object name in `labels`, on the renders set under `views` (one key for
         all labels, or one key per label, e.g. each object's own mesh renders).
@@ -184,15 +192,26 @@ class MVLoc:
         mode: "fast" (prefix reuse + batching + verified single pass), "generate" (prefix reuse +
         batching, plain KV-cached greedy) or "original" (as the original code: no KV cache, the renders
         re-encoded by SAM on every call). All three give the same answers.
+        object_views: for a joint human + object model (token_type Gen-Hu-Obj), one key per label of
+        that object's renders: the answer's [OSEG] is decoded there (`Localization.object_masks`) and
+        its [HSEG] (or [SEG]) on `views`, each through its own half of the attention splitter. Without
+        it, the first segmentation token is decoded on `views` (the original code's routing).
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if self.config.parity and mode != "original":
             raise ValueError(f"parity mode decodes as the original only (mode 'original'), got {mode!r}")
         keys = [views] * len(labels) if isinstance(views, str) else list(views)
-        if len(keys) != len(labels):
-            raise ValueError(f"got {len(labels)} labels but {len(keys)} view keys")
-        unknown = sorted(set(keys) - set(self.views))
+        object_keys = None if object_views is None else list(object_views)
+        for what, given in (("view keys", keys), ("object view keys", object_keys)):
+            if given is not None and len(given) != len(labels):
+                raise ValueError(f"got {len(labels)} labels but {len(given)} {what}")
+        if object_keys is not None and "[OSEG]" not in self.arch.seg_token_ids:
+            raise ValueError(
+                "object_views needs a joint human + object checkpoint (token_type Gen-Hu-Obj with an "
+                f"[OSEG] token); this one has {sorted(self.arch.seg_token_ids)}"
+            )
+        unknown = sorted(set(keys + (object_keys or [])) - set(self.views))
         if unknown:
             raise ValueError(
                 f"no renders set under {unknown}; call set_views first (have {list(self.views)})"
@@ -200,7 +219,6 @@ class MVLoc:
         features = self.net.encode_image(self.image_tensor(image))[0]
         eos = self.tokenizer.eos_token_id
         if mode == "original":
-            embeddings = {i: self.net.encode_renders(self.views[k].renders) for i, k in enumerate(keys)}
             answers = [
                 generate_original(
                     self.net, features, self.prompt_ids(lb), self.seg_ids, eos, self.config.max_new_tokens
@@ -208,9 +226,8 @@ class MVLoc:
                 for lb in labels
             ]
         else:
-            embeddings = {i: self.views[k].embeddings for i, k in enumerate(keys)}
             answers = self._generate(features, labels, drafts=mode == "fast")
-        return self._masks(labels, answers, embeddings, keys)
+        return self._masks(labels, answers, keys, object_keys, reencode=mode == "original")
 
     def _generate(self, features: torch.Tensor, labels: list[str], drafts: bool) -> list[Answer]:
         if self._system is None:
@@ -244,28 +261,44 @@ class MVLoc:
             return self.answer_ids(label, self.config.answer_draft)
         return None
 
-    def _masks(self, labels, answers, embeddings, keys) -> list[Localization]:
-        """SAM masks for every answer with a segmentation token; one decode per set of renders."""
-        s = self.arch.mask_size
-        masks: dict[int, torch.Tensor] = {}
-        for key in dict.fromkeys(keys):
-            rows = [i for i, a in enumerate(answers) if a.seg_hidden is not None and keys[i] == key]
-            if not rows:
-                continue
-            cam = self.views[key].cam_params
-            seg = self.net.seg_embedding(torch.stack([answers[i].seg_hidden for i in rows]))
-            tokens = [
-                self.net.view_tokens(seg[j : j + 1], cam, answers[i].seg_token) for j, i in enumerate(rows)
-            ]
-            logits = self.net.decode_masks(torch.cat(tokens), embeddings[rows[0]])
-            masks.update({i: logits[j] for j, i in enumerate(rows)})
-        empty = torch.zeros((0, s, s))
+    def _masks(
+        self,
+        labels: list[str],
+        answers: list[Answer],
+        keys: list[str],
+        object_keys: list[str] | None,
+        reencode: bool,
+    ) -> list[Localization]:
+        """SAM masks for every routed segmentation token; one decode per set of renders (re-encoded by
+        SAM first when `reencode`, as the original does on every call)."""
+        oseg = self.arch.seg_token_ids.get("[OSEG]")
+        jobs: dict[str, list[tuple[int, str, int, torch.Tensor]]] = {}  # key -> (row, side, token, state)
+        for i, answer in enumerate(answers):
+            if object_keys is None:  # the original's routing: the first token, on `views`
+                routed = [("human", keys[i], answer.segs[0] if answer.segs else None)]
+            else:
+                human = next((sg for sg in answer.segs if sg[0] != oseg), None)
+                obj = next((sg for sg in answer.segs if sg[0] == oseg), None)
+                routed = [("human", keys[i], human), ("object", object_keys[i], obj)]
+            for side, key, sg in routed:
+                if sg is not None:
+                    jobs.setdefault(key, []).append((i, side, *sg))
+        masks: dict[tuple[int, str], torch.Tensor] = {}
+        for key, rows in jobs.items():
+            view = self.views[key]
+            embeddings = self.net.encode_renders(view.renders) if reencode else view.embeddings
+            seg = self.net.seg_embedding(torch.stack([state for *_, state in rows]))
+            tokens = [self.net.view_tokens(seg[j : j + 1], view.cam_params, r[2]) for j, r in enumerate(rows)]
+            logits = self.net.decode_masks(torch.cat(tokens), embeddings)
+            masks.update({(i, side): logits[j] for j, (i, side, _, _) in enumerate(rows)})
+        empty = torch.zeros((0, self.arch.mask_size, self.arch.mask_size))
         return [
             Localization(
                 label,
                 self.tokenizer.decode(a.token_ids, skip_special_tokens=False),
-                masks.get(i, empty),
+                masks.get((i, "human"), empty),
                 a.path,
+                masks.get((i, "object"), empty) if object_keys is not None else None,
             )
             for i, (label, a) in enumerate(zip(labels, answers, strict=True))
         ]
