@@ -20,6 +20,7 @@ and the object, so the answer is about that person.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -42,6 +43,17 @@ PART_COVERAGE = 0.1  # a part is named when >= 10% of its vertices are in contac
 CONTACT_THRESHOLD = 0.5  # vertex contact for part naming, as the original's metrics
 CROP_MARGIN = 0.1  # fraction of the box size added on each side of a multi-person crop
 OBJECT_PIXEL_GATE = 0.3  # ObjectMeshContact3DPredictor lifts only pixels with sigmoid > 0.3
+DEMO_2D_MASK_LOGIT = 0.5  # run_demo.py's h2dcontact overlay: `pred_masks > 0.5` on the logits
+
+
+@dataclass
+class HumanContact2D:
+    """2D human contact with one object, at the photo's size (interactvlm-2d-hcontact)."""
+
+    obj: Detection
+    text: str  # the model's answer
+    logits: np.ndarray  # (H, W) float32 mask logits (sigmoid for a probability)
+    mask: np.ndarray  # (H, W) bool, logits > DEMO_2D_MASK_LOGIT as the official demo's overlay
 
 
 class InteractVLMBackend(ContactBackend):
@@ -68,6 +80,8 @@ class InteractVLMBackend(ContactBackend):
         parity: bool = False,
         interactvlm_data: str = "",
         body_correspondence: str = "",
+        contact_2d_checkpoint: str = "",
+        contact_2d_localizer: MVLoc | None = None,
     ) -> None:
         """checkpoint: human-contact InteractVLM folder (e.g. interactvlm-3d-hcontact-damon); sam_checkpoint /
         clip_dir only when it lacks those weights. object_checkpoint: optional object-contact folder (e.g.
@@ -85,6 +99,8 @@ class InteractVLMBackend(ContactBackend):
         body_model: the body the results' vertex ids refer to ("" = the trained body); another body
         only through a vertex correspondence: smpl from smplh is the identity, others need
         body_correspondence (a .npz 'matrix' (V_out, V_trained)); anything else is refused.
+        contact_2d_checkpoint (or contact_2d_localizer): the 2D human-contact model
+        (interactvlm-2d-hcontact) for `human_contact_2d`, asked the h2dcontact demo prompt.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -131,6 +147,12 @@ class InteractVLMBackend(ContactBackend):
         self.joint = self.object_loc is None and "[OSEG]" in self.loc.arch.seg_token_ids
         if self.joint:
             self.object_loc = self.loc
+        self.loc_2d = contact_2d_localizer
+        if self.loc_2d is None and contact_2d_checkpoint:
+            config_2d = MVLocConfig(
+                checkpoint_dir=contact_2d_checkpoint, question=prompts.DEMO_H2DCONTACT_PROMPT, **common
+            )
+            self.loc_2d = MVLoc.from_checkpoint(config_2d)
         self.objects = ObjectRegistry(user_folder=object_mesh_folder)
         self._object_tables: dict[str, LiftTables] = {}  # mesh id -> lift tables of its rig
         if self.object_loc is not None:
@@ -250,6 +272,24 @@ class InteractVLMBackend(ContactBackend):
         else:
             probs = lift(torch.sigmoid(masks.float().clamp(-20, 20)), self.rig.tables)
         return probs.float().cpu().numpy()
+
+    def human_contact_2d(self, image: np.ndarray, detections: Sequence[Detection]) -> list[HumanContact2D]:
+        """Per object detection, the 2D model's human-contact mask at the photo's size (whole image: the
+        mask covers every person; person detections are ignored). Needs contact_2d_checkpoint."""
+        if self.loc_2d is None:
+            raise ValueError(
+                "2D human contact needs the 2D model: set contact_2d_checkpoint (interactvlm-2d-hcontact)"
+            )
+        objects = [d for d in detections if d.label != PERSON_LABEL]
+        if not objects:
+            return []
+        found = self.loc_2d.localize_on_photo(np.asarray(image), [o.label for o in objects], self.mode)
+        out = []
+        no_mask = np.full(image.shape[:2], -20.0, np.float32)  # an answer without [SEG]: no contact
+        for obj, loc in zip(objects, found, strict=True):
+            logits = loc.masks[0].float().cpu().numpy() if loc.masks.shape[0] else no_mask
+            out.append(HumanContact2D(obj, loc.text, logits, logits > DEMO_2D_MASK_LOGIT))
+        return out
 
     def named_parts(self, probabilities: np.ndarray) -> dict[str, float]:
         """Parts with >= 10% of their vertices at probability >= 0.5 -> the part's mean probability."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from transformers import CLIPImageProcessorPil, PreTrainedTokenizerBase
 
 from ivlm_core.backends.interactvlm import prompts
@@ -34,7 +35,12 @@ from ivlm_core.backends.interactvlm.generation import (
     generate_original,
     split_prompt,
 )
-from ivlm_core.backends.interactvlm.model import InteractVLMNet, MVLocArchitecture, use_eager_attention
+from ivlm_core.backends.interactvlm.model import (
+    SAM_PIXEL_MEAN,
+    InteractVLMNet,
+    MVLocArchitecture,
+    use_eager_attention,
+)
 from ivlm_core.backends.interactvlm.tokenizer import load_tokenizer, tokenize_prompt
 
 MODES = ("fast", "generate", "original")
@@ -228,6 +234,49 @@ class MVLoc:
         else:
             answers = self._generate(features, labels, drafts=mode == "fast")
         return self._masks(labels, answers, keys, object_keys, reencode=mode == "original")
+
+    @torch.no_grad()
+    def localize_on_photo(
+        self, image: np.ndarray, labels: list[str], mode: str = "fast"
+    ) -> list[Localization]:
+        """2D human contact (`interactvlm-2d-hcontact`): SAM segments the photo itself; per object name,
+        (1, H, W) float32 mask logits at the photo's size.
+
+        As run_demo.py's h2dcontact branch: the photo resized so its longest side is the SAM input size
+        (ResizeLongestSide, PIL bilinear), normalised, zero-padded (in normalised units) to a square;
+        the logits upsampled to that square in float32, cropped to the resized photo and resized to the
+        photo (segment_anything `postprocess_masks`). Needs a single-view model without camera input.
+        """
+        if self.arch.num_views != 1 or self.arch.multiview_cam_cond:
+            raise ValueError(
+                "localize_on_photo needs a 2D contact checkpoint (one view, no camera conditioning, e.g. "
+                f"interactvlm-2d-hcontact); this one has {self.arch.num_views} camera-conditioned views"
+            )
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+            raise ValueError(f"image must be a non-empty (H, W, 3) uint8 RGB array, got {image.shape}")
+        from PIL import Image
+
+        s, (h, w) = self.arch.mask_size, image.shape[:2]
+        scale = s / max(h, w)
+        new_h, new_w = int(h * scale + 0.5), int(w * scale + 0.5)
+        resized = np.array(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+        padded = torch.tensor(SAM_PIXEL_MEAN).view(1, 3, 1, 1).repeat(1, 1, s, s)  # 0 once normalised
+        padded[0, :, :new_h, :new_w] = torch.from_numpy(resized).permute(2, 0, 1).float()
+        key = "__photo__"
+        padded = padded.to(self.net.device)
+        no_camera = torch.zeros(1, 5, device=padded.device)  # unused: the 2D model has no camera encoder
+        self.views[key] = ViewSet(padded, self.net.encode_renders(padded), no_camera)
+        try:
+            found = self.localize(image, labels, key, mode)
+        finally:
+            del self.views[key]
+        for loc in found:
+            if loc.masks.shape[0]:
+                cropped = loc.masks[:, :new_h, :new_w]
+                loc.masks = F.interpolate(cropped[None], (h, w), mode="bilinear", align_corners=False)[0]
+            else:
+                loc.masks = torch.zeros((0, h, w))
+        return found
 
     def _generate(self, features: torch.Tensor, labels: list[str], drafts: bool) -> list[Answer]:
         if self._system is None:
