@@ -4,6 +4,9 @@
     .venv/bin/python scripts/train_mvloc.py --manifest data/train.jsonl \
         --checkpoint ~/models/interactvlm-3d-hcontact-damon --out runs/mvloc --steps 5000
     .venv/bin/python scripts/train_mvloc.py --manifest data/train.jsonl --tiny --out /tmp/mvloc --steps 20
+    .venv/bin/python scripts/train_mvloc.py --damon ~/InteractVLM/data/damon/train \
+        --checkpoint ~/models/interactvlm-3d-hcontact-damon --body-model-path ~/models/body_models \
+        --out runs/damon
 
 A second run with the same --out resumes from <out>/last (use --no-resume to start over).
 """
@@ -20,6 +23,7 @@ import torch
 
 from ivlm_core.backends.interactvlm.body_rig import TRAINED_BODY_KEY, body_rig, trained_body_name
 from ivlm_core.backends.interactvlm.configs import checkpoint_config, tiny_architecture
+from ivlm_core.backends.interactvlm.damon import DAMON_VERTICES, read_damon
 from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
 from ivlm_core.backends.interactvlm.tokenizer import add_interactvlm_tokens, build_dev_tokenizer
 from ivlm_core.backends.interactvlm.train import TrainConfig, export_checkpoint, load_manifest, train
@@ -29,9 +33,13 @@ from ivlm_core.render import Rasterizer
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--manifest", required=True, help="JSON lines: image, label, contact_vertices, body_parts"
+    data = ap.add_mutually_exclusive_group(required=True)
+    data.add_argument("--manifest", help="JSON lines: image, label, contact_vertices, body_parts")
+    data.add_argument(
+        "--damon", help="DAMON split: InteractVLM's folder (imgname.npy, contact_label_objectwise.pkl) or "
+                        "DECO's .npz (imgname, contact_label_objectwise); labels are SMPL vertex ids",
     )
+    ap.add_argument("--damon-images", default=None, help="DAMON image folder (default: <split>/images)")
     ap.add_argument("--out", required=True, help="output folder (last/ holds the resumable state)")
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="InteractVLM checkpoint folder to start from")
@@ -69,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     rig, _ = body_rig(body, Rasterizer(loc.arch.mask_size, device=str(loc.net.device)))  # native frame
     loc.set_views("body", rig.images, rig.cam_params)
-    samples = load_manifest(args.manifest, body.num_vertices)
+    if args.damon:
+        if body.num_vertices != DAMON_VERTICES:
+            ap.error(f"DAMON labels are SMPL vertex ids: train on smplh or smpl, not {body.name}")
+        samples = read_damon(args.damon, args.damon_images, body.num_vertices)
+    else:
+        samples = load_manifest(args.manifest, body.num_vertices)
+    logging.info("%d samples", len(samples))
     cfg = TrainConfig(
         out_dir=args.out,
         steps=args.steps,

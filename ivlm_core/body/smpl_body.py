@@ -7,10 +7,7 @@ frame (y up, facing +z, left +x), and its pose convention is the BodyModel one.
 
 from __future__ import annotations
 
-import _compat_pickle
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +16,7 @@ from roma import rotvec_to_rotmat
 
 from ivlm_core.body.model import KEYPOINT_NAMES, BodyModel
 from ivlm_core.body.parts import part_labels_from_skinning
+from ivlm_core.safe_pickle import READ_ERRORS, restricted_load
 
 HIP_SPREAD_DEG = 30.0  # InteractVLM's Vitruvian pose: body_pose[0, 2] = +30 deg, body_pose[1, 2] = -30 deg
 
@@ -26,15 +24,6 @@ NUM_BETAS = 10
 
 # File formats smplx reads for each model, in the order looked for.
 _EXTENSIONS = {"smpl": (".pkl", ".npz"), "smplh": (".pkl", ".npz"), "smplx": (".npz", ".pkl")}
-
-# The only globals a (chumpy-free) SMPL-family pickle references: numpy arrays / dtypes / scalars,
-# scipy.sparse matrices (J_regressor), and the helpers pickle itself uses to rebuild them
-# (Python 2 names are mapped to Python 3 ones first). Nothing else is ever resolved, so a crafted
-# file cannot reach os.system, builtins.exec, subprocess, ...
-_NUMPY_MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray")
-_SPARSE_MODULES = (
-    "scipy.sparse", "scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse.csr", "scipy.sparse._csr",
-)
 
 # Keypoints taken from joints; the others come from single vertices (smplx.vertex_ids).
 _JOINT_KEYPOINTS = (
@@ -52,48 +41,10 @@ _VERTEX_KEYPOINTS = {
 }
 
 
-def _safe_globals() -> dict[tuple[str, str], object]:
-    import codecs
-    import copyreg
-
-    import scipy.sparse
-
-    numpy_objects = {
-        "ndarray": np.ndarray, "dtype": np.dtype,
-        "_reconstruct": np.zeros(1).__reduce__()[0], "scalar": np.float64(0).__reduce__()[0],
-    }
-    return {
-        **{(module, name): obj for module in _NUMPY_MODULES for name, obj in numpy_objects.items()},
-        **{(module, name): getattr(scipy.sparse, name) for module in _SPARSE_MODULES
-           for name in ("csc_matrix", "csr_matrix")},
-        ("copyreg", "_reconstructor"): copyreg._reconstructor, ("_codecs", "encode"): codecs.encode,
-        ("builtins", "object"): object, ("builtins", "set"): set, ("builtins", "frozenset"): frozenset,
-    }
-
-
-class _ModelUnpickler(pickle.Unpickler):
-    """An Unpickler that resolves only `_safe_globals()`; anything else raises before it is imported."""
-
-    def __init__(self, file, path: Path) -> None:
-        super().__init__(file, encoding="latin1")
-        self.path = path
-        self.allowed = _safe_globals()
-
-    def find_class(self, module: str, name: str) -> object:
-        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
-        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        if (module, name) in self.allowed:
-            return self.allowed[(module, name)]
-        hint = (
-            "it holds chumpy objects: write a chumpy-free copy with smplx's tools/clean_ch.py"
-            if module.startswith("chumpy") else
-            "a genuine model file holds only numpy arrays and scipy.sparse matrices; if this is your "
-            "licensed file, re-save it as .npz (np.savez with plain arrays) in a trusted environment"
-        )
-        raise ValueError(
-            f"{self.path}: refused to load this pickle: it references {module}.{name}, which an "
-            f"SMPL-family model file never contains (nothing was executed); {hint}"
-        )
+_MODEL_HINT = (
+    "a genuine model file holds only numpy arrays and scipy.sparse matrices; if this is your licensed "
+    "file, re-save it as .npz (np.savez with plain arrays) in a trusted environment"
+)
 
 
 def read_model_file(path: Path, what: str = "body model") -> dict[str, object]:
@@ -108,14 +59,13 @@ def read_model_file(path: Path, what: str = "body model") -> dict[str, object]:
                 data = {key: npz[key] for key in npz.files}
         else:
             with open(path, "rb") as file:
-                data = _ModelUnpickler(file, path).load()
+                data = restricted_load(file, path, "SMPL-family model file", _MODEL_HINT)
     except ValueError as error:
         if str(path) in str(error):
             raise
         raise ValueError(f"{path} is not a readable {what} file ({error}); a model .npz must "
                          f"hold plain numeric arrays (no object arrays)") from error
-    except (OSError, EOFError, pickle.UnpicklingError, TypeError, AttributeError, IndexError,
-            KeyError, zipfile.BadZipFile) as error:
+    except READ_ERRORS as error:
         raise ValueError(f"{path} is not a readable {what} file ({error!r})") from error
     if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
         raise ValueError(f"{path} is not a {what} file: expected a dict of named arrays, "
