@@ -82,6 +82,7 @@ class InteractVLMBackend(ContactBackend):
         body_correspondence: str = "",
         contact_2d_checkpoint: str = "",
         contact_2d_localizer: MVLoc | None = None,
+        quantization: str = "",
     ) -> None:
         """checkpoint: human-contact InteractVLM folder (e.g. interactvlm-3d-hcontact-damon); sam_checkpoint /
         clip_dir only when it lacks those weights. object_checkpoint: optional object-contact folder (e.g.
@@ -101,6 +102,8 @@ class InteractVLMBackend(ContactBackend):
         body_correspondence (a .npz 'matrix' (V_out, V_trained)); anything else is refused.
         contact_2d_checkpoint (or contact_2d_localizer): the 2D human-contact model
         (interactvlm-2d-hcontact) for `human_contact_2d`, asked the h2dcontact demo prompt.
+        quantization: "8bit" or "4bit" loads the language models through bitsandbytes (CUDA only; the
+        13B model then fits a 16 GB GPU), "" keeps bf16.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -115,7 +118,7 @@ class InteractVLMBackend(ContactBackend):
                                  f"{given.config.parity}; build it with MVLocConfig(parity={parity})")
         common = dict(
             device=device, sam_checkpoint=sam_checkpoint, clip_dir=clip_dir, max_new_tokens=max_new_tokens,
-            parity=parity,
+            parity=parity, quantization=quantization,
         )
         # Bodies first (seconds), so a missing model file fails before the checkpoint loads (minutes).
         arch = localizer.arch if localizer else _checkpoint_arch(checkpoint)

@@ -41,6 +41,7 @@ from ivlm_core.backends.interactvlm.model import (
     MVLocArchitecture,
     use_eager_attention,
 )
+from ivlm_core.backends.interactvlm.quantize import quantize_language_model, require_bitsandbytes
 from ivlm_core.backends.interactvlm.tokenizer import load_tokenizer, tokenize_prompt
 
 MODES = ("fast", "generate", "original")
@@ -65,6 +66,8 @@ class MVLocConfig:
     # For comparing with the official outputs: eager attention everywhere; only the "original"
     # decoding mode is allowed (the backend also lifts as the original, `lift_like_original`).
     parity: bool = False
+    # "8bit" / "4bit": the language model through bitsandbytes (CUDA only; `quantize`); "" = bf16.
+    quantization: str = ""
 
     def resolved_device(self) -> torch.device:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -128,9 +131,10 @@ class MVLoc:
     @classmethod
     def from_checkpoint(cls, config: MVLocConfig) -> MVLoc:
         """Check the folder, config, tokenizer and device, then build and load (the long part)."""
+        device = config.resolved_device()
+        require_bitsandbytes(config.quantization, device)
         files = inspect_checkpoint(config.checkpoint_dir)
         arch = architecture_from_config(files.config)
-        device = config.resolved_device()
         if device.type == "cpu" and arch.parameter_count() > CPU_PARAMETER_LIMIT:
             raise ValueError(
                 f"{files.folder.name} has ~{arch.parameter_count() / 1e9:.0f}B parameters; on this CPU-only "
@@ -139,9 +143,15 @@ class MVLoc:
             )
         tokenizer = load_tokenizer(files.folder, arch)
         precheck(files, arch, config.sam_checkpoint or None, config.clip_dir or None)
-        net = build_net(arch, device)
+        if not config.quantization:
+            net = build_net(arch, device)
+            load_weights(net, files, config.sam_checkpoint or None, config.clip_dir or None)
+            return cls(net, tokenizer, config)
+        # Quantised: bf16 in host memory, each decoder layer quantised onto the GPU, then the rest.
+        net = build_net(arch, "cpu", torch.bfloat16)
         load_weights(net, files, config.sam_checkpoint or None, config.clip_dir or None)
-        return cls(net, tokenizer, config)
+        quantize_language_model(net, config.quantization, device)
+        return cls(net.to(device), tokenizer, config)
 
     # ---- inputs -----------------------------------------------------------------------------------
     def prompt_ids(self, label: str) -> list[int]:
