@@ -17,6 +17,7 @@ import pytest
 import torch
 from official_reference import official_lift
 from synthetic_smpl import smplh_skeleton, write_synthetic_smpl
+from tiny_models import contrast_masks
 
 from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
 from ivlm_core.backends.interactvlm.checkpoint import save_original_layout
@@ -45,8 +46,7 @@ def _answering_checkpoint(folder: Path) -> None:
         projector.weight[0], projector.bias[0] = 0.0, 100.0
         net.llava.lm_head.weight[:, 0] = 0.0
         net.llava.lm_head.weight[ids["[SEG]"], 0] = 50.0
-        for mlp in net.sam.mask_decoder.output_hypernetworks_mlps:
-            mlp.proj_out.weight *= 30000.0
+    contrast_masks(net)
     save_original_layout(net, folder, checkpoint_config(arch))
     tokenizer.save_pretrained(folder)
 

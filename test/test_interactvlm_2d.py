@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tiny_models import always_answer, contrast_masks
 
 from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
 from ivlm_core.backends.interactvlm.body_rig import TRAINED_BODY_KEY
@@ -47,17 +48,8 @@ def loc_2d():
     arch = tiny_architecture(len(tokenizer), ids)
     arch.num_views, arch.multiview_cam_cond = 1, False  # the 2D model: the photo is the only view
     net = build_net(arch, "cpu")
-    with torch.no_grad():
-        for mlp in net.sam.mask_decoder.output_hypernetworks_mlps:
-            mlp.proj_out.weight *= 30000.0
-    seg = ids["[SEG]"]
-
-    def always_seg(module, args, logits):
-        logits = logits.clone()
-        logits[..., seg] = logits.abs().max() + 10
-        return logits
-
-    net.llava.lm_head.register_forward_hook(always_seg)
+    contrast_masks(net)
+    always_answer(net, ids["[SEG]"])
     return MVLoc(net, tokenizer, MVLocConfig(max_new_tokens=2))
 
 

@@ -12,6 +12,7 @@ import pytest
 import smplx
 import torch
 from synthetic_smpl import SMPL_JOINTS, SMPL_PARENTS, smplh_skeleton, write_synthetic_smpl
+from tiny_models import always_answer
 
 from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
 from ivlm_core.backends.interactvlm.configs import tiny_architecture
@@ -31,14 +32,7 @@ def loc() -> MVLoc:
     ids = add_interactvlm_tokens(tokenizer)
     torch.manual_seed(0)
     net = build_net(tiny_architecture(len(tokenizer), ids), "cpu")
-    seg = ids["[SEG]"]
-
-    def always_seg(module, args, logits):
-        logits = logits.clone()
-        logits[..., seg] = logits.abs().max() + 10
-        return logits
-
-    net.llava.lm_head.register_forward_hook(always_seg)
+    always_answer(net, ids["[SEG]"])
     return MVLoc(net, tokenizer, MVLocConfig(max_new_tokens=2))
 
 

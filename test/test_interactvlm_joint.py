@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny_models import contrast_masks
 
 from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
 from ivlm_core.backends.interactvlm.body_rig import TRAINED_BODY_KEY
@@ -42,9 +43,7 @@ def joint():
     arch = tiny_architecture(len(tokenizer), ids, token_type="Gen-Hu-Obj")
     arch.extra[TRAINED_BODY_KEY] = "anny"
     net = build_net(arch, "cpu")
-    with torch.no_grad():  # random init gives masks of ~1e-5; scale them to a useful contrast
-        for mlp in net.sam.mask_decoder.output_hypernetworks_mlps:
-            mlp.proj_out.weight *= 30000.0
+    contrast_masks(net)
     loc = MVLoc(net, tokenizer, MVLocConfig(max_new_tokens=6))
     word = tokenizer.convert_tokens_to_ids(tokenizer.tokenize("bench"))[0]
     script = Script(loc.net, [ids["[HSEG]"], word, ids["[OSEG]"], tokenizer.eos_token_id])

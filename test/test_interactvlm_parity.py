@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from official_reference import official_lift
+from tiny_models import always_answer
 from transformers.models.sam.modeling_sam import SamVisionAttention
 
 from ivlm_core.backends.interactvlm.configs import tiny_architecture
@@ -55,14 +56,7 @@ def tiny_bf16():
     ids = add_interactvlm_tokens(tokenizer)
     torch.manual_seed(0)
     net = build_net(tiny_architecture(len(tokenizer), ids), "cpu", dtype=torch.bfloat16)
-    seg = ids["[SEG]"]
-
-    def always_seg(module, args, logits):  # random weights: make the answer contain [SEG]
-        logits = logits.clone()
-        logits[..., seg] = logits.abs().max() + 10
-        return logits
-
-    net.llava.lm_head.register_forward_hook(always_seg)
+    always_answer(net, ids["[SEG]"])  # random weights: make the answer contain [SEG]
     return net, tokenizer
 
 
