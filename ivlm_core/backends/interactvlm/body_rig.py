@@ -73,7 +73,7 @@ def load_official_rig(data_folder: str | Path, body: BodyModel, mask_size: int) 
     folder, render_paths, p2v_path, bary_path = official_rig_files(data_folder)
     images = []
     for path in render_paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # as the original's dataset reads it (BGR -> RGB)
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # RGB once converted, as run_demo.py (PIL) sees it
         if image is None or image.shape[:2] != (mask_size, mask_size):
             got = "unreadable" if image is None else f"{image.shape[1]}x{image.shape[0]}"
             raise ValueError(f"{path}: expected a {mask_size}x{mask_size} render for this model, got {got}")
