@@ -291,6 +291,19 @@ def test_a_crafted_model_pickle_is_refused_and_runs_nothing(tmp_path, attack):
     assert not marker.exists()
 
 
+def test_the_keypoint_backend_refuses_a_crafted_model_file(tmp_path):
+    """The reported path: create_backend("keypoint", body_model="smpl") with a crafted SMPL_NEUTRAL.pkl."""
+    from ivlm_core.backends import create_backend
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "smpl").mkdir()
+    with open(tmp_path / "smpl" / "SMPL_NEUTRAL.pkl", "wb") as f:
+        pickle.dump({"v_template": _Payload(os.system, f"touch {marker}")}, f)
+    with pytest.raises(ValueError, match=r"SMPL_NEUTRAL\.pkl: refused to load"):
+        create_backend("keypoint", body_model="smpl", body_model_path=str(tmp_path))
+    assert not marker.exists()
+
+
 def test_a_chumpy_model_pickle_is_refused_with_the_conversion_hint(tmp_path):
     (tmp_path / "SMPLH_NEUTRAL.pkl").write_bytes(b"cchumpy.ch\nCh\n)R.")
     with pytest.raises(ValueError, match=r"chumpy\.ch\.Ch.*clean_ch\.py"):
