@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # the demo reads with cv2 and converts to RGB
     try:
+        load_official_contact(args.official)  # a wrong file fails before the model loads (minutes)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
         backend = InteractVLMBackend(
             checkpoint=args.checkpoint, device=args.device, body_model_path=args.body_model_path,
             interactvlm_data=args.interactvlm_data, sam_checkpoint=args.sam_checkpoint,

@@ -38,9 +38,10 @@ class ContactComparison:
 
 
 def load_official_contact(
-    path: str | Path, num_vertices: int, key: str = OFFICIAL_HCONTACT_KEY
+    path: str | Path, num_vertices: int | None = None, key: str = OFFICIAL_HCONTACT_KEY
 ) -> np.ndarray:
-    """(num_vertices,) float32 probabilities from the official demo's .npz; ValueError naming the file."""
+    """(V,) float32 probabilities from the official demo's .npz (V checked when num_vertices is given);
+    ValueError naming the file."""
     path = Path(path).expanduser()
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -49,10 +50,10 @@ def load_official_contact(
             values = np.asarray(npz[key], dtype=np.float32).reshape(-1)
     except (OSError, ValueError) as error:
         raise ValueError(f"{path} is not the official demo's vertex-contact file: {error}") from error
-    if values.shape != (num_vertices,) or not np.all(np.isfinite(values)):
+    if not np.all(np.isfinite(values)) or (num_vertices is not None and values.size != num_vertices):
         raise ValueError(
             f"{path}: {key} has {values.size} values (finite: {bool(np.all(np.isfinite(values)))}), "
-            f"expected {num_vertices} finite probabilities (the trained body's vertices)"
+            f"expected {num_vertices or 'only'} finite probabilities (one per vertex of the trained body)"
         )
     return values
 
