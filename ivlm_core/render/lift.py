@@ -294,7 +294,8 @@ def lift_like_original(probabilities: torch.Tensor, tables: LiftTables) -> torch
     clamp to [0, 1], every step in the mask dtype (float32 in the released demo: segment_anything's
     `postprocess_masks` returns float32 masks there; bf16 if given bf16). `lift` computes the same
     quantity with another summation order (differences ~1e-7 in float32); use this one to compare
-    with official outputs bit for bit. probabilities: (N, H, W) torch -> (V,) same dtype and device.
+    with official outputs bit for bit (on CPU; CUDA's atomic scatter_add_ sums in no fixed order, there
+    and in the original). probabilities: (N, H, W) torch -> (V,) same dtype and device.
     """
     expected = (tables.num_views, *tables.size)
     if tuple(probabilities.shape) != expected:
