@@ -12,7 +12,7 @@ import pytest
 import smplx
 import torch
 from synthetic_smpl import SMPL_JOINTS, SMPL_PARENTS, smplh_skeleton, write_synthetic_smpl
-from tiny_models import always_answer
+from tiny_models import always_answer, stub_13b_checkpoint
 
 from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
 from ivlm_core.backends.interactvlm.configs import tiny_architecture
@@ -137,16 +137,8 @@ def test_contact_reaches_another_body_only_through_a_vertex_correspondence(
 
 def test_missing_body_files_fail_before_the_checkpoint_loads(tmp_path):
     """A 13B config with an empty shard: the SMPL-H error comes first (no weights are read)."""
-    import json
-
     from ivlm_core.backends import create_backend
-    from ivlm_core.backends.interactvlm.configs import checkpoint_config, full_architecture
 
-    folder = tmp_path / "interactvlm-3d-hcontact-damon"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(checkpoint_config(full_architecture())))
-    (folder / "model-00001-of-00001.safetensors").write_bytes(b"")
-    index = {"weight_map": {"lm_head.weight": "model-00001-of-00001.safetensors"}}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    folder = stub_13b_checkpoint(tmp_path / "interactvlm-3d-hcontact-damon")
     with pytest.raises(ValueError, match=r"trained on smplh renders.*smplh/SMPLH_NEUTRAL\.pkl"):
         create_backend("interactvlm", checkpoint=str(folder), device="cpu", body_model_path=str(tmp_path))

@@ -12,6 +12,7 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_models import stub_13b_checkpoint
 
 from ivlm_core.backends.interactvlm import prompts
 from ivlm_core.backends.interactvlm.checkpoint import (
@@ -21,7 +22,7 @@ from ivlm_core.backends.interactvlm.checkpoint import (
     original_key,
     save_original_layout,
 )
-from ivlm_core.backends.interactvlm.configs import checkpoint_config, full_architecture, tiny_architecture
+from ivlm_core.backends.interactvlm.configs import checkpoint_config, tiny_architecture
 from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
 from ivlm_core.backends.interactvlm.tokenizer import (
     IMAGE_TOKEN_INDEX,
@@ -222,12 +223,7 @@ def test_tokenizer_mismatch_is_reported(net, arch, tokenizer, tmp_path):
 
 
 def test_13b_config_on_cpu_is_refused_before_any_load(tmp_path):
-    folder = tmp_path / "interactvlm-3d-hcontact-damon"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(checkpoint_config(full_architecture())))
-    (folder / "model-00001-of-00001.safetensors").write_bytes(b"")
-    index = {"weight_map": {"lm_head.weight": "model-00001-of-00001.safetensors"}}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    folder = stub_13b_checkpoint(tmp_path / "interactvlm-3d-hcontact-damon")
     start = time.perf_counter()
     with pytest.raises(ValueError, match=r"~1[34]B parameters.*CUDA"):
         MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import torch
+
+from ivlm_core.backends.interactvlm.configs import checkpoint_config, full_architecture
 
 
 def always_answer(net, token_id: int) -> None:
@@ -21,3 +26,14 @@ def contrast_masks(net, gain: float = 30000.0) -> None:
     with torch.no_grad():
         for mlp in net.sam.mask_decoder.output_hypernetworks_mlps:
             mlp.proj_out.weight *= gain
+
+
+def stub_13b_checkpoint(folder: Path) -> Path:
+    """A released-size (13B) checkpoint folder whose one shard is empty: for checks that must fail
+    before any weight is read."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(checkpoint_config(full_architecture())))
+    (folder / "model-00001-of-00001.safetensors").write_bytes(b"")
+    index = {"weight_map": {"lm_head.weight": "model-00001-of-00001.safetensors"}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    return folder
