@@ -87,7 +87,10 @@ def test_unknown_label_gets_a_box_sized_from_the_pixel_box_and_camera(registry_l
     camera = CameraIntrinsics.from_fov(640, 480, fov_deg=60.0)
     obj = registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
     registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
-    assert obj.mesh_id == "generic:power drill"
+    assert obj.mesh_id == "generic:power drill:361x180x180mm"  # label and size (mm): a real identity
+    assert registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera) is obj
+    other = registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 300.0, 150.0]), camera=camera)
+    assert other.mesh_id != obj.mesh_id and other.size_m[0] > obj.size_m[0]
     width = 100.0 / camera.fx * 2.0
     height = 50.0 / camera.fy * 2.0
     np.testing.assert_allclose(obj.size_m, [width, height, height], rtol=1e-4)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import trimesh
@@ -24,6 +25,7 @@ from ivlm_core.types import CameraIntrinsics
 
 LOG = logging.getLogger(__name__)
 
+T = TypeVar("T")
 CATEGORIES_PATH = Path(__file__).with_name("categories.yaml")
 # glTF is metres by specification; trimesh sets `units` for it and for formats that carry units.
 MESH_SUFFIXES = tuple(sorted({f".{fmt}" for fmt in trimesh.available_formats()} - {".xyz", ".zip", ".bz2"}))
@@ -45,20 +47,43 @@ class ObjectCategory:
     like: str | None = None  # built from this category's recipe, stretched to size_m
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ObjectMesh:
-    """A metric object mesh in its canonical frame (see the module docstring); arrays are read-only."""
+    """A metric object mesh in its canonical frame (see the module docstring); arrays are read-only.
 
-    mesh_id: str  # "builtin:<label>", "file:<absolute path>" or "generic:<label>"
+    The registry hands out one ObjectMesh per mesh identity (`mesh_id`: label and size), and it travels
+    with every ContactResult, so what is derived from it (normals, samples, decimations) is computed
+    once per mesh and kept on it (`derived`), never in caches keyed by object ids.
+    """
+
+    mesh_id: str  # "builtin:<label>", "file:<absolute path>" or "generic:<label>:<x>x<y>x<z>mm"
     label: str  # the category label for built-in and matched user meshes, else the requested label
     vertices: np.ndarray  # (V, 3) float32, metres, centred on the bounding-box centre
     faces: np.ndarray  # (F, 3) int64
     size_m: np.ndarray  # (3,) float64 bounding-box extents along x, y, z, metres
     synonyms: tuple[str, ...]  # every name that selects this mesh (label included)
+    _derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
+    _derived_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def to_trimesh(self) -> trimesh.Trimesh:
         """The mesh as a trimesh.Trimesh (a copy; vertex order kept)."""
         return trimesh.Trimesh(self.vertices.copy(), self.faces.copy(), process=False)
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()` computed once per mesh and `key` (e.g. ("decimated", 2000)), then kept on the mesh."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            return self._derived[key]
+
+    @property
+    def vertex_normals(self) -> np.ndarray:
+        """(V, 3) float64 unit vertex normals (trimesh's area-weighted face normals), read-only, once."""
+
+        def make() -> np.ndarray:
+            return _freeze(np.array(trimesh.Trimesh(self.vertices, self.faces, process=False).vertex_normals))
+
+        return self.derived("vertex_normals", make)
 
 
 def normalize_for_render(vertices: np.ndarray) -> np.ndarray:
@@ -266,7 +291,8 @@ class ObjectRegistry:
             else:
                 w, h = w_px / camera.fx * self.assumed_depth_m, h_px / camera.fy * self.assumed_depth_m
             size = np.array([w, h, min(w, h)])
-        mesh_id = f"generic:{label}"
+        # the size is part of the identity: a box of another size is another mesh
+        mesh_id = f"generic:{label}:{'x'.join(f'{v * 1e3:.0f}' for v in size)}mm"
         with self._lock:
             if label not in self._warned:
                 self._warned.add(label)
@@ -277,12 +303,12 @@ class ObjectRegistry:
                     label,
                     *size,
                 )
-            cached = self._cache.get(mesh_id)
-            if cached is not None and np.allclose(cached.size_m, size, rtol=1e-3):
+            cached = self._cache.get(f"generic:{label}")  # the latest size of each label is kept
+            if cached is not None and cached.mesh_id == mesh_id:
                 return cached
             mesh = trimesh.Trimesh(self._unit_box.vertices * size, self._unit_box.faces, process=False)
-            self._cache[mesh_id] = _make_mesh(mesh_id, label, mesh, (label,))
-            return self._cache[mesh_id]
+            self._cache[f"generic:{label}"] = _make_mesh(mesh_id, label, mesh, (label,))
+            return self._cache[f"generic:{label}"]
 
     def _load_user_folder(self, folder: Path) -> None:
         if not folder.is_dir():
