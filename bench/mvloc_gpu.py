@@ -12,6 +12,8 @@ argmax follow a typical InteractVLM answer (all model compute is real: every lay
 - ours/generate: body embeddings cached, image prefix reused, the pairs of one image batched, KV cache.
 - ours/single_pass: as generate, plus the verified single forward pass (checkpoints whose answer has
   no free text, e.g. `-noParts`: "Sure, the contact mask is [SEG].").
+- quantized: the language model in 8-bit / 4-bit through bitsandbytes (`quantization` option): weights
+  and peak GPU memory, generate-mode latency (skipped, with the reason, without bitsandbytes or CUDA).
 The lift to vertices is not included (it is the same in every pipeline). Last line: one JSON object.
 """
 
@@ -27,6 +29,7 @@ import torch
 
 from ivlm_core.backends.interactvlm.configs import full_architecture, tiny_architecture
 from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
+from ivlm_core.backends.interactvlm.quantize import quantize_language_model, require_bitsandbytes
 from ivlm_core.backends.interactvlm.tokenizer import add_interactvlm_tokens, build_dev_tokenizer
 from ivlm_core.render import HUMAN_VIEWS, rig_cam_params
 
@@ -152,10 +155,47 @@ def main() -> int:
         "single_pass_hz": round(1000 / single, 2),
         "peak_gpu_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }
+    if cuda:
+        del loc, net, script
+        torch.cuda.empty_cache()
+    result["quantized"] = {
+        q: quantized_figures(arch, tokenizer, q, args.pairs, args.repeats) for q in ("8bit", "4bit")
+    }
     for k, v in result.items():
         print(f"{k:40s} {v}")
     print(json.dumps(result))
     return 0
+
+
+def quantized_figures(arch, tokenizer, quantization: str, pairs: int, repeats: int) -> dict:
+    """Weights and peak GPU memory (GiB) and generate-mode ms per pair with the language model in
+    8-bit / 4-bit (bitsandbytes), or why it was skipped."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        require_bitsandbytes(quantization, device)
+    except ValueError as error:
+        return {"skipped": str(error).split(";")[0]}
+    torch.manual_seed(0)
+    net = build_net(arch, device)
+    quantize_language_model(net, quantization, device)
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    weights_gib = torch.cuda.memory_allocated() / 2**30
+    loc = MVLoc(net, tokenizer, MVLocConfig(max_new_tokens=64, batch_size=pairs))
+    rng = np.random.default_rng(0)
+    renders = rng.integers(0, 256, (4, arch.mask_size, arch.mask_size, 3), dtype=np.uint8)
+    loc.set_views("body", renders, rig_cam_params(HUMAN_VIEWS))
+    from skimage import data
+
+    prompt_len = len(loc.prompt_ids(LABEL)) - 1 + (arch.vision.image_size // arch.vision.patch_size) ** 2
+    ScriptedAnswer(net, prompt_len, loc.answer_ids(LABEL, PARTS_ANSWER))
+    torch.cuda.reset_peak_memory_stats()
+    ms = timed(lambda: loc.localize(data.astronaut(), [LABEL] * pairs, "body", "generate"), repeats) / pairs
+    return {
+        "weights_gib": round(weights_gib, 2),
+        "peak_gpu_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "generate_ms_per_pair": round(ms, 1),
+    }  # the network is freed when this returns
 
 
 if __name__ == "__main__":

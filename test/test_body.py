@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
 import torch
 import trimesh
+from synthetic_smpl import SMPL_JOINTS as _SMPL_JOINTS
+from synthetic_smpl import SMPL_PARENTS as _SMPL_PARENTS
+from synthetic_smpl import smplh_skeleton as _smplh_skeleton
+from synthetic_smpl import write_synthetic_smpl as _write_synthetic_smpl
 
 from ivlm_core.body import KEYPOINT_NAMES, PART_NAMES, clear_body_model_cache, load_body_model
 from ivlm_core.body.anny_body import load_anny
@@ -206,68 +212,6 @@ def test_smpl_family_without_files_names_the_expected_ones(tmp_path, capsys):
         load_body_model("smplx", model_path=str(tmp_path))
 
 
-# A stick-figure SMPL in its T-pose: joint positions (metres, y up, facing +z, left = +x) and parents.
-_SMPL_JOINTS = np.array([
-    [0.0, 0.0, 0.0], [0.07, -0.09, 0.0], [-0.07, -0.09, 0.0], [0.0, 0.11, -0.02], [0.1, -0.48, 0.0],
-    [-0.1, -0.48, 0.0], [0.0, 0.24, -0.02], [0.09, -0.88, -0.03], [-0.09, -0.88, -0.03], [0.0, 0.3, -0.01],
-    [0.11, -0.93, 0.1], [-0.11, -0.93, 0.1], [0.0, 0.5, -0.02], [0.07, 0.42, -0.01], [-0.07, 0.42, -0.01],
-    [0.0, 0.58, 0.03], [0.17, 0.44, -0.02], [-0.17, 0.44, -0.02], [0.43, 0.42, -0.03], [-0.43, 0.42, -0.03],
-    [0.68, 0.42, -0.02], [-0.68, 0.42, -0.02], [0.77, 0.41, -0.02], [-0.77, 0.41, -0.02],
-])
-_SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-
-
-def _smplh_skeleton():
-    """SMPL-H's 52 joints: SMPL's first 22, then index, middle, pinky, ring, thumb (3 each) per hand."""
-    joints, parents = list(_SMPL_JOINTS[:22]), list(_SMPL_PARENTS[:22])
-    for wrist, sign in ((20, 1.0), (21, -1.0)):
-        for finger_z in (0.02, 0.0, -0.04, -0.02, 0.05):  # index, middle, pinky, ring, thumb (thumb in front)
-            for knuckle in range(3):
-                parents.append(wrist if knuckle == 0 else len(joints) - 1)
-                joints.append(_SMPL_JOINTS[wrist] + [sign * (0.06 + 0.03 * knuckle), 0.0, finger_z])
-    return np.array(joints), parents
-
-
-def _write_synthetic_smpl(path, joints, parents):
-    """An SMPL-format pickle (6890 vertices, SMPL-H extras when 52 joints) with tubes around the bones.
-
-    Each vertex is skinned to one joint and lies on a tube from that joint towards its child (leaves
-    continue their parent's bone), so the body-part code sees the structure of the licensed model;
-    no licensed data is used.
-    """
-    rng = np.random.default_rng(0)
-    num_joints = len(joints)
-    counts = np.full(num_joints, 6890 // num_joints)
-    counts[-1] += 6890 - counts.sum()
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    tube_end = {0: 3, 9: 12} | {p: j for j, p in reversed(list(enumerate(parents))) if p not in (0, 9)}
-    vertices, weights = np.zeros((6890, 3)), np.zeros((6890, num_joints))
-    for j, (offset, count) in enumerate(zip(offsets, counts, strict=True)):
-        start = joints[j]
-        end = joints[tube_end[j]] if j in tube_end else start + 0.4 * (start - joints[parents[j]])
-        radial = rng.normal(size=(count, 3))
-        radial /= np.linalg.norm(radial, axis=1, keepdims=True)
-        points = start + rng.uniform(0.0, 1.0, (count, 1)) * (end - start) + 0.04 * radial
-        points[0] = start  # the joint regressor reads the joint back from this vertex
-        vertices[offset:offset + count] = points
-        weights[offset:offset + count, j] = 1.0
-    j_regressor = np.zeros((num_joints, 6890))
-    j_regressor[np.arange(num_joints), offsets] = 1.0
-    data = {
-        "v_template": vertices, "weights": weights, "J_regressor": j_regressor,
-        "f": np.arange(6888, dtype=np.int64).reshape(-1, 3),
-        "shapedirs": rng.normal(scale=0.01, size=(6890, 3, 10)),
-        "posedirs": np.zeros((6890, 3, 9 * (num_joints - 1))),
-        "kintree_table": np.array([parents, list(range(num_joints))], dtype=np.int64),
-    }
-    if num_joints == 52:
-        data |= {"hands_componentsl": np.eye(45), "hands_componentsr": np.eye(45),
-                 "hands_meanl": np.zeros(45), "hands_meanr": np.zeros(45)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        pickle.dump(data, f)
-
-
 def _check_smpl_family_model(model, num_joints):
     assert model.num_vertices == 6890 and model.num_joints == num_joints
     assert model.shape_names == tuple(f"beta{i}" for i in range(10))
@@ -308,5 +252,70 @@ def test_unreadable_smpl_file_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="not a readable SMPL model file"):
         load_body_model("smpl", model_path=str(tmp_path))
     (tmp_path / "smpl.npz").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"must end in \.pkl"):
+    with pytest.raises(ValueError, match=r"smpl\.npz is not a readable SMPL model file"):
         load_body_model("smpl", model_path=str(tmp_path / "smpl.npz"))
+    (tmp_path / "smpl.obj").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"must end in \.pkl or \.npz"):
+        load_body_model("smpl", model_path=str(tmp_path / "smpl.obj"))
+
+
+class _Payload:
+    """Pickles as a call to `function(*args)`: what a crafted model file would run on load."""
+
+    def __init__(self, function, *args):
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize("attack", ["os.system", "builtins.exec", "subprocess.call", "in_an_array"])
+def test_a_crafted_model_pickle_is_refused_and_runs_nothing(tmp_path, attack):
+    marker = tmp_path / "pwned"
+    command = f"touch {marker}"
+    payload = {
+        "os.system": _Payload(os.system, command),
+        "builtins.exec": _Payload(exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.call": _Payload(subprocess.call, ["touch", str(marker)]),
+        "in_an_array": np.array([_Payload(os.system, command)], dtype=object),
+    }[attack]
+    _write_synthetic_smpl(tmp_path / "smpl" / "SMPL_NEUTRAL.pkl", _SMPL_JOINTS, _SMPL_PARENTS)
+    path = tmp_path / "smpl" / "SMPL_NEUTRAL.pkl"
+    with open(path, "rb") as f:
+        data = pickle.load(f)
+    with open(path, "wb") as f:
+        pickle.dump(data | {"v_template": payload}, f)
+    with pytest.raises(ValueError, match=r"SMPL_NEUTRAL\.pkl: refused to load.*nothing was executed.*\.npz"):
+        load_body_model("smpl", model_path=str(tmp_path))
+    assert not marker.exists()
+
+
+def test_the_keypoint_backend_refuses_a_crafted_model_file(tmp_path):
+    """The reported path: create_backend("keypoint", body_model="smpl") with a crafted SMPL_NEUTRAL.pkl."""
+    from ivlm_core.backends import create_backend
+
+    marker = tmp_path / "pwned"
+    (tmp_path / "smpl").mkdir()
+    with open(tmp_path / "smpl" / "SMPL_NEUTRAL.pkl", "wb") as f:
+        pickle.dump({"v_template": _Payload(os.system, f"touch {marker}")}, f)
+    with pytest.raises(ValueError, match=r"SMPL_NEUTRAL\.pkl: refused to load"):
+        create_backend("keypoint", body_model="smpl", body_model_path=str(tmp_path))
+    assert not marker.exists()
+
+
+def test_a_chumpy_model_pickle_is_refused_with_the_conversion_hint(tmp_path):
+    (tmp_path / "SMPLH_NEUTRAL.pkl").write_bytes(b"cchumpy.ch\nCh\n)R.")
+    with pytest.raises(ValueError, match=r"chumpy\.ch\.Ch.*clean_ch\.py"):
+        load_body_model("smplh", model_path=str(tmp_path))
+
+
+def test_python2_style_and_npz_model_files_load(tmp_path):
+    """Protocol 0 pickles (copy_reg / __builtin__ names, as old SMPL files) and plain .npz both load."""
+    for path, protocol in (("a/smpl/SMPL_NEUTRAL.pkl", 0), ("b/smpl/SMPL_NEUTRAL.npz", None)):
+        _write_synthetic_smpl(tmp_path / path, _SMPL_JOINTS, _SMPL_PARENTS, protocol=protocol)
+    from_pickle = load_body_model("smpl", model_path=str(tmp_path / "a"))
+    from_npz = load_body_model("smpl", model_path=str(tmp_path / "b"))
+    assert np.allclose(from_pickle.canonical_vertices, from_npz.canonical_vertices, atol=1e-6)
+    np.savez(tmp_path / "objects.npz", v_template=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match=r"objects\.npz is not a readable SMPL model file.*no object arrays"):
+        load_body_model("smpl", model_path=str(tmp_path / "objects.npz"))

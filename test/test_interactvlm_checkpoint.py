@@ -11,6 +11,7 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_models import stub_13b_checkpoint
 
 from ivlm_core.backends.interactvlm import prompts
 from ivlm_core.backends.interactvlm.checkpoint import (
@@ -20,7 +21,7 @@ from ivlm_core.backends.interactvlm.checkpoint import (
     original_key,
     save_original_layout,
 )
-from ivlm_core.backends.interactvlm.configs import checkpoint_config, full_architecture, tiny_architecture
+from ivlm_core.backends.interactvlm.configs import checkpoint_config, tiny_architecture
 from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
 from ivlm_core.backends.interactvlm.tokenizer import (
     IMAGE_TOKEN_INDEX,
@@ -221,12 +222,7 @@ def test_tokenizer_mismatch_is_reported(net, arch, tokenizer, tmp_path):
 
 
 def test_13b_config_on_cpu_is_refused_before_any_load(tmp_path):
-    folder = tmp_path / "interactvlm-3d-hcontact-damon"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(checkpoint_config(full_architecture())))
-    (folder / "model-00001-of-00001.safetensors").write_bytes(b"")
-    index = {"weight_map": {"lm_head.weight": "model-00001-of-00001.safetensors"}}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    folder = stub_13b_checkpoint(tmp_path / "interactvlm-3d-hcontact-damon")
     with pytest.raises(ValueError, match=r"~1[34]B parameters.*CUDA"):  # the empty weights file is never read
         MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
 
@@ -239,3 +235,34 @@ def test_node_factory_builds_the_backend_only_with_a_checkpoint(tmp_path):
         create_backend("interactvlm", device="cpu")
     with pytest.raises(CheckpointError, match="does not exist"):
         create_backend("interactvlm", checkpoint=str(tmp_path / "missing"), device="cpu")
+
+
+def test_damaged_weight_files_and_indexes_are_named_in_the_error(net, arch, tokenizer, tmp_path):
+    folder = _write(tmp_path / "cut", net, arch, tokenizer, shard_bytes=0)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # an interrupted download: header cut short
+    with pytest.raises(CheckpointError, match=rf"{weights} is not a readable safetensors file.*copy it"):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
+
+    folder = _write(tmp_path / "cut_shard", net, arch, tokenizer)
+    shard = sorted(folder.glob("model-*.safetensors"))[1]
+    shard.write_bytes(shard.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match=rf"{shard} is not a readable safetensors file"):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
+
+    folder = _write(tmp_path / "no_map", net, arch, tokenizer)
+    index = folder / "model.safetensors.index.json"
+    index.write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(CheckpointError, match=rf'{index} has no "weight_map" object'):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
+    index.write_text('{"weight_map": {"lm_head.weight": ')
+    with pytest.raises(CheckpointError, match=rf"{index} is not valid JSON"):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
+
+    folder = _write(tmp_path / "bin", net, arch, tokenizer, shard_bytes=0)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    data = (folder / "pytorch_model.bin").read_bytes()
+    (folder / "pytorch_model.bin").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"pytorch_model\.bin cannot be read as PyTorch weights"):
+        MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))

@@ -13,6 +13,7 @@ import torch
 from skimage import data
 
 from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
+from ivlm_core.backends.interactvlm.body_rig import TRAINED_BODY_KEY
 from ivlm_core.backends.interactvlm.configs import checkpoint_config, tiny_architecture
 from ivlm_core.backends.interactvlm.mvloc import MVLoc, MVLocConfig, build_net
 from ivlm_core.backends.interactvlm.tokenizer import add_interactvlm_tokens, build_dev_tokenizer
@@ -34,9 +35,9 @@ def _tiny_loc(seed: int) -> MVLoc:
     tokenizer = build_dev_tokenizer(["bench tennis_racket cup", "left hand, right hand, right forearm"])
     ids = add_interactvlm_tokens(tokenizer)
     torch.manual_seed(seed)
-    return MVLoc(
-        build_net(tiny_architecture(len(tokenizer), ids), "cpu"), tokenizer, MVLocConfig(max_new_tokens=28)
-    )
+    arch = tiny_architecture(len(tokenizer), ids)
+    arch.extra[TRAINED_BODY_KEY] = "anny"  # a development model trained here on anny renders
+    return MVLoc(build_net(arch, "cpu"), tokenizer, MVLocConfig(max_new_tokens=28))
 
 
 @pytest.fixture(scope="module")

@@ -42,6 +42,6 @@ def _load(name: str, model_path: str | None, device: str) -> BodyModel:
 
         model = load_smpl_family(name, model_path, device)
     for array in (model.faces, model.canonical_vertices, model.part_labels, model.canonical_pose,
-                  model.default_shape):
+                  model.default_shape, model.native_origin):
         array.flags.writeable = False
     return model

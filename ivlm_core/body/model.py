@@ -58,6 +58,14 @@ class BodyModel:
     skinner: torch.nn.Module = field(repr=False)  # (rotations (B,J,3,3), shape (B,S)) -> (verts, joints)
     keypoint_weights: torch.Tensor = field(repr=False)  # (K, V + J) float32, rows sum to 1
     device: str = "cpu"
+    # (3,) metres: where the body-frame origin lies in the model's own native frame (the SMPL family's
+    # root-joint frame, which InteractVLM renders in); zeros for anny. native = canonical + native_origin.
+    native_origin: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
+
+    @property
+    def native_vertices(self) -> np.ndarray:
+        """(V, 3) float32 canonical (Vitruvian, default shape) vertices in the model's native frame."""
+        return (self.canonical_vertices + self.native_origin).astype(np.float32)
 
     @property
     def num_vertices(self) -> int:

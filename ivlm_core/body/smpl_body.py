@@ -7,7 +7,7 @@ frame (y up, facing +z, left +x), and its pose convention is the BodyModel one.
 
 from __future__ import annotations
 
-import pickle
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +16,14 @@ from roma import rotvec_to_rotmat
 
 from ivlm_core.body.model import KEYPOINT_NAMES, BodyModel
 from ivlm_core.body.parts import part_labels_from_skinning
+from ivlm_core.safe_pickle import READ_ERRORS, restricted_load
 
 HIP_SPREAD_DEG = 30.0  # InteractVLM's Vitruvian pose: body_pose[0, 2] = +30 deg, body_pose[1, 2] = -30 deg
 
 NUM_BETAS = 10
 
 # File formats smplx reads for each model, in the order looked for.
-_EXTENSIONS = {"smpl": (".pkl",), "smplh": (".pkl", ".npz"), "smplx": (".npz", ".pkl")}
+_EXTENSIONS = {"smpl": (".pkl", ".npz"), "smplh": (".pkl", ".npz"), "smplx": (".npz", ".pkl")}
 
 # Keypoints taken from joints; the others come from single vertices (smplx.vertex_ids).
 _JOINT_KEYPOINTS = (
@@ -38,6 +39,38 @@ _VERTEX_KEYPOINTS = {
     "left_big_toe": "LBigToe", "right_big_toe": "RBigToe", "left_small_toe": "LSmallToe",
     "right_small_toe": "RSmallToe", "left_heel": "LHeel", "right_heel": "RHeel",
 }
+
+
+_MODEL_HINT = (
+    "a genuine model file holds only numpy arrays and scipy.sparse matrices; if this is your licensed "
+    "file, re-save it as .npz (np.savez with plain arrays) in a trusted environment"
+)
+
+
+def read_model_file(path: Path, what: str = "body model") -> dict[str, object]:
+    """The arrays of an SMPL / SMPL-H / SMPL-X file, without executing anything from it.
+
+    .pkl: a restricted unpickler (numpy arrays, scipy.sparse matrices, str, numbers only);
+    .npz: numpy without pickle. ValueError naming the file for anything else or anything unreadable.
+    """
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as npz:
+                data = {key: npz[key] for key in npz.files}
+        else:
+            with open(path, "rb") as file:
+                data = restricted_load(file, path, "SMPL-family model file", _MODEL_HINT)
+    except ValueError as error:
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"{path} is not a readable {what} file ({error}); a model .npz must "
+                         f"hold plain numeric arrays (no object arrays)") from error
+    except READ_ERRORS as error:
+        raise ValueError(f"{path} is not a readable {what} file ({error!r})") from error
+    if not isinstance(data, dict) or not all(isinstance(key, str) for key in data):
+        raise ValueError(f"{path} is not a {what} file: expected a dict of named arrays, "
+                         f"got {type(data).__name__}")
+    return data
 
 
 def _joint_names(name: str) -> tuple[str, ...]:
@@ -96,24 +129,43 @@ class SmplSkinner(torch.nn.Module):
         return vertices - self.origin, joints - self.origin
 
 
+def _smplx_model(name: str, path: Path, data: dict[str, object]) -> torch.nn.Module:
+    """smplx's model built from already-read arrays (smplx itself would unpickle the file unrestricted)."""
+    import scipy.sparse
+    import smplx
+    from smplx.utils import Struct
+
+    common = {"gender": "neutral", "num_betas": NUM_BETAS}
+    if name == "smpl":
+        return smplx.SMPL(model_path=str(path), data_struct=Struct(**data), **common)
+    hands = {"use_pca": False, "flat_hand_mean": True}
+    if name == "smplh":
+        return smplx.SMPLH(model_path=str(path), data_struct=Struct(**data), **common, **hands)
+    # smplx.SMPLX takes no data_struct: hand it a plain-array .npz written from the vetted arrays.
+    dense = {key: value.toarray() if scipy.sparse.issparse(value) else np.asarray(value)
+             for key, value in data.items()}
+    with tempfile.TemporaryDirectory() as folder:
+        clean = Path(folder) / "SMPLX_NEUTRAL.npz"
+        np.savez(clean, **dense)
+        return smplx.SMPLX(model_path=str(clean), ext="npz", **common, **hands)
+
+
 def load_smpl_family(name: str, model_path: str | None, device: str = "cpu") -> BodyModel:
     """SMPL / SMPL-H / SMPL-X (neutral, 10 betas, flat hands, no expression) from the user's files."""
-    import smplx
     from smplx.vertex_ids import vertex_ids
 
     path = model_file(name, model_path)
     if path.suffix not in _EXTENSIONS[name]:
         raise ValueError(f"{path}: a {name.upper()} model file must end in {' or '.join(_EXTENSIONS[name])}")
-    model_class = {"smpl": smplx.SMPL, "smplh": smplx.SMPLH, "smplx": smplx.SMPLX}[name]
-    kwargs = {} if name == "smpl" else {"use_pca": False, "flat_hand_mean": True, "ext": path.suffix[1:]}
+    data = read_model_file(path, f"{name.upper()} model")
     try:
-        smplx_model = model_class(model_path=str(path), gender="neutral", num_betas=NUM_BETAS, **kwargs)
+        smplx_model = _smplx_model(name, path, data)
     except ModuleNotFoundError as error:
         raise ValueError(
             f"{path} needs the '{error.name}' package to unpickle; use a chumpy-free copy of the model "
             f"(smplx's tools/clean_ch.py writes one)"
         ) from error
-    except (KeyError, AttributeError, EOFError, pickle.UnpicklingError) as error:
+    except (KeyError, AttributeError, IndexError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is not a readable {name.upper()} model file ({error!r})") from error
 
     joint_names = _joint_names(name)
@@ -170,4 +222,5 @@ def load_smpl_family(name: str, model_path: str | None, device: str = "cpu") -> 
         skinner=skinner,
         keypoint_weights=keypoint_weights.to(device),
         device=device,
+        native_origin=origin.astype(np.float32),
     )

@@ -288,6 +288,45 @@ def _lift_torch(
     return out if batched else out[0]
 
 
+def lift_like_original(probabilities: torch.Tensor, tables: LiftTables) -> torch.Tensor:
+    """The human lift exactly as the original computes it, step by step, in the probabilities' dtype.
+
+    InteractVLM's `HumanContact3DPredictor._process_view` (model/components.py): per view, `scatter_add_`
+    of `w_i * p` (votes) and `w_i` (counts) over the corners i = 0, 1, 2 in pixel order, division where
+    counted, then a sum over views, a division by the number of views that counted the vertex, and a
+    clamp to [0, 1], every step in the mask dtype (float32 in the released demo: segment_anything's
+    `postprocess_masks` returns float32 masks there; bf16 if given bf16). `lift` computes the same
+    quantity with another summation order (differences ~1e-7 in float32); use this one to compare
+    with official outputs bit for bit (on CPU; CUDA's atomic scatter_add_ sums in no fixed order, there
+    and in the original). probabilities: (N, H, W) torch -> (V,) same dtype and device.
+    """
+    expected = (tables.num_views, *tables.size)
+    if tuple(probabilities.shape) != expected:
+        shape = tuple(probabilities.shape)
+        raise ValueError(f"masks must have shape (views, H, W) = {expected}, got {shape}")
+    dtype, dev, V = probabilities.dtype, probabilities.device, tables.num_vertices
+    pixels, index, w, _ = tables.torch_tensors(dev, dtype)
+    per_pixel = probabilities.reshape(-1)[pixels]
+    corners = (index.reshape(-1, 3) % V).long()
+    view_of = pixels // (tables.size[0] * tables.size[1])
+    total = torch.zeros(V, dtype=dtype, device=dev)
+    views_counted = torch.zeros(V, dtype=dtype, device=dev)
+    for view in range(tables.num_views):
+        rows = view_of == view
+        ids, weights, p = corners[rows], w[rows], per_pixel[rows]
+        votes, counts = torch.zeros_like(total), torch.zeros_like(total)
+        for i in range(3):
+            votes.scatter_add_(0, ids[:, i], weights[:, i] * p)
+            counts.scatter_add_(0, ids[:, i], weights[:, i])
+        counted = counts > 0
+        votes[counted] = votes[counted] / counts[counted]
+        total = total + votes
+        views_counted = views_counted + counted.to(dtype)
+    seen = views_counted > 0
+    total[seen] = total[seen] / views_counted[seen]
+    return total.clamp(0.0, 1.0)
+
+
 def labels_to_masks(
     vertex_labels: np.ndarray, tables: LiftTables, faces: np.ndarray, min_vertices: int = 2
 ) -> np.ndarray:

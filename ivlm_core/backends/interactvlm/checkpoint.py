@@ -15,6 +15,7 @@ tensor is read, so a wrong folder fails in seconds with a message that says what
 from __future__ import annotations
 
 import json
+import pickle
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -230,13 +231,21 @@ def inspect_checkpoint(folder: str | Path) -> CheckpointFiles:
             f"{folder} has no config.json; point checkpoint_dir at the folder that holds "
             "config.json and the *.safetensors / *.bin weights"
         )
-    config = json.loads(cfg_path.read_text())
+    config = _read_json(cfg_path, "an InteractVLM config.json")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{cfg_path} holds a JSON {type(config).__name__}, not the config object")
     found = next((folder / f for f in WEIGHT_FILES if (folder / f).is_file()), None)
     if found is None:
         raise CheckpointError(f"{folder} holds no weights: expected one of {list(WEIGHT_FILES)}")
     shards: dict[Path, list[str] | None] = {}
     if found.name.endswith(".index.json"):
-        weight_map = json.loads(found.read_text())["weight_map"]
+        index = _read_json(found, "a weight index")
+        weight_map = index.get("weight_map") if isinstance(index, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(n, str) for n in weight_map.values()):
+            raise CheckpointError(
+                f"{found} has no \"weight_map\" object (parameter name -> shard file name); it is not a "
+                "Hugging Face weight index, or it was cut short: copy it again from the checkpoint"
+            )
         for key, name in weight_map.items():
             shards.setdefault(folder / name, []).append(key)
         absent = [p.name for p in shards if not p.is_file()]
@@ -245,28 +254,59 @@ def inspect_checkpoint(folder: str | Path) -> CheckpointFiles:
                 f"{folder}: shards listed in {found.name} are missing: {absent} (incomplete download or copy)"
             )
     elif found.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(found, framework="pt") as f:
+        with _open_safetensors(found) as f:
             shards[found] = list(f.keys())
     else:
         shards[found] = None
     return CheckpointFiles(folder=folder, config=config, shards=shards)
 
 
+def _read_json(path: Path, what: str) -> object:
+    """A JSON file's content, or CheckpointError naming the file when it is not valid JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); expected {what}") from error
+
+
+def _open_safetensors(path: Path):
+    """safetensors' `safe_open` on `path`, or CheckpointError naming it when the header is unreadable
+    (a truncated download, or not a safetensors file)."""
+    from safetensors import safe_open
+
+    try:
+        return safe_open(path, framework="pt")
+    except Exception as error:  # safetensors raises its own SafetensorError (not an OSError subclass)
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({error}); it is truncated or damaged "
+            "(an interrupted download or copy?): copy it again"
+        ) from error
+
+
 def _read(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """(key, tensor) pairs of one weight file, one tensor at a time where the format allows it."""
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as f:
+        with _open_safetensors(path) as f:
             for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
-                yield key, f.get_tensor(key)
+                try:
+                    tensor = f.get_tensor(key)
+                except Exception as error:  # safetensors raises its own SafetensorError / OSError
+                    raise CheckpointError(f"{path}: tensor {key} cannot be read ({error}); the file is "
+                                          "damaged or incomplete, copy it again") from error
+                yield key, tensor
         return
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) torch.save files cannot be memory-mapped
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # legacy (non-zip) torch.save files cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, OSError) as error:
+        raise CheckpointError(
+            f"{path} cannot be read as PyTorch weights ({str(error).splitlines()[0]}); it is truncated, "
+            "damaged, or holds more than tensors (refused: only plain state dicts load)"
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
     yield from state.items()
 
 

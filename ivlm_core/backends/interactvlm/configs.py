@@ -7,6 +7,10 @@ from transformers import CLIPVisionConfig, LlamaConfig, SamConfig
 
 from ivlm_core.backends.interactvlm.model import MVLocArchitecture
 
+# segment_anything's TwoWayTransformer blocks use plain nn.LayerNorm(256) (eps 1e-5,
+# modeling/transformer.py); transformers' SamMaskDecoderConfig defaults to 1e-6 for them.
+TWO_WAY_LAYER_NORM_EPS = 1e-5
+
 
 def clip_vit_l14_config() -> CLIPVisionConfig:
     """openai/clip-vit-large-patch14's vision tower, written out so nothing is fetched."""
@@ -38,6 +42,7 @@ def sam_vit_h_config(image_size: int = 1024) -> SamConfig:
             patch_size=16,
         ),
         prompt_encoder_config=dict(image_size=image_size, patch_size=16),
+        mask_decoder_config=dict(layer_norm_eps=TWO_WAY_LAYER_NORM_EPS),
     )
 
 
@@ -111,7 +116,9 @@ def tiny_architecture(
             num_pos_feats=width // 2,
         ),
         prompt_encoder_config=dict(hidden_size=width, image_size=mask_size, patch_size=16),
-        mask_decoder_config=dict(hidden_size=width, mlp_dim=128, iou_head_hidden_dim=width),
+        mask_decoder_config=dict(
+            hidden_size=width, mlp_dim=128, iou_head_hidden_dim=width, layer_norm_eps=TWO_WAY_LAYER_NORM_EPS
+        ),
     )
     return MVLocArchitecture(
         text=text, vision=vision, sam=sam, out_dim=width, seg_token_ids=seg_token_ids, token_type=token_type
@@ -122,7 +129,8 @@ def checkpoint_config(arch: MVLocArchitecture, **extra) -> dict:
     """The config.json InteractVLM saves for `arch` (LISA/LLaVA field names)."""
     t = arch.text
     ids = arch.seg_token_ids
-    cfg = {
+    cfg = dict(arch.extra)  # fields read from a checkpoint's config.json carry over (view types, body)
+    cfg |= {
         "architectures": ["InteractVLMForCausalLM"],
         "model_type": "llava",
         "hidden_size": t.hidden_size,

@@ -12,7 +12,8 @@ Three ways to the same answer (InteractVLM decodes greedily, `num_beams=1`):
   free text, or from the previous answer for the same object.
 
 The segmentation hidden state is the final-layer state at the position whose next token is [SEG]
-(LISA/InteractVLM shift the token mask by one: `seg_token_mask[:, 1:]`).
+(LISA/InteractVLM shift the token mask by one: `seg_token_mask[:, 1:]`); every segmentation token of
+an answer is kept (a joint model answers with [HSEG] and [OSEG]).
 """
 
 from __future__ import annotations
@@ -32,9 +33,20 @@ class Answer:
     """One generated answer."""
 
     token_ids: list[int]  # generated ids (after the prompt), ending in EOS unless max_new_tokens hit
-    seg_hidden: torch.Tensor | None  # (hidden,) state that predicted the first segmentation token
-    seg_token: int | None  # which segmentation token ([SEG], [HSEG], [OSEG]) came first
+    # Every segmentation token ([SEG], [HSEG], [OSEG]) in answer order: (token id, (hidden,) state that
+    # predicted it). A joint model's answer holds one [HSEG] and one [OSEG].
+    segs: list[tuple[int, torch.Tensor]]
     path: str = "generate"  # "original", "generate" or "single_pass"
+
+    @property
+    def seg_hidden(self) -> torch.Tensor | None:
+        """The state that predicted the first segmentation token (None without one)."""
+        return self.segs[0][1] if self.segs else None
+
+    @property
+    def seg_token(self) -> int | None:
+        """The first segmentation token's id (None without one)."""
+        return self.segs[0][0] if self.segs else None
 
 
 @dataclass
@@ -84,17 +96,17 @@ def generate_original(
     before, after = split_prompt(ids)
     image = image_features[None].to(net.dtype)
     generated: list[int] = []
-    seg_hidden, seg_token = None, None
+    segs: list[tuple[int, torch.Tensor]] = []
     for _ in range(max_new_tokens):
         embeds = torch.cat([_embed(net, before), image, _embed(net, after + generated)], dim=1)
         hidden, logits = _forward(net, embeds)
         token = int(logits[0, -1].argmax())
-        if token in seg_ids and seg_token is None:
-            seg_hidden, seg_token = hidden[0, -1].clone(), token
+        if token in seg_ids:
+            segs.append((token, hidden[0, -1].clone()))
         generated.append(token)
         if token == eos_id:
             break
-    return Answer(generated, seg_hidden, seg_token, "original")
+    return Answer(generated, segs, "original")
 
 
 @torch.no_grad()
@@ -187,7 +199,7 @@ def _decode(net, prefix, rows, draft_lens, seg_ids, eos_id, pad_id, max_new_toke
     if not active:
         return answers
     generated: dict[int, list[int]] = {i: [] for i in active}
-    seg: dict[int, tuple[torch.Tensor, int]] = {}
+    segs: dict[int, list[tuple[int, torch.Tensor]]] = {i: [] for i in active}
     last_hidden, last_logits = hidden[:, -1], logits[:, -1]
     next_pos = pos[:, -1] + 1
     for _ in range(max_new_tokens):
@@ -195,8 +207,8 @@ def _decode(net, prefix, rows, draft_lens, seg_ids, eos_id, pad_id, max_new_toke
         chosen = tokens.tolist()  # one device sync per step
         for i in list(active):
             t = chosen[i]
-            if t in seg_ids and i not in seg:
-                seg[i] = (last_hidden[i].clone(), t)
+            if t in seg_ids:
+                segs[i].append((t, last_hidden[i].clone()))
             generated[i].append(t)
             if t == eos_id:
                 active.remove(i)
@@ -207,8 +219,7 @@ def _decode(net, prefix, rows, draft_lens, seg_ids, eos_id, pad_id, max_new_toke
         last_hidden, last_logits = h[:, -1], lg[:, -1]
         next_pos = next_pos + 1
     for i, toks in generated.items():
-        s = seg.get(i)
-        answers[i] = Answer(toks, s[0] if s else None, s[1] if s else None, "generate")
+        answers[i] = Answer(toks, segs[i], "generate")
     return answers
 
 
@@ -218,7 +229,5 @@ def _verify(draft: list[int], hidden: torch.Tensor, logits: torch.Tensor, seg_id
     predicted = logits[: len(draft)].argmax(-1).tolist()
     if predicted != draft:
         return None
-    k = next((j for j, t in enumerate(draft) if t in seg_ids), None)
-    if k is None:
-        return Answer(list(draft), None, None, "single_pass")
-    return Answer(list(draft), hidden[k].clone(), draft[k], "single_pass")
+    segs = [(t, hidden[k].clone()) for k, t in enumerate(draft) if t in seg_ids]
+    return Answer(list(draft), segs, "single_pass")

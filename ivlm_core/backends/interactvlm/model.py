@@ -78,6 +78,21 @@ class MVLocArchitecture:
         return int(llm + clip + sam + t.hidden_size * (t.hidden_size + self.out_dim))
 
 
+def use_eager_attention(net: nn.Module) -> None:
+    """Switch every attention of an `InteractVLMNet` to transformers' eager implementation (explicit
+    softmax, fp32 in Llama/CLIP), the closest to the original's transformers 4.31 / segment_anything
+    code; the default SDPA kernels round differently in bf16."""
+    from transformers.models.sam.modeling_sam import SamVisionAttention, SamVisionSdpaAttention
+
+    net.llava.set_attn_implementation("eager")
+    sam = net.sam.config
+    for config in (sam, sam.vision_config, sam.mask_decoder_config, sam.prompt_encoder_config):
+        config._attn_implementation = "eager"
+    for layer in net.sam.vision_encoder.layers:  # the class is picked at construction; same parameters
+        if type(layer.attn) is SamVisionSdpaAttention:
+            layer.attn.__class__ = SamVisionAttention
+
+
 class VIv1CamPoseEncoder(nn.Module):
     """InteractVLM's `VIv1CamPoseEncoder`: a shared MLP on the 5 camera numbers, one head per view, sigmoid.
 
@@ -233,8 +248,10 @@ class InteractVLMNet(nn.Module):
         """SAM mask logits for N prompts over V views.
 
         tokens: (N, V, 256) view tokens; view_embeddings: (V, 256, h, w) SAM embeddings of the renders
-        -> (N, V, S, S) float32 logits at the render resolution. Every view sees all V tokens (the
-        original passes them together as one sparse prompt and broadcasts over the view batch).
+        -> (N, V, S, S) float32 logits at the render resolution (the low-resolution logits come in the
+        model dtype and are upsampled in float32, as segment_anything's `postprocess_masks` in the
+        original, whose cast back to the model dtype is commented out). Every view sees all V tokens
+        (the original passes them together as one sparse prompt and broadcasts over the view batch).
         """
         n, v = tokens.shape[:2]
         emb = view_embeddings.to(self.dtype)

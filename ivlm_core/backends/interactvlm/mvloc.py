@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from transformers import CLIPImageProcessorPil, PreTrainedTokenizerBase
 
 from ivlm_core.backends.interactvlm import prompts
@@ -34,7 +35,13 @@ from ivlm_core.backends.interactvlm.generation import (
     generate_original,
     split_prompt,
 )
-from ivlm_core.backends.interactvlm.model import InteractVLMNet, MVLocArchitecture
+from ivlm_core.backends.interactvlm.model import (
+    SAM_PIXEL_MEAN,
+    InteractVLMNet,
+    MVLocArchitecture,
+    use_eager_attention,
+)
+from ivlm_core.backends.interactvlm.quantize import quantize_language_model, require_bitsandbytes
 from ivlm_core.backends.interactvlm.tokenizer import load_tokenizer, tokenize_prompt
 
 MODES = ("fast", "generate", "original")
@@ -56,6 +63,11 @@ class MVLocConfig:
     )
     max_new_tokens: int = 512
     batch_size: int = 8  # questions decoded together
+    # For comparing with the official outputs: eager attention everywhere; only the "original"
+    # decoding mode is allowed (the backend also lifts as the original, `lift_like_original`).
+    parity: bool = False
+    # "8bit" / "4bit": the language model through bitsandbytes (CUDA only; `quantize`); "" = bf16.
+    quantization: str = ""
 
     def resolved_device(self) -> torch.device:
         return torch.device(self.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -69,6 +81,9 @@ class Localization:
     text: str  # the generated answer, special tokens kept (e.g. "... the contact region is [SEG].</s>")
     masks: torch.Tensor  # (V, S, S) float32 logits, one per view; (0, S, S) when no seg token was produced
     path: str  # how the answer was obtained: "single_pass", "generate" or "original"
+    # Joint models (localize with object_views): the [OSEG] masks on the object's renders, (0, S, S)
+    # when the answer has none; None when no object views were asked for.
+    object_masks: torch.Tensor | None = None
 
 
 @dataclass
@@ -104,6 +119,8 @@ class MVLoc:
             image_mean=list(CLIP_MEAN),
             image_std=list(CLIP_STD),
         )
+        if self.config.parity:
+            use_eager_attention(self.net)
         self.views: dict[str, ViewSet] = {}
         self.last_answers: dict[str, list[int]] = {}  # label -> last answer ids, the "fast" mode's drafts
         before, _ = split_prompt(self.prompt_ids("object"))
@@ -114,9 +131,10 @@ class MVLoc:
     @classmethod
     def from_checkpoint(cls, config: MVLocConfig) -> MVLoc:
         """Check the folder, config, tokenizer and device, then build and load (the long part)."""
+        device = config.resolved_device()
+        require_bitsandbytes(config.quantization, device)
         files = inspect_checkpoint(config.checkpoint_dir)
         arch = architecture_from_config(files.config)
-        device = config.resolved_device()
         if device.type == "cpu" and arch.parameter_count() > CPU_PARAMETER_LIMIT:
             raise ValueError(
                 f"{files.folder.name} has ~{arch.parameter_count() / 1e9:.0f}B parameters; on this CPU-only "
@@ -125,9 +143,15 @@ class MVLoc:
             )
         tokenizer = load_tokenizer(files.folder, arch)
         precheck(files, arch, config.sam_checkpoint or None, config.clip_dir or None)
-        net = build_net(arch, device)
+        if not config.quantization:
+            net = build_net(arch, device)
+            load_weights(net, files, config.sam_checkpoint or None, config.clip_dir or None)
+            return cls(net, tokenizer, config)
+        # Quantised: bf16 in host memory, each decoder layer quantised onto the GPU, then the rest.
+        net = build_net(arch, "cpu", torch.bfloat16)
         load_weights(net, files, config.sam_checkpoint or None, config.clip_dir or None)
-        return cls(net, tokenizer, config)
+        quantize_language_model(net, config.quantization, device)
+        return cls(net.to(device), tokenizer, config)
 
     # ---- inputs -----------------------------------------------------------------------------------
     def prompt_ids(self, label: str) -> list[int]:
@@ -171,7 +195,12 @@ class MVLoc:
     # ---- the stage --------------------------------------------------------------------------------
     @torch.no_grad()
     def localize(
-        self, image: np.ndarray, labels: list[str], views: str | Sequence[str], mode: str = "fast"
+        self,
+        image: np.ndarray,
+        labels: list[str],
+        views: str | Sequence[str],
+        mode: str = "fast",
+        object_views: Sequence[str] | None = None,
     ) -> list[Localization]:
         """Contact masks for each object name in `labels`, on the renders set under `views` (one key for
         all labels, or one key per label, e.g. each object's own mesh renders).
@@ -179,13 +208,26 @@ class MVLoc:
         mode: "fast" (prefix reuse + batching + verified single pass), "generate" (prefix reuse +
         batching, plain KV-cached greedy) or "original" (as the original code: no KV cache, the renders
         re-encoded by SAM on every call). All three give the same answers.
+        object_views: for a joint human + object model (token_type Gen-Hu-Obj), one key per label of
+        that object's renders: the answer's [OSEG] is decoded there (`Localization.object_masks`) and
+        its [HSEG] (or [SEG]) on `views`, each through its own half of the attention splitter. Without
+        it, the first segmentation token is decoded on `views` (the original code's routing).
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if self.config.parity and mode != "original":
+            raise ValueError(f"parity mode decodes as the original only (mode 'original'), got {mode!r}")
         keys = [views] * len(labels) if isinstance(views, str) else list(views)
-        if len(keys) != len(labels):
-            raise ValueError(f"got {len(labels)} labels but {len(keys)} view keys")
-        unknown = sorted(set(keys) - set(self.views))
+        object_keys = None if object_views is None else list(object_views)
+        for what, given in (("view keys", keys), ("object view keys", object_keys)):
+            if given is not None and len(given) != len(labels):
+                raise ValueError(f"got {len(labels)} labels but {len(given)} {what}")
+        if object_keys is not None and "[OSEG]" not in self.arch.seg_token_ids:
+            raise ValueError(
+                "object_views needs a joint human + object checkpoint (token_type Gen-Hu-Obj with an "
+                f"[OSEG] token); this one has {sorted(self.arch.seg_token_ids)}"
+            )
+        unknown = sorted(set(keys + (object_keys or [])) - set(self.views))
         if unknown:
             raise ValueError(
                 f"no renders set under {unknown}; call set_views first (have {list(self.views)})"
@@ -193,7 +235,6 @@ class MVLoc:
         features = self.net.encode_image(self.image_tensor(image))[0]
         eos = self.tokenizer.eos_token_id
         if mode == "original":
-            embeddings = {i: self.net.encode_renders(self.views[k].renders) for i, k in enumerate(keys)}
             answers = [
                 generate_original(
                     self.net, features, self.prompt_ids(lb), self.seg_ids, eos, self.config.max_new_tokens
@@ -201,9 +242,51 @@ class MVLoc:
                 for lb in labels
             ]
         else:
-            embeddings = {i: self.views[k].embeddings for i, k in enumerate(keys)}
             answers = self._generate(features, labels, drafts=mode == "fast")
-        return self._masks(labels, answers, embeddings, keys)
+        return self._masks(labels, answers, keys, object_keys, reencode=mode == "original")
+
+    @torch.no_grad()
+    def localize_on_photo(
+        self, image: np.ndarray, labels: list[str], mode: str = "fast"
+    ) -> list[Localization]:
+        """2D human contact (`interactvlm-2d-hcontact`): SAM segments the photo itself; per object name,
+        (1, H, W) float32 mask logits at the photo's size.
+
+        As run_demo.py's h2dcontact branch: the photo resized so its longest side is the SAM input size
+        (ResizeLongestSide, PIL bilinear), normalised, zero-padded (in normalised units) to a square;
+        the logits upsampled to that square in float32, cropped to the resized photo and resized to the
+        photo (segment_anything `postprocess_masks`). Needs a single-view model without camera input.
+        """
+        if self.arch.num_views != 1 or self.arch.multiview_cam_cond:
+            raise ValueError(
+                "localize_on_photo needs a 2D contact checkpoint (one view, no camera conditioning, e.g. "
+                f"interactvlm-2d-hcontact); this one has {self.arch.num_views} camera-conditioned views"
+            )
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8 or 0 in image.shape:
+            raise ValueError(f"image must be a non-empty (H, W, 3) uint8 RGB array, got {image.shape}")
+        from PIL import Image
+
+        s, (h, w) = self.arch.mask_size, image.shape[:2]
+        scale = s / max(h, w)
+        new_h, new_w = int(h * scale + 0.5), int(w * scale + 0.5)
+        resized = np.array(Image.fromarray(image).resize((new_w, new_h), Image.BILINEAR))
+        padded = torch.tensor(SAM_PIXEL_MEAN).view(1, 3, 1, 1).repeat(1, 1, s, s)  # 0 once normalised
+        padded[0, :, :new_h, :new_w] = torch.from_numpy(resized).permute(2, 0, 1).float()
+        key = "__photo__"
+        padded = padded.to(self.net.device)
+        no_camera = torch.zeros(1, 5, device=padded.device)  # unused: the 2D model has no camera encoder
+        self.views[key] = ViewSet(padded, self.net.encode_renders(padded), no_camera)
+        try:
+            found = self.localize(image, labels, key, mode)
+        finally:
+            del self.views[key]
+        for loc in found:
+            if loc.masks.shape[0]:
+                cropped = loc.masks[:, :new_h, :new_w]
+                loc.masks = F.interpolate(cropped[None], (h, w), mode="bilinear", align_corners=False)[0]
+            else:
+                loc.masks = torch.zeros((0, h, w))
+        return found
 
     def _generate(self, features: torch.Tensor, labels: list[str], drafts: bool) -> list[Answer]:
         if self._system is None:
@@ -237,28 +320,44 @@ class MVLoc:
             return self.answer_ids(label, self.config.answer_draft)
         return None
 
-    def _masks(self, labels, answers, embeddings, keys) -> list[Localization]:
-        """SAM masks for every answer with a segmentation token; one decode per set of renders."""
-        s = self.arch.mask_size
-        masks: dict[int, torch.Tensor] = {}
-        for key in dict.fromkeys(keys):
-            rows = [i for i, a in enumerate(answers) if a.seg_hidden is not None and keys[i] == key]
-            if not rows:
-                continue
-            cam = self.views[key].cam_params
-            seg = self.net.seg_embedding(torch.stack([answers[i].seg_hidden for i in rows]))
-            tokens = [
-                self.net.view_tokens(seg[j : j + 1], cam, answers[i].seg_token) for j, i in enumerate(rows)
-            ]
-            logits = self.net.decode_masks(torch.cat(tokens), embeddings[rows[0]])
-            masks.update({i: logits[j] for j, i in enumerate(rows)})
-        empty = torch.zeros((0, s, s))
+    def _masks(
+        self,
+        labels: list[str],
+        answers: list[Answer],
+        keys: list[str],
+        object_keys: list[str] | None,
+        reencode: bool,
+    ) -> list[Localization]:
+        """SAM masks for every routed segmentation token; one decode per set of renders (re-encoded by
+        SAM first when `reencode`, as the original does on every call)."""
+        oseg = self.arch.seg_token_ids.get("[OSEG]")
+        jobs: dict[str, list[tuple[int, str, int, torch.Tensor]]] = {}  # key -> (row, side, token, state)
+        for i, answer in enumerate(answers):
+            if object_keys is None:  # the original's routing: the first token, on `views`
+                routed = [("human", keys[i], answer.segs[0] if answer.segs else None)]
+            else:
+                human = next((sg for sg in answer.segs if sg[0] != oseg), None)
+                obj = next((sg for sg in answer.segs if sg[0] == oseg), None)
+                routed = [("human", keys[i], human), ("object", object_keys[i], obj)]
+            for side, key, sg in routed:
+                if sg is not None:
+                    jobs.setdefault(key, []).append((i, side, *sg))
+        masks: dict[tuple[int, str], torch.Tensor] = {}
+        for key, rows in jobs.items():
+            view = self.views[key]
+            embeddings = self.net.encode_renders(view.renders) if reencode else view.embeddings
+            seg = self.net.seg_embedding(torch.stack([state for *_, state in rows]))
+            tokens = [self.net.view_tokens(seg[j : j + 1], view.cam_params, r[2]) for j, r in enumerate(rows)]
+            logits = self.net.decode_masks(torch.cat(tokens), embeddings)
+            masks.update({(i, side): logits[j] for j, (i, side, _, _) in enumerate(rows)})
+        empty = torch.zeros((0, self.arch.mask_size, self.arch.mask_size))
         return [
             Localization(
                 label,
                 self.tokenizer.decode(a.token_ids, skip_special_tokens=False),
-                masks.get(i, empty),
+                masks.get((i, "human"), empty),
                 a.path,
+                masks.get((i, "object"), empty) if object_keys is not None else None,
             )
             for i, (label, a) in enumerate(zip(labels, answers, strict=True))
         ]

@@ -74,6 +74,9 @@ OCONTACT_ANSWERS = [
 # run_demo.py's fixed inference prompts. The object prompt keeps the demo's quirk: a leading '"' and a
 # trailing '",' that the released oafford model really sees.
 DEMO_HCONTACT_PROMPT = "Which body parts are in contact with the {class_name}? Segment these contact areas."
+DEMO_H2DCONTACT_PROMPT = (
+    "Segment the area on the human's body that is in direct contact with the {class_name} in this image."
+)
 DEMO_OAFFORD_PROMPT = (
     '"What type of affordance does the human-object interaction suggest? Then, segment the area on the '
     '{class_name} where the human is making contact.",'
