@@ -13,10 +13,10 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from ivlm_core.backends.keypoint import KeypointBackend
+from ivlm_core.backends.keypoint.body_fit import MEDIAPIPE_OF_KEYPOINT
+from ivlm_core.backends.keypoint.landmarks import NUM_LANDMARKS, PersonPose
 from ivlm_core.backends.keypoint.priors import ContactPriors
 from ivlm_core.body import KEYPOINT_NAMES, PART_NAMES
-from ivlm_core.detect import NUM_LANDMARKS, PersonPose
-from ivlm_core.fit import MEDIAPIPE_OF_KEYPOINT
 from ivlm_core.metrics import pooled_part_prf
 from ivlm_core.types import CameraIntrinsics, Detection
 

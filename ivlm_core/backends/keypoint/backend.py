@@ -16,11 +16,11 @@ import trimesh
 
 from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
 from ivlm_core.backends.keypoint import evidence as ev
+from ivlm_core.backends.keypoint.body_fit import BodyFit, BodyFitter
+from ivlm_core.backends.keypoint.landmarks import PersonPose, PoseDetector, to_rgb8
 from ivlm_core.backends.keypoint.priors import PRIORS_PATH, ContactPriors, normalize_label
 from ivlm_core.backends.keypoint.reasoning import score_parts
 from ivlm_core.body import PART_NAMES, load_body_model
-from ivlm_core.detect import PersonPose, PoseDetector, to_rgb8
-from ivlm_core.fit import BodyFit, BodyFitter
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
 from ivlm_core.reconstruct import reconstruct
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction
@@ -68,7 +68,7 @@ class KeypointBackend(ContactBackend):
         self._part_ids = {p: self.body.part_vertex_ids(p) for p in PART_NAMES}
         self._smooth = _vertex_averaging(self.body.faces, self.body.num_vertices)
         self._palm = self._palm_weights()
-        self.reconstruct = reconstruct
+        self.place_objects = reconstruct  # the option keeps the node's parameter name
         self._previous_reconstruction: dict[tuple[int, str], Reconstruction] = {}
         self._previous: dict[int, BodyFit] = {}
         self.last_timings_ms: dict[str, float] = {}
@@ -166,7 +166,7 @@ class KeypointBackend(ContactBackend):
         obj_p = self._object_probabilities(parts, fit, obj, mesh, camera)
         timings["vertices"] += 1e3 * (time.perf_counter() - t)
         rec = None
-        if self.reconstruct and parts:
+        if self.place_objects and parts:
             t = time.perf_counter()
             key = (i, obj.label)
             rec = reconstruct(

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ivlm_core import detect as lm
-from ivlm_core.detect import PersonPose
+from ivlm_core.backends.keypoint import landmarks as lm
+from ivlm_core.backends.keypoint.landmarks import PersonPose
 from ivlm_core.types import CameraIntrinsics
 
 NEAR_SIGMA = 0.04  # point-to-object tolerance, fraction of body length (~7 cm on an adult)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ivlm_core.backends.keypoint import evidence as ev
+from ivlm_core.backends.keypoint.landmarks import PersonPose
 from ivlm_core.backends.keypoint.priors import CategoryPrior
-from ivlm_core.detect import PersonPose
 from ivlm_core.types import CameraIntrinsics
 
 HIDDEN_VISIBILITY = 0.3  # mediapipe visibility below which an extremity counts as not seen

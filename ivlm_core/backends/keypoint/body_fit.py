@@ -34,9 +34,9 @@ import scipy.sparse
 import torch
 from scipy.spatial.transform import Rotation
 
-from ivlm_core import detect as lm
+from ivlm_core.backends.keypoint import landmarks as lm
+from ivlm_core.backends.keypoint.landmarks import PersonPose
 from ivlm_core.body import KEYPOINT_NAMES, BodyModel
-from ivlm_core.detect import PersonPose
 from ivlm_core.types import CameraIntrinsics
 
 # body-model keypoint name -> mediapipe landmark index
