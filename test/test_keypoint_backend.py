@@ -382,3 +382,16 @@ def test_backend_accepts_the_options_the_ros_node_passes():
         "default_fov_deg",
     }
     assert node_options <= backend_options("keypoint")
+
+
+def test_upscaled_photo_keeps_its_pose_and_a_box_without_pose_says_so(backend):
+    """The same photo four times larger gives the same contact (crops are area-averaged to the pose
+    model's working size); a person box on a blank wall reports that no pose was found."""
+    image = cv2.cvtColor(cv2.imread(str(DRINKER_PHOTO)), cv2.COLOR_BGR2RGB)
+    big = cv2.resize(image, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    (res,) = backend.estimate(big, [Detection("person", 4 * DRINKER_BOX), Detection("cup", 4 * CUP_BOX)])
+    assert "left_hand" in res.body_parts, (res.reason, res.evidence)
+    blank = np.full((480, 640, 3), 200, np.uint8)
+    wall = Detection("person", np.array([100.0, 50, 300, 450]))
+    (res,) = backend.estimate(blank, [wall, Detection("cup", CUP_BOX)])
+    assert res.body_parts == {} and "no body pose found in the person box" in res.reason

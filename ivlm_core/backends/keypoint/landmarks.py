@@ -27,7 +27,11 @@ LEFT_HIP, RIGHT_HIP, LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE = 23, 24, 25
 LEFT_HEEL, RIGHT_HEEL, LEFT_FOOT_INDEX, RIGHT_FOOT_INDEX = 29, 30, 31, 32
 NUM_LANDMARKS = 33
 
-_MIN_CROP_SIDE = 256  # small people are upscaled to this many pixels (longer side) before pose
+# mediapipe's pose landmark model works on 256x256 inputs and resizes what it gets without
+# anti-aliasing, so a large crop loses the person to aliasing (a photo upscaled x4 gave no pose).
+# Crops are brought into this range first: small ones upscaled (cubic), large ones area-averaged.
+_MIN_CROP_SIDE = 256  # pixels, longer side
+_MAX_CROP_SIDE = 768
 _CROP_MARGINS = (0.15, 0.0, 0.4)  # box growth tried in turn, as a fraction of the box size per side
 
 
@@ -147,13 +151,11 @@ class PoseDetector:
             for win in windows:
                 if win is None:
                     graph = self._tracking if video else self._static
-                    pose = self._run(graph, image, np.array([0.0, 0.0, w, h]), offset=(0.0, 0.0), scale=1.0)
+                    pose = self._run(graph, image, np.array([0.0, 0.0, w, h]), offset=(0.0, 0.0))
                 else:
                     x0, y0, x1, y1 = win
                     crop = image[y0:y1, x0:x1]
-                    pose = self._run(
-                        self._static, crop, np.array(win, np.float64), offset=(x0, y0), scale=1.0
-                    )
+                    pose = self._run(self._static, crop, np.array(win, np.float64), offset=(x0, y0))
                 if pose is not None:
                     self._last_window = win
                     break
@@ -174,18 +176,22 @@ class PoseDetector:
             y1 = int(min(h, np.ceil(box[3] + margin * bh)))
             if x1 - x0 < 8 or y1 - y0 < 8:
                 return None
-            crop = image[y0:y1, x0:x1]
-            scale = max(1.0, _MIN_CROP_SIDE / max(crop.shape[:2]))
-            if scale > 1.0:
-                crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-            pose = self._run(self._static, crop, box, offset=(x0, y0), scale=scale)
+            pose = self._run(self._static, image[y0:y1, x0:x1], box, offset=(x0, y0))
             if pose is not None:
                 return pose
         return None
 
     def _run(
-        self, graph, crop: np.ndarray, box: np.ndarray, offset: tuple[float, float], scale: float
+        self, graph, crop: np.ndarray, box: np.ndarray, offset: tuple[float, float]
     ) -> PersonPose | None:
+        """Landmarks of the person in `crop` (its top-left at `offset` in the image), resized to the
+        model's working range first (_MIN_CROP_SIDE .. _MAX_CROP_SIDE)."""
+        side = max(crop.shape[:2])
+        scale = float(np.clip(side, _MIN_CROP_SIDE, _MAX_CROP_SIDE)) / side
+        if scale > 1.0:
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        elif scale < 1.0:
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         if id(graph) in self._warmed:
             res = graph.process(np.ascontiguousarray(crop))
         else:  # a graph's first landmark pass logs calculator warnings: keep them out of user output
