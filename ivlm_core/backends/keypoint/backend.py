@@ -1,7 +1,10 @@
-"""The embedded CPU default backend: pose -> body fit -> semantic contact reasoning -> vertex probabilities.
+"""The embedded CPU default backend: landmarks -> body fit -> support and contact reasoning -> vertices.
 
-No gated weights, no GPU: mediapipe's shipped pose model, the shipped anny body, category priors
-from `contact_priors.yaml` and image evidence. Every result lists the evidence that fired.
+No gated weights, no GPU: mediapipe's shipped pose model, the shipped anny body, the category table
+(ivlm_core/objects/categories.yaml: every label resolves to an affordance class), the classes'
+part priors (`contact_priors.yaml`), the body's support under gravity and image evidence. Every
+result lists the evidence that fired. With `binary`, each person also gets one object-agnostic
+result (label BINARY_LABEL): every part touching anything, as InteractVLM's `hcontact` mode.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ivlm_core.backends.keypoint.body_fit import BodyFit, BodyFitter
 from ivlm_core.backends.keypoint.landmarks import PersonPose, PoseDetector, to_rgb8
 from ivlm_core.backends.keypoint.priors import PRIORS_PATH, ContactPriors, normalize_label
 from ivlm_core.backends.keypoint.reasoning import score_parts
+from ivlm_core.backends.keypoint.support import IMAGE_DOWN, BodySupport, body_support
 from ivlm_core.body import PART_NAMES, load_body_model
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
 from ivlm_core.reconstruct import reconstruct
@@ -31,7 +35,9 @@ FLOOR = 0.6
 SMOOTHING_STEPS = 3  # neighbour-averaging passes that let contact fade across part borders
 # Camera frame <- object canonical frame (+y up, +z front): optical frame has y down, z forward.
 _OBJECT_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
-_DOWN = np.array([0.0, 1.0, 0.0])  # gravity in the camera's optical frame, for an upright camera
+BINARY_LABEL = "any"  # the object label of the object-agnostic (binary) result of each person
+GROUND_PRIOR = 0.9  # a weight-bearing part touches whatever holds the body up
+SEAT_PRIORS = {"buttocks": 0.9, "left_thigh": 0.6, "right_thigh": 0.6}  # a sitting body held up off the floor
 
 
 class KeypointBackend(ContactBackend):
@@ -42,7 +48,10 @@ class KeypointBackend(ContactBackend):
     video: frames are consecutive (tracking pose graph, previous fit blended in). priors_path: a
     contact_priors.yaml. reconstruct: also place the object against the body (ivlm_core.reconstruct,
     ~0.15 s per contact pair on a CPU) and fill `ContactResult.reconstruction`. object_mesh_folder:
-    user meshes for the object side (see ObjectRegistry).
+    user meshes for the object side (see ObjectRegistry). binary: add one object-agnostic result per
+    person (object label "any", no object mesh): the parts touching anything, the ground and seats
+    included. gravity: (3,) direction of gravity in the camera's optical frame (default image-down,
+    (0, 1, 0)), for cameras whose tilt is known.
     """
 
     name = "keypoint"
@@ -57,7 +66,11 @@ class KeypointBackend(ContactBackend):
         priors_path: Path | str = PRIORS_PATH,
         object_mesh_folder: str | None = None,
         default_fov_deg: float = 60.0,
+        binary: bool = False,
+        gravity: Sequence[float] | None = None,
     ) -> None:
+        self.gravity = _gravity(gravity)
+        self.binary = bool(binary)
         self.video = video
         self.default_fov_deg = default_fov_deg
         self.priors = ContactPriors(priors_path)
@@ -97,7 +110,7 @@ class KeypointBackend(ContactBackend):
         people = [d for d in detections if normalize_label(d.label) == PERSON_LABEL]
         objects = [d for d in detections if normalize_label(d.label) != PERSON_LABEL]
         timings = {"pose": 0.0, "fit": 0.0, "reason": 0.0, "vertices": 0.0}
-        if not objects:
+        if not objects and not self.binary:
             self.last_timings_ms = {k: 0.0 for k in timings} | {"total": 1e3 * (time.perf_counter() - t0)}
             return []
 
@@ -116,6 +129,7 @@ class KeypointBackend(ContactBackend):
         if not poses:
             reason = "no person found in the image (mediapipe pose found nobody; pass person boxes to help)"
             return self._finish([self._empty(0, o, reason, None) for o in objects], timings, t0)
+        queries = objects + ([Detection(BINARY_LABEL, np.array([0.0, 0.0, w, h]))] if self.binary else [])
 
         for i, pose in enumerate(poses):
             box = people[i].box_xyxy if people else (pose.box_xyxy if pose is not None else None)
@@ -125,15 +139,19 @@ class KeypointBackend(ContactBackend):
                     if people and person_boxes[i] is None
                     else ("no body pose found in the person box (too small, cut off or heavily occluded)")
                 )
-                results += [self._empty(i, o, why, box) for o in objects]
+                results += [self._empty(i, o, why, box) for o in queries]
                 continue
             t = time.perf_counter()
             fit = self.fitter.fit(pose, camera, self._previous.get(i) if self.video else None)
             if self.video:
                 self._previous[i] = fit
+            support = body_support(fit, self._part_ids, self.gravity)
             timings["fit"] += 1e3 * (time.perf_counter() - t)
-            for obj in objects:
-                results.append(self._pair(i, pose, fit, obj, image.shape[:2], camera, box, timings))
+            shape = image.shape[:2]
+            pairs = [self._pair(i, pose, fit, support, obj, shape, camera, box, timings) for obj in objects]
+            results += pairs
+            if self.binary:
+                results.append(self._binary(i, pose, fit, support, pairs, camera, box, queries[-1]))
         return self._finish(results, timings, t0)
 
     def _pair(
@@ -141,6 +159,7 @@ class KeypointBackend(ContactBackend):
         i: int,
         pose: PersonPose,
         fit: BodyFit,
+        support: BodySupport,
         obj: Detection,
         shape: tuple[int, int],
         camera: CameraIntrinsics,
@@ -154,15 +173,19 @@ class KeypointBackend(ContactBackend):
             )
         t = time.perf_counter()
         category = self.priors.get(obj.label)
+        z_person = float(fit.translation[2])
+        if not category.known:  # unresolved label: its size at the person's depth decides its class
+            extent_px = float(np.max(obj.box_xyxy[2:] - obj.box_xyxy[:2]))
+            category = self.priors.from_geometry(category.label, extent_px * z_person / camera.fx)
         region = ev.ObjectRegion.from_detection(obj.box_xyxy, obj.mask, shape)
-        pc = score_parts(pose, region, category, camera, z_person=float(fit.translation[2]))
+        pc = score_parts(pose, region, category, camera, z_person=z_person, support=support)
         parts = pc.contacted(self.priors.threshold)
         timings["reason"] += 1e3 * (time.perf_counter() - t)
 
         t = time.perf_counter()
         mesh = self.objects.get(obj.label, obj.box_xyxy, camera)
         tests = {p.part: p.test for p in category.parts}
-        body_p = self._body_probabilities(parts, tests, fit, region, camera, pose.scale_px)
+        body_p = self._body_probabilities(parts, tests, fit, region, camera, pose.scale_px, support.gravity)
         obj_p = self._object_probabilities(parts, fit, obj, mesh, camera)
         timings["vertices"] += 1e3 * (time.perf_counter() - t)
         rec = None
@@ -188,7 +211,9 @@ class KeypointBackend(ContactBackend):
         if not parts:
             reason = "no body part passed the contact threshold"
             if not category.known:
-                reason += f" (label '{obj.label}' has no contact prior; a generic hand-held prior was used)"
+                reason += f" (label '{obj.label}' is not in the category table; reasoned from its size)"
+            elif not category.parts:
+                reason += f" ('{obj.label}' is {category.affordance}: never in contact)"
         names = ", ".join(p.replace("_", " ") for p in parts)
         return ContactResult(
             person_index=i,
@@ -216,11 +241,12 @@ class KeypointBackend(ContactBackend):
         region: ev.ObjectRegion,
         camera: CameraIntrinsics,
         body_px: float,
+        gravity: np.ndarray,
     ) -> np.ndarray:
         """(V,) float32: each contacted part's confidence on its vertices, highest where the evidence is.
 
         near: the posed part's vertices whose projection lies on (or closest to) the object;
-        seated / support: the part's underside (normals pointing down, onto the seat or board).
+        seated / support / rests: the part's underside (normals along gravity, onto the seat or floor).
         """
         probs = np.zeros(self.body.num_vertices, np.float32)
         for part, conf in parts.items():
@@ -238,7 +264,7 @@ class KeypointBackend(ContactBackend):
                 if part.endswith("_hand"):  # hands hold with the palm and the inside of the fingers
                     weight = 0.5 * weight + 0.5 * self._palm[ids]
             else:
-                down = fit.normals[ids].astype(np.float64) @ _DOWN
+                down = fit.normals[ids].astype(np.float64) @ gravity
                 weight = 1.0 / (1.0 + np.exp(-down / 0.2))
             probs[ids] = np.maximum(probs[ids], conf * (FLOOR + (1 - FLOOR) * weight))
         if not probs.any():
@@ -292,8 +318,66 @@ class KeypointBackend(ContactBackend):
             probs = np.maximum(probs, (conf * np.exp(-0.5 * ((d - d.min()) / sigma) ** 2)).astype(np.float32))
         return probs
 
+    def _binary(
+        self,
+        i: int,
+        pose: PersonPose,
+        fit: BodyFit,
+        support: BodySupport,
+        pairs: list[ContactResult],
+        camera: CameraIntrinsics,
+        person_box: np.ndarray,
+        query: Detection,
+    ) -> ContactResult:
+        """Every part of person i touching anything: what holds the body up and every detected object.
+
+        The weight-bearing parts touch the ground, floor or whatever the person stands, sits or lies
+        on. A sitting posture whose hips are held up away from the feet needs a seat under the
+        buttocks and thighs, detected or not (BodySupport.needs_seat). Contacts with the detected
+        objects (`pairs`) are merged in.
+        """
+        threshold = self.priors.threshold
+        ground = {p: GROUND_PRIOR * s for p, s in support.parts.items()}
+        parts = {p: round(c, 3) for p, c in ground.items() if c >= threshold}
+        tests = dict.fromkeys(parts, "rests")
+        evidence = [support.evidence]
+        seated = max(ev.seated_score(ev.hip_flexion_deg(pose.world)), ev.foreshortened_thighs_score(pose)[0])
+        if support.needs_seat and seated >= 0.5 and "buttocks" not in parts:
+            for part, prior in SEAT_PRIORS.items():
+                if prior * seated >= threshold:
+                    parts[part], tests[part] = round(prior * seated, 3), "seated"
+            evidence.append(f"seated:{seated:.2f}, hips held up away from the feet: on a seat")
+        region = ev.ObjectRegion.from_detection(query.box_xyxy, None, (camera.height, camera.width))
+        probs = self._body_probabilities(parts, tests, fit, region, camera, pose.scale_px, support.gravity)
+        for res in pairs:
+            if not res.body_parts:
+                continue
+            for part, conf in res.body_parts.items():
+                parts[part] = max(parts.get(part, 0.0), conf)
+            probs = np.maximum(probs, res.body_probabilities)
+            evidence.append(f"{res.obj.label}:" + ",".join(res.body_parts))
+        parts = dict(sorted(parts.items(), key=lambda kv: -kv[1]))
+        names = ", ".join(p.replace("_", " ") for p in parts)
+        return ContactResult(
+            person_index=i,
+            obj=query,
+            body_model=self.body.name,
+            body_probabilities=probs,
+            body_parts=parts,
+            object_mesh_id="",
+            object_probabilities=np.zeros(0, np.float32),
+            backend=self.name,
+            evidence=evidence,
+            reason="" if parts else "no body part bears weight or touches a detected object",
+            person_box=np.asarray(person_box, np.float64),
+            body_vertices=fit.vertices,
+            body_normals=fit.normals,
+            text=f"The contacting body parts are {names}." if parts else "No body part is in contact.",
+        )
+
     def _empty(self, i: int, obj: Detection, reason: str, person_box: np.ndarray | None) -> ContactResult:
-        h_mesh = self.objects.get(obj.label, obj.box_xyxy) if obj.label.strip() else None
+        has_mesh = obj.label.strip() not in ("", BINARY_LABEL)
+        h_mesh = self.objects.get(obj.label, obj.box_xyxy) if has_mesh else None
         return ContactResult(
             person_index=i,
             obj=obj,
@@ -325,6 +409,19 @@ def _vertex_averaging(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_
     ).tocsr()
     adj.data[:] = 1.0  # duplicate edges counted once
     return scipy.sparse.diags(1.0 / np.asarray(adj.sum(axis=1)).ravel()) @ adj
+
+
+def _gravity(gravity: Sequence[float] | None) -> np.ndarray:
+    """(3,) unit gravity in the camera's optical frame; image-down when None. ValueError when invalid."""
+    if gravity is None:
+        return IMAGE_DOWN.copy()
+    g = np.asarray(gravity, np.float64).reshape(-1)
+    if g.shape != (3,) or not np.all(np.isfinite(g)) or np.linalg.norm(g) < 1e-6:
+        raise ValueError(
+            f"gravity must be 3 finite numbers, not all zero (a direction in the camera's optical frame, "
+            f"x right, y down, z forward; (0, 1, 0) for an upright camera), got {gravity!r}"
+        )
+    return g / np.linalg.norm(g)
 
 
 def _clip_box(box: np.ndarray, w: int, h: int) -> np.ndarray | None:
