@@ -42,19 +42,22 @@ def test_cli_rejects_a_malformed_box(tmp_path, capsys):
 
 
 def test_cli_binary_mode_writes_the_object_agnostic_contact_and_the_panels(tmp_path):
-    """--binary with no object: the cameraman's feet (or whatever holds him up) touch 'any'; the overlay
-    shows the fitted mesh through K and panels.png the four canonical body views."""
+    """--binary: the cameraman's contact with anything holds his hands on the camcorder and says what
+    it found about his support; the overlay shows the fitted mesh through K and panels.png the four
+    canonical body views and the camera's four views."""
     image_path = tmp_path / "camera.png"
     cv2.imwrite(str(image_path), skimage.data.camera())
     out = tmp_path / "out"
-    assert main([str(image_path), "--person", "0,60,340,512", "--binary", "--out", str(out)]) == 0
-    (pair,) = json.loads((out / "result.json").read_text())["results"]
+    args = ["--person", "0,60,340,512", "--object", "camera", "245,135,335,245", "--binary"]
+    assert main([str(image_path), *args, "--out", str(out)]) == 0
+    camera, pair = json.loads((out / "result.json").read_text())["results"]
     assert pair["object"] == "any" and pair["object_mesh_id"] == ""
     assert pair["object_contact_vertex_ids"] == []
-    assert pair["body_parts"] and pair["body_contact_vertex_ids"], pair["evidence"]
-    assert any(e.startswith("support:") for e in pair["evidence"])
+    hands = {p for p in camera["body_parts"] if p.endswith("_hand")}
+    assert hands and hands <= set(pair["body_parts"]) and pair["body_contact_vertex_ids"], pair["evidence"]
+    assert pair["evidence"][0].startswith("support:")
     panels = cv2.imread(str(out / "panels.png"))
-    assert panels.shape[1] == 4 * panels.shape[0]  # one row: the person's four views
+    assert 2 * panels.shape[1] == 4 * panels.shape[0]  # two rows of four views: the person, the camera
     overlay = cv2.imread(str(out / "overlay.png"))
     grey = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
     assert (np.abs(overlay.astype(int) - grey[..., None]).max(axis=2) > 40).mean() > 0.05  # the mesh is drawn

@@ -19,6 +19,7 @@ import trimesh
 
 from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
 from ivlm_core.backends.keypoint import evidence as ev
+from ivlm_core.backends.keypoint import landmarks as lm
 from ivlm_core.backends.keypoint.body_fit import BodyFit, BodyFitter
 from ivlm_core.backends.keypoint.landmarks import PersonPose, PoseDetector, to_rgb8
 from ivlm_core.backends.keypoint.priors import PRIORS_PATH, ContactPriors, normalize_label
@@ -38,6 +39,8 @@ _OBJECT_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
 BINARY_LABEL = "any"  # the object label of the object-agnostic (binary) result of each person
 GROUND_PRIOR = 0.9  # a weight-bearing part touches whatever holds the body up
 SEAT_PRIORS = {"buttocks": 0.9, "left_thigh": 0.6, "right_thigh": 0.6}  # a sitting body held up off the floor
+LEG_LANDMARKS = [lm.LEFT_KNEE, lm.RIGHT_KNEE, lm.LEFT_ANKLE, lm.RIGHT_ANKLE]
+LEGS_SEEN = 0.5  # knees' and ankles' mean visibility (0 outside the image) below which posture is a guess
 
 
 class KeypointBackend(ContactBackend):
@@ -337,16 +340,23 @@ class KeypointBackend(ContactBackend):
         objects (`pairs`) are merged in.
         """
         threshold = self.priors.threshold
-        ground = {p: GROUND_PRIOR * s for p, s in support.parts.items()}
-        parts = {p: round(c, 3) for p, c in ground.items() if c >= threshold}
-        tests = dict.fromkeys(parts, "rests")
-        evidence = [support.evidence]
-        seated = max(ev.seated_score(ev.hip_flexion_deg(pose.world)), ev.foreshortened_thighs_score(pose)[0])
-        if support.needs_seat and seated >= 0.5 and "buttocks" not in parts:
-            for part, prior in SEAT_PRIORS.items():
-                if prior * seated >= threshold:
-                    parts[part], tests[part] = round(prior * seated, 3), "seated"
-            evidence.append(f"seated:{seated:.2f}, hips held up away from the feet: on a seat")
+        parts: dict[str, float] = {}
+        tests: dict[str, str] = {}
+        seen = _legs_seen(pose, camera)
+        if seen < LEGS_SEEN:  # the legs' pose is the pose model's guess: what holds the body up is unknown
+            evidence = [f"support:not judged, the legs are not seen (visibility {seen:.2f})"]
+        else:
+            evidence = [support.evidence]
+            for part, score in support.parts.items():
+                if GROUND_PRIOR * score >= threshold:
+                    parts[part], tests[part] = round(GROUND_PRIOR * score, 3), "rests"
+            flexion = ev.seated_score(ev.hip_flexion_deg(pose.world))
+            seated = max(flexion, ev.foreshortened_thighs_score(pose)[0])
+            if support.needs_seat and seated >= 0.5 and "buttocks" not in parts:
+                for part, prior in SEAT_PRIORS.items():
+                    if prior * seated >= threshold:
+                        parts[part], tests[part] = round(prior * seated, 3), "seated"
+                evidence.append(f"seated:{seated:.2f}, hips held up away from the feet: on a seat")
         region = ev.ObjectRegion.from_detection(query.box_xyxy, None, (camera.height, camera.width))
         probs = self._body_probabilities(parts, tests, fit, region, camera, pose.scale_px, support.gravity)
         for res in pairs:
@@ -409,6 +419,13 @@ def _vertex_averaging(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_
     ).tocsr()
     adj.data[:] = 1.0  # duplicate edges counted once
     return scipy.sparse.diags(1.0 / np.asarray(adj.sum(axis=1)).ravel()) @ adj
+
+
+def _legs_seen(pose: PersonPose, camera: CameraIntrinsics) -> float:
+    """Mean visibility of the knees and ankles, counting landmarks outside the image as unseen."""
+    x, y = pose.keypoints[LEG_LANDMARKS].T
+    inside = (x >= 0) & (x < camera.width) & (y >= 0) & (y < camera.height)
+    return float(np.mean(np.where(inside, pose.visibility[LEG_LANDMARKS], 0.0)))
 
 
 def _gravity(gravity: Sequence[float] | None) -> np.ndarray:
