@@ -493,3 +493,16 @@ def test_scene_labels_and_binary_contact_on_shared_photos():
         assert "buttocks" in anything.body_parts or not on_elephant.body_parts
     finally:
         backend.close()
+
+
+def test_a_board_seen_end_on_may_be_as_near_as_its_width_allows():
+    """A 1.55 m snowboard whose box is 77 px long may point at the camera (then it spans its 0.3 m width):
+    a person 2.4 m away agrees with it; a compact object of that box size would be far behind her."""
+    from ivlm_core.backends.keypoint import evidence as ev
+
+    cam = CameraIntrinsics.from_fov(640, 428, 60.0)
+    box = np.array([331.0, 383.0, 408.0, 423.0])
+    near, far = ev.object_depth(box, 1.55, cam, width_m=0.3)
+    assert near < 2.4 < far
+    assert ev.depth_agreement(2.4, (near, far)) == 1.0
+    assert ev.depth_agreement(2.4, ev.object_depth(box, 1.55, cam)) < 0.5

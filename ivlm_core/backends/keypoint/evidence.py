@@ -228,18 +228,27 @@ def person_depth(pose: PersonPose, camera: CameraIntrinsics) -> float:
     return f * 1.7 / max(1.0, pose.box_xyxy[3] - pose.box_xyxy[1])
 
 
-def object_depth(box: np.ndarray, size_m: float, camera: CameraIntrinsics) -> float | None:
-    """Object distance (metres) from its box and typical size; None if the image border cuts the box."""
+def object_depth(
+    box: np.ndarray, size_m: float, camera: CameraIntrinsics, width_m: float | None = None
+) -> tuple[float, float] | None:
+    """(nearest, farthest) object distance (metres) its box allows; None if the image border cuts the box.
+
+    The box's longer side spans the object's largest extent `size_m` when the object is seen side-on;
+    an elongated object pointing at the camera (a board, a bat) is foreshortened down to its second
+    extent `width_m`, which makes it look farther. Without width_m the object is taken as compact.
+    """
     x0, y0, x1, y1 = box
     if x0 <= 1 or y0 <= 1 or x1 >= camera.width - 1 or y1 >= camera.height - 1:
         return None
-    extent_px = max(x1 - x0, y1 - y0)
-    return 0.5 * (camera.fx + camera.fy) * size_m / extent_px
+    f_over_px = 0.5 * (camera.fx + camera.fy) / max(x1 - x0, y1 - y0)
+    return f_over_px * min(width_m or size_m, size_m), f_over_px * size_m
 
 
-def depth_agreement(z_person: float, z_object: float | None) -> float:
-    """1 when person and object are at similar depths (within the size priors' slack), decaying beyond."""
+def depth_agreement(z_person: float, z_object: tuple[float, float] | None) -> float:
+    """1 when the person's depth lies in the object's depth range (within the size priors' slack),
+    decaying beyond."""
     if z_object is None:
         return 1.0
-    excess = max(0.0, abs(np.log(z_object / z_person)) - DEPTH_TOLERANCE)
+    near, far = z_object
+    excess = max(0.0, np.log(near / z_person) - DEPTH_TOLERANCE, np.log(z_person / far) - DEPTH_TOLERANCE)
     return float(np.exp(-0.5 * (excess / DEPTH_SIGMA) ** 2))

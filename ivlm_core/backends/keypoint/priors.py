@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from ivlm_core.objects.categories import CATEGORIES_PATH, LabelResolver
@@ -44,6 +45,7 @@ class CategoryPrior:
     affordance: str = ""  # the class of contact_priors.yaml whose parts apply
     extended: bool = False  # a surface or scenery: its box says nothing about its distance
     via: str = ""  # how the label reached the row ("" when exact)
+    width_m: float | None = None  # typical second-largest extent (what an end-on view spans), metres
 
 
 def normalize_label(label: str) -> str:
@@ -90,6 +92,7 @@ class ContactPriors:
             affordance=row.affordance,
             extended=row.extended,
             via=match.via,
+            width_m=float(np.sort(row.size_m)[1]),
         )
 
     def from_geometry(self, label: str, size_m: float) -> CategoryPrior:

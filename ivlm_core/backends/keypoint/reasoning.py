@@ -23,7 +23,8 @@ class PartContact:
 
     scores: dict[str, float]  # part -> prior x evidence x depth agreement, in [0, 1]
     evidence: list[str] = field(default_factory=list)  # human-readable, for logs
-    object_depth_m: float | None = None  # from the box and size prior; None if the box is cut off
+    object_depth_m: tuple[float, float] | None = None  # (nearest, farthest) from the box and size prior;
+    # None if the box is cut off
     person_depth_m: float = 0.0
 
     def contacted(self, threshold: float) -> dict[str, float]:
@@ -69,12 +70,14 @@ def score_parts(
         depth = 1.0
         evidence.append(f"depth:person {z_person:.1f} m, object sized at that depth (not checked)")
     else:
-        z_object = ev.object_depth(region.box_xyxy, category.size_m, camera)
+        z_object = ev.object_depth(region.box_xyxy, category.size_m, camera, category.width_m)
         depth = ev.depth_agreement(z_person, z_object)
         if z_object is None:
             evidence.append(f"depth:person {z_person:.1f} m, object box cut by the image border (unchecked)")
         else:
-            evidence.append(f"depth:person {z_person:.1f} m, object {z_object:.1f} m, agreement {depth:.2f}")
+            near, far = z_object
+            span = f"{far:.1f}" if far - near < 0.05 else f"{near:.1f}-{far:.1f}"
+            evidence.append(f"depth:person {z_person:.1f} m, object {span} m, agreement {depth:.2f}")
     if support is not None and any(p.test == "rests" for p in category.parts):
         evidence.append(support.evidence)
 
