@@ -506,3 +506,16 @@ def test_a_board_seen_end_on_may_be_as_near_as_its_width_allows():
     assert near < 2.4 < far
     assert ev.depth_agreement(2.4, (near, far)) == 1.0
     assert ev.depth_agreement(2.4, ev.object_depth(box, 1.55, cam)) < 0.5
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_a_person_box_without_pose_borrows_the_whole_image_pose_only_when_it_is_that_person(backend):
+    """The skateboarder cut off by the top border gives no pose from his crop, but mediapipe finds him
+    in the whole photo; a box elsewhere (the tiny rider at the bowl's rim) does not get his pose."""
+    sidewalk = _rgb(SHARED_PHOTOS / "skateboarder_on_sidewalk.jpg")
+    (pose,) = backend.detector.detect(sidewalk, [np.array([117.0, 2, 237, 226])])
+    assert pose is not None and pose.box_given
+    bowl = _rgb(SHARED_PHOTOS / "skateboarder_in_bowl.jpg")
+    boxes = [np.array([36.0, 137, 247, 343]), np.array([185.0, 2, 228, 95])]
+    rider, tiny = backend.detector.detect(bowl, boxes)
+    assert rider is not None and tiny is None

@@ -33,6 +33,7 @@ NUM_LANDMARKS = 33
 _MIN_CROP_SIDE = 256  # pixels, longer side
 _MAX_CROP_SIDE = 768
 _CROP_MARGINS = (0.15, 0.0, 0.4)  # box growth tried in turn, as a fraction of the box size per side
+SAME_PERSON_IOU = 0.5  # a whole-image pose belongs to a person box when their boxes overlap this much
 
 
 @dataclass
@@ -138,35 +139,45 @@ class PoseDetector:
         image: (H, W, 3) uint8 RGB. person_boxes: (4,) pixel boxes; None or empty searches the whole
         image and returns [] or [pose]. video: consecutive frames of one stream (tracking graph).
         """
-        h, w = image.shape[:2]
-        if not person_boxes:
-            # the full frame first (the tracking graph on video), then square windows: mediapipe's
-            # person detector letterboxes to a square and misses people who fill a wide frame.
-            # On video the window that found the person last time is tried first (warm start).
-            windows: list[tuple[int, int, int, int] | None] = [None, *_square_windows(w, h)]
-            if video and self._last_window in windows:
-                windows.remove(self._last_window)
-                windows.insert(0, self._last_window)
-            pose = None
-            for win in windows:
-                if win is None:
-                    graph = self._tracking if video else self._static
-                    pose = self._run(graph, image, np.array([0.0, 0.0, w, h]), offset=(0.0, 0.0))
-                else:
-                    x0, y0, x1, y1 = win
-                    crop = image[y0:y1, x0:x1]
-                    pose = self._run(self._static, crop, np.array(win, np.float64), offset=(x0, y0))
-                if pose is not None:
-                    self._last_window = win
-                    break
-            if pose is None:
-                return []
-            pose.box_xyxy = _landmark_box(pose.keypoints, pose.visibility, w, h)
-            pose.box_given = False
-            return [pose]
-        return [self._detect_in_box(image, np.asarray(b, np.float64)) for b in person_boxes]
+        if person_boxes:
+            whole: list[PersonPose | None] = []  # the whole-image search, run once when a box fails
+            return [self._detect_in_box(image, np.asarray(b, np.float64), whole) for b in person_boxes]
+        return self._search(image, video)
 
-    def _detect_in_box(self, image: np.ndarray, box: np.ndarray) -> PersonPose | None:
+    def _search(self, image: np.ndarray, video: bool) -> list[PersonPose]:
+        """The one most prominent person of the image ([] when none)."""
+        h, w = image.shape[:2]
+        # the full frame first (the tracking graph on video), then square windows: mediapipe's
+        # person detector letterboxes to a square and misses people who fill a wide frame.
+        # On video the window that found the person last time is tried first (warm start).
+        windows: list[tuple[int, int, int, int] | None] = [None, *_square_windows(w, h)]
+        if video and self._last_window in windows:
+            windows.remove(self._last_window)
+            windows.insert(0, self._last_window)
+        pose = None
+        for win in windows:
+            if win is None:
+                graph = self._tracking if video else self._static
+                pose = self._run(graph, image, np.array([0.0, 0.0, w, h]), offset=(0.0, 0.0))
+            else:
+                x0, y0, x1, y1 = win
+                crop = image[y0:y1, x0:x1]
+                pose = self._run(self._static, crop, np.array(win, np.float64), offset=(x0, y0))
+            if pose is not None:
+                self._last_window = win
+                break
+        if pose is None:
+            return []
+        pose.box_xyxy = _landmark_box(pose.keypoints, pose.visibility, w, h)
+        pose.box_given = False
+        return [pose]
+
+    def _detect_in_box(
+        self, image: np.ndarray, box: np.ndarray, whole: list[PersonPose | None]
+    ) -> PersonPose | None:
+        """The person in `box`: crops with growing margins, then the whole-image search when its person
+        is this box's (mediapipe's person detector sometimes finds a small or cut-off person only with
+        the scene around it). `whole` caches that search for the other boxes of the image."""
         h, w = image.shape[:2]
         bw, bh = box[2] - box[0], box[3] - box[1]
         for margin in _CROP_MARGINS:
@@ -179,7 +190,12 @@ class PoseDetector:
             pose = self._run(self._static, image[y0:y1, x0:x1], box, offset=(x0, y0))
             if pose is not None:
                 return pose
-        return None
+        if not whole:
+            whole += self._search(image, video=False) or [None]
+        found = whole[0]
+        if found is None or _iou(found.box_xyxy, box) < SAME_PERSON_IOU:
+            return None
+        return PersonPose(found.keypoints, found.visibility, found.world, box.copy(), box_given=True)
 
     def _run(
         self, graph, crop: np.ndarray, box: np.ndarray, offset: tuple[float, float]
@@ -208,6 +224,15 @@ class PoseDetector:
         return PersonPose(
             keypoints=kp, visibility=vis, world=world, box_xyxy=box.astype(np.float64), box_given=True
         )
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two pixel boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def _square_windows(w: int, h: int) -> list[tuple[int, int, int, int]]:
