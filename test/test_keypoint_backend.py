@@ -519,3 +519,31 @@ def test_a_person_box_without_pose_borrows_the_whole_image_pose_only_when_it_is_
     boxes = [np.array([36.0, 137, 247, 343]), np.array([185.0, 2, 228, 95])]
     rider, tiny = backend.detector.detect(bowl, boxes)
     assert rider is not None and tiny is None
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_standing_on_a_seat_needs_the_feet_on_its_top_and_a_pet_touches_the_face_only_in_a_hug(backend):
+    """A standing traveller's feet on the upper half of a bench's box stand on it; the same feet at the
+    bottom of a bench's box stand in front of it. A dog box around the face of the man hugging his dog
+    but not his chest does not touch his head."""
+    airport = _rgb(SHARED_PHOTOS / "airport_volunteer_and_traveller.jpg")
+    person = Detection("person", np.array([327.0, 139, 406, 395]))
+    backend.estimate(airport, [person, Detection("floor", np.array([0.0, 300, 640, 480]))])
+    feet_y = float(backend.last_poses[0].keypoints[[29, 30, 31, 32], 1].mean())
+    top = Detection("bench", np.array([300.0, feet_y - 15, 440, feet_y + 90]))
+    front = Detection("bench", np.array([300.0, feet_y - 90, 440, feet_y + 8]))
+    on_top, in_front = backend.estimate(airport, [person, top, front])
+    assert {"left_foot", "right_foot"} & set(on_top.body_parts), on_top.evidence
+    assert any(e.startswith("stands_on:") for e in on_top.evidence)
+    assert not {p for p in in_front.body_parts if p.endswith("_foot")}, in_front.evidence
+
+    couch = _rgb(SHARED_PHOTOS / "man_on_couch_hugging_dog.jpg")
+    man = Detection("person", np.array([162.0, 195, 640, 480]))
+    (hug,) = backend.estimate(couch, [man, Detection("dog", np.array([246.0, 167, 532, 474]))])
+    assert "head" in hug.body_parts and "torso_front" in hug.body_parts, hug.evidence
+    ears = backend.last_poses[0].keypoints[[7, 8]]  # a dog-sized box around the head, above the chest
+    (x0, y0), (x1, y1) = ears.min(0), ears.max(0)
+    face = np.array([x0 - 120, max(0.0, y0 - 150), x1 + 120, y1 + 15])
+    (face_only,) = backend.estimate(couch, [man, Detection("dog", face)])
+    assert any(e.startswith("near:head") for e in face_only.evidence)  # the face is on it in the image
+    assert not {"head", "torso_front"} & set(face_only.body_parts), face_only.evidence

@@ -117,6 +117,11 @@ class ObjectRegion:
         dist = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
         return cls(np.asarray(box_xyxy, np.float64), shape, dist)
 
+    def top_half(self) -> ObjectRegion:
+        """The upper half of the box (where a seat's or a table's top surface shows), without the mask."""
+        x0, y0, x1, y1 = self.box_xyxy
+        return ObjectRegion(np.array([x0, y0, x1, 0.5 * (y0 + y1)]), self.image_size)
+
     def distance(self, pts: np.ndarray) -> np.ndarray:
         """(N,) pixel distance from pts (N, 2) to the object (0 inside)."""
         x0, y0, x1, y1 = self.box_xyxy

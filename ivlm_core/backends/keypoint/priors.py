@@ -19,7 +19,7 @@ PRIORS_PATH = Path(__file__).with_name("contact_priors.yaml")
 
 SIDED_PARTS = ("upper_arm", "forearm", "hand", "thigh", "calf", "foot")
 CENTRAL_PARTS = ("head", "neck", "torso_front", "torso_back", "hips", "buttocks")
-TESTS = ("near", "seated", "support", "rests")
+TESTS = ("near", "seated", "support", "stands_on", "rests")
 # Largest extent (metres, at the person's depth) up to which an unresolved object is taken as
 # hand-held small / hand-held large; anything larger is a structure touched with the hands.
 GEOMETRY_CLASSES = ((0.6, "hand_held_small"), (2.0, "hand_held_large"), (float("inf"), "lean_on"))
@@ -32,6 +32,7 @@ class PartPrior:
     part: str  # a PART_NAMES name, with side (left_hand) or central (buttocks)
     prior: float  # in [0, 1]
     test: str  # one of TESTS
+    requires: str | None = None  # a part that must touch too (its score caps this one's)
 
 
 @dataclass(frozen=True)
@@ -102,15 +103,20 @@ class ContactPriors:
 
     def _parts(self, where: str, entry: dict) -> tuple[PartPrior, ...]:
         parts: list[PartPrior] = []
-        for part, (prior, test) in entry.items():
+        for part, values in entry.items():
+            prior, test, *rest = values
+            requires = rest[0] if rest else None
+            if requires is not None and requires not in CENTRAL_PARTS:
+                raise ValueError(f"{where}, part '{part}': a required part must be one of {CENTRAL_PARTS}")
             if test not in TESTS:
                 raise ValueError(f"{where}, part '{part}': test must be one of {TESTS}")
             if not 0.0 <= float(prior) <= 1.0:
                 raise ValueError(f"{where}, part '{part}': prior must be in [0, 1]")
             if part in SIDED_PARTS:
-                parts += [PartPrior(f"{side}_{part}", float(prior), test) for side in ("left", "right")]
+                parts += [PartPrior(f"{side}_{part}", float(prior), test, requires)
+                          for side in ("left", "right")]
             elif part in CENTRAL_PARTS:
-                parts.append(PartPrior(part, float(prior), test))
+                parts.append(PartPrior(part, float(prior), test, requires))
             else:
                 names = SIDED_PARTS + CENTRAL_PARTS
                 raise ValueError(f"{where} names unknown part '{part}'; use one of {names}")

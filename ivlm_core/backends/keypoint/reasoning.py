@@ -14,7 +14,13 @@ from ivlm_core.types import CameraIntrinsics
 
 HIDDEN_VISIBILITY = 0.3  # mediapipe visibility below which an extremity counts as not seen
 HIDDEN_MIN_WEIGHT = 0.35  # the least weight a hidden extremity's 2D evidence keeps
-_TAGS = {"near": "near", "support": "support", "seated": "seated_on", "rests": "rests_on"}  # evidence names
+_TAGS = {  # evidence names of the tests
+    "near": "near",
+    "support": "support",
+    "seated": "seated_on",
+    "stands_on": "stands_on",
+    "rests": "rests_on",
+}
 
 
 @dataclass
@@ -95,6 +101,9 @@ def score_parts(
     for prior in category.parts:
         if prior.test == "seated":
             e = seated * hips_on_object
+        elif prior.test == "stands_on":  # standing, feet on the object's top surface (its box's upper half)
+            standing = support is not None and support.posture == "standing"
+            e = ev.proximity(prior.part, pts[prior.part], region.top_half(), body_px) if standing else 0.0
         elif prior.test == "rests":  # bears the body's weight, and lies on the surface's image region
             weight = 0.0 if support is None else support.parts.get(prior.part, 0.0)
             e = weight * ev.proximity(prior.part, pts[prior.part], region, body_px, sigma=ev.SEAT_SIGMA)
@@ -109,6 +118,10 @@ def score_parts(
         scores[prior.part] = prior.prior * e * depth
         if e >= 0.5:
             evidence.append(f"{_TAGS[prior.test]}:{prior.part}({e:.2f})")
+    for prior in category.parts:  # a part that can only touch together with another one
+        if prior.requires is not None and scores[prior.part] > scores.get(prior.requires, 0.0):
+            scores[prior.part] = scores.get(prior.requires, 0.0)
+            evidence.append(f"requires:{prior.part} only with {prior.requires}")
     return PartContact(scores=scores, evidence=evidence, object_depth_m=z_object, person_depth_m=z_person)
 
 
