@@ -509,9 +509,13 @@ def test_a_board_seen_end_on_may_be_as_near_as_its_width_allows():
 
 
 @pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
-def test_a_person_box_without_pose_borrows_the_whole_image_pose_only_when_it_is_that_person(backend):
-    """The skateboarder cut off by the top border gives no pose from his crop, but mediapipe finds him
-    in the whole photo; a box elsewhere (the tiny rider at the bowl's rim) does not get his pose."""
+def test_a_person_box_without_pose_tries_a_padded_crop_and_the_whole_image_pose_of_that_person(backend):
+    """A man filling the frame behind a picture frame is found once his crop gets a plain border; the
+    skateboarder cut off by the top border is found (padded crop or whole photo); a box elsewhere (the
+    tiny rider at the bowl's rim) does not get the big skater's pose."""
+    frame = _rgb(SHARED_PHOTOS / "man_holding_picture_frame.jpg")
+    (pose,) = backend.detector.detect(frame, [np.array([0.0, 0.0, 621.0, 640.0])])
+    assert pose is not None
     sidewalk = _rgb(SHARED_PHOTOS / "skateboarder_on_sidewalk.jpg")
     (pose,) = backend.detector.detect(sidewalk, [np.array([117.0, 2, 237, 226])])
     assert pose is not None and pose.box_given

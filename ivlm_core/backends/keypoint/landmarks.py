@@ -33,6 +33,7 @@ NUM_LANDMARKS = 33
 _MIN_CROP_SIDE = 256  # pixels, longer side
 _MAX_CROP_SIDE = 768
 _CROP_MARGINS = (0.15, 0.0, 0.4)  # box growth tried in turn, as a fraction of the box size per side
+_PAD = 0.25  # plain border added around a crop that gave no pose, fraction of its size per side
 SAME_PERSON_IOU = 0.5  # a whole-image pose belongs to a person box when their boxes overlap this much
 
 
@@ -175,9 +176,10 @@ class PoseDetector:
     def _detect_in_box(
         self, image: np.ndarray, box: np.ndarray, whole: list[PersonPose | None]
     ) -> PersonPose | None:
-        """The person in `box`: crops with growing margins, then the whole-image search when its person
-        is this box's (mediapipe's person detector sometimes finds a small or cut-off person only with
-        the scene around it). `whole` caches that search for the other boxes of the image."""
+        """The person in `box`: crops with growing margins, the last one padded with a plain border, then
+        the whole-image search when its person is this box's (mediapipe's person detector sometimes
+        finds a small or cut-off person only with the scene around it). `whole` caches that search
+        for the other boxes of the image."""
         h, w = image.shape[:2]
         bw, bh = box[2] - box[0], box[3] - box[1]
         for margin in _CROP_MARGINS:
@@ -190,6 +192,13 @@ class PoseDetector:
             pose = self._run(self._static, image[y0:y1, x0:x1], box, offset=(x0, y0))
             if pose is not None:
                 return pose
+        # a person who fills the frame or is cut by its border has no background around them, which
+        # mediapipe's person detector needs: pad the crop with a plain border
+        ph, pw = int(_PAD * (y1 - y0)), int(_PAD * (x1 - x0))
+        padded = cv2.copyMakeBorder(image[y0:y1, x0:x1], ph, ph, pw, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        pose = self._run(self._static, padded, box, offset=(x0 - pw, y0 - ph))
+        if pose is not None:
+            return pose
         if not whole:
             whole += self._search(image, video=False) or [None]
         found = whole[0]
