@@ -551,3 +551,32 @@ def test_standing_on_a_seat_needs_the_feet_on_its_top_and_a_pet_touches_the_face
     (face_only,) = backend.estimate(couch, [man, Detection("dog", face)])
     assert any(e.startswith("near:head") for e in face_only.evidence)  # the face is on it in the image
     assert not {"head", "torso_front"} & set(face_only.body_parts), face_only.evidence
+
+
+def test_an_implausible_body_fit_is_doubted_or_not_trusted(backend, monkeypatch):
+    """The cameraman's real landmarks pass every check; with the hips turned half a turn against the
+    shoulders (no spine does that) the fit is doubted; with the legs also running far out of his box
+    (a skeleton following something else) the contact is withheld, and the result says why."""
+    import dataclasses
+
+    from ivlm_core.backends.keypoint.plausibility import DOUBT, check_fit
+
+    image = np.stack([skimage.data.camera()] * 3, -1)
+    dets = [Detection("person", CAMERAMAN_BOX), Detection("camera", CAMERA_BOX)]
+    (res,) = backend.estimate(image, dets)
+    assert _hands(res.body_parts)
+    pose = backend.last_poses[0]
+    cam = CameraIntrinsics.from_fov(512, 512, backend.default_fov_deg)
+    assert check_fit(pose, backend.fitter.fit(pose, cam), image.shape[:2]).trust == 1.0
+    world = pose.world.copy()
+    world[[23, 24]] = world[[24, 23]]  # hips swapped: the pelvis faces backwards
+    twisted = dataclasses.replace(pose, world=world)
+    assert check_fit(twisted, backend.fitter.fit(twisted, cam), image.shape[:2]).trust == DOUBT
+    kp, vis = twisted.keypoints.copy(), twisted.visibility.copy()
+    kp[23:33] = [480.0, 300.0]  # hips, knees, ankles and feet seen far right of the person box
+    vis[23:33] = 1.0
+    astray = dataclasses.replace(twisted, keypoints=kp, visibility=vis)
+    monkeypatch.setattr(backend.detector, "detect", lambda *args, **kwargs: [astray])
+    (res,) = backend.estimate(image, dets)
+    assert res.body_parts == {} and "not trustworthy" in res.reason, (res.reason, res.evidence)
+    assert any(e.startswith("fit:not trusted") for e in res.evidence)

@@ -22,6 +22,7 @@ from ivlm_core.backends.keypoint import evidence as ev
 from ivlm_core.backends.keypoint import landmarks as lm
 from ivlm_core.backends.keypoint.body_fit import BodyFit, BodyFitter
 from ivlm_core.backends.keypoint.landmarks import PersonPose, PoseDetector, to_rgb8
+from ivlm_core.backends.keypoint.plausibility import FitCheck, check_fit
 from ivlm_core.backends.keypoint.priors import PRIORS_PATH, ContactPriors, normalize_label
 from ivlm_core.backends.keypoint.reasoning import score_parts
 from ivlm_core.backends.keypoint.support import IMAGE_DOWN, BodySupport, body_support
@@ -149,12 +150,15 @@ class KeypointBackend(ContactBackend):
             if self.video:
                 self._previous[i] = fit
             support = body_support(fit, self._part_ids, self.gravity)
+            check = check_fit(pose, fit, image.shape[:2])
             timings["fit"] += 1e3 * (time.perf_counter() - t)
             shape = image.shape[:2]
-            pairs = [self._pair(i, pose, fit, support, obj, shape, camera, box, timings) for obj in objects]
+            pairs = [
+                self._pair(i, pose, fit, support, check, obj, shape, camera, box, timings) for obj in objects
+            ]
             results += pairs
             if self.binary:
-                results.append(self._binary(i, pose, fit, support, pairs, camera, box, queries[-1]))
+                results.append(self._binary(i, pose, fit, support, check, pairs, camera, box, queries[-1]))
         return self._finish(results, timings, t0)
 
     def _pair(
@@ -163,6 +167,7 @@ class KeypointBackend(ContactBackend):
         pose: PersonPose,
         fit: BodyFit,
         support: BodySupport,
+        check: FitCheck,
         obj: Detection,
         shape: tuple[int, int],
         camera: CameraIntrinsics,
@@ -182,6 +187,9 @@ class KeypointBackend(ContactBackend):
             category = self.priors.from_geometry(category.label, extent_px * z_person / camera.fx)
         region = ev.ObjectRegion.from_detection(obj.box_xyxy, obj.mask, shape)
         pc = score_parts(pose, region, category, camera, z_person=z_person, support=support)
+        if check.problems:  # a doubted fit lowers every part's confidence, an untrusted one withholds them
+            pc.scores = {part: score * check.trust for part, score in pc.scores.items()}
+            pc.evidence.append(check.evidence)
         parts = pc.contacted(self.priors.threshold)
         timings["reason"] += 1e3 * (time.perf_counter() - t)
 
@@ -213,7 +221,9 @@ class KeypointBackend(ContactBackend):
         reason = ""
         if not parts:
             reason = "no body part passed the contact threshold"
-            if not category.known:
+            if check.trust == 0.0:
+                reason = f"the body fit is not trustworthy: {'; '.join(check.problems)}"
+            elif not category.known:
                 reason += f" (label '{obj.label}' is not in the category table; reasoned from its size)"
             elif not category.parts:
                 reason += f" ('{obj.label}' is {category.affordance}: never in contact)"
@@ -327,6 +337,7 @@ class KeypointBackend(ContactBackend):
         pose: PersonPose,
         fit: BodyFit,
         support: BodySupport,
+        check: FitCheck,
         pairs: list[ContactResult],
         camera: CameraIntrinsics,
         person_box: np.ndarray,
@@ -346,16 +357,18 @@ class KeypointBackend(ContactBackend):
         if seen < LEGS_SEEN:  # the legs' pose is the pose model's guess: what holds the body up is unknown
             evidence = [f"support:not judged, the legs are not seen (visibility {seen:.2f})"]
         else:
-            evidence = [support.evidence]
+            evidence = [support.evidence] + ([check.evidence] if check.problems else [])
             for part, score in support.parts.items():
-                if GROUND_PRIOR * score >= threshold:
-                    parts[part], tests[part] = round(GROUND_PRIOR * score, 3), "rests"
+                conf = GROUND_PRIOR * score * check.trust
+                if conf >= threshold:
+                    parts[part], tests[part] = round(conf, 3), "rests"
             flexion = ev.seated_score(ev.hip_flexion_deg(pose.world))
             seated = max(flexion, ev.foreshortened_thighs_score(pose)[0])
             if support.needs_seat and seated >= 0.5 and "buttocks" not in parts:
                 for part, prior in SEAT_PRIORS.items():
-                    if prior * seated >= threshold:
-                        parts[part], tests[part] = round(prior * seated, 3), "seated"
+                    conf = prior * seated * check.trust
+                    if conf >= threshold:
+                        parts[part], tests[part] = round(conf, 3), "seated"
                 evidence.append(f"seated:{seated:.2f}, hips held up away from the feet: on a seat")
         region = ev.ObjectRegion.from_detection(query.box_xyxy, None, (camera.height, camera.width))
         probs = self._body_probabilities(parts, tests, fit, region, camera, pose.scale_px, support.gravity)
