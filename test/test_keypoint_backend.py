@@ -473,7 +473,7 @@ def test_scene_labels_and_binary_contact_on_shared_photos():
     try:
         airport = _rgb(SHARED_PHOTOS / "airport_volunteer_and_traveller.jpg")
         person = Detection("person", np.array([327.0, 139, 406, 395]))
-        labels = ("floor", "Tiled floors", "ground")
+        labels = ("floor", "Tiled floors", "ground", "yoga mat")
         floors = [Detection(label, np.array([0.0, 300, 640, 480])) for label in labels]
         *surfaces, anything = backend.estimate(airport, [person, *floors])
         for res in surfaces:
