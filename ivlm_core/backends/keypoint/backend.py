@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -42,6 +43,17 @@ GROUND_PRIOR = 0.9  # a weight-bearing part touches whatever holds the body up
 SEAT_PRIORS = {"buttocks": 0.9, "left_thigh": 0.6, "right_thigh": 0.6}  # a sitting body held up off the floor
 LEG_LANDMARKS = [lm.LEFT_KNEE, lm.RIGHT_KNEE, lm.LEFT_ANKLE, lm.RIGHT_ANKLE]
 LEGS_SEEN = 0.5  # knees' and ankles' mean visibility (0 outside the image) below which posture is a guess
+
+
+class _Person(NamedTuple):
+    """One person's stage outputs, shared by all their pairs: landmarks, fit, support, fit check, box."""
+
+    index: int
+    pose: PersonPose
+    fit: BodyFit
+    support: BodySupport
+    check: FitCheck
+    box: np.ndarray  # (4,) pixels
 
 
 class KeypointBackend(ContactBackend):
@@ -153,27 +165,18 @@ class KeypointBackend(ContactBackend):
             check = check_fit(pose, fit, image.shape[:2])
             timings["fit"] += 1e3 * (time.perf_counter() - t)
             shape = image.shape[:2]
-            pairs = [
-                self._pair(i, pose, fit, support, check, obj, shape, camera, box, timings) for obj in objects
-            ]
+            person = _Person(i, pose, fit, support, check, np.asarray(box, np.float64))
+            pairs = [self._pair(person, obj, shape, camera, timings) for obj in objects]
             results += pairs
             if self.binary:
-                results.append(self._binary(i, pose, fit, support, check, pairs, camera, box, queries[-1]))
+                results.append(self._binary(person, pairs, camera, queries[-1]))
         return self._finish(results, timings, t0)
 
     def _pair(
-        self,
-        i: int,
-        pose: PersonPose,
-        fit: BodyFit,
-        support: BodySupport,
-        check: FitCheck,
-        obj: Detection,
-        shape: tuple[int, int],
-        camera: CameraIntrinsics,
-        person_box: np.ndarray,
+        self, person: _Person, obj: Detection, shape: tuple[int, int], camera: CameraIntrinsics,
         timings: dict[str, float],
     ) -> ContactResult:
+        i, pose, fit, support, check, person_box = person
         h, w = shape
         if _clip_box(obj.box_xyxy, w, h) is None:
             return self._empty(
@@ -227,21 +230,36 @@ class KeypointBackend(ContactBackend):
                 reason += f" (label '{obj.label}' is not in the category table; reasoned from its size)"
             elif not category.parts:
                 reason += f" ('{obj.label}' is {category.affordance}: never in contact)"
+        return self._result(person, obj, parts, body_p, mesh.mesh_id, obj_p, pc.evidence, reason, rec)
+
+    def _result(
+        self,
+        person: _Person,
+        obj: Detection,
+        parts: dict[str, float],
+        body_p: np.ndarray,
+        mesh_id: str,
+        obj_p: np.ndarray,
+        evidence: list[str],
+        reason: str,
+        rec: Reconstruction | None = None,
+    ) -> ContactResult:
+        """The ContactResult of a person and `obj` with the fitted body, and its one-sentence answer."""
         names = ", ".join(p.replace("_", " ") for p in parts)
         return ContactResult(
-            person_index=i,
+            person_index=person.index,
             obj=obj,
             body_model=self.body.name,
             body_probabilities=body_p,
             body_parts=parts,
-            object_mesh_id=mesh.mesh_id,
+            object_mesh_id=mesh_id,
             object_probabilities=obj_p,
             backend=self.name,
-            evidence=pc.evidence,
+            evidence=evidence,
             reason=reason,
-            person_box=np.asarray(person_box, np.float64),
-            body_vertices=fit.vertices,
-            body_normals=fit.normals,
+            person_box=person.box,
+            body_vertices=person.fit.vertices,
+            body_normals=person.fit.normals,
             reconstruction=rec,
             text=f"The contacting body parts are {names}." if parts else "No body part is in contact.",
         )
@@ -332,16 +350,7 @@ class KeypointBackend(ContactBackend):
         return probs
 
     def _binary(
-        self,
-        i: int,
-        pose: PersonPose,
-        fit: BodyFit,
-        support: BodySupport,
-        check: FitCheck,
-        pairs: list[ContactResult],
-        camera: CameraIntrinsics,
-        person_box: np.ndarray,
-        query: Detection,
+        self, person: _Person, pairs: list[ContactResult], camera: CameraIntrinsics, query: Detection
     ) -> ContactResult:
         """Every part of person i touching anything: what holds the body up and every detected object.
 
@@ -350,6 +359,7 @@ class KeypointBackend(ContactBackend):
         buttocks and thighs, detected or not (BodySupport.needs_seat). Contacts with the detected
         objects (`pairs`) are merged in.
         """
+        pose, fit, support, check = person.pose, person.fit, person.support, person.check
         threshold = self.priors.threshold
         parts: dict[str, float] = {}
         tests: dict[str, str] = {}
@@ -380,23 +390,9 @@ class KeypointBackend(ContactBackend):
             probs = np.maximum(probs, res.body_probabilities)
             evidence.append(f"{res.obj.label}:" + ",".join(res.body_parts))
         parts = dict(sorted(parts.items(), key=lambda kv: -kv[1]))
-        names = ", ".join(p.replace("_", " ") for p in parts)
-        return ContactResult(
-            person_index=i,
-            obj=query,
-            body_model=self.body.name,
-            body_probabilities=probs,
-            body_parts=parts,
-            object_mesh_id="",
-            object_probabilities=np.zeros(0, np.float32),
-            backend=self.name,
-            evidence=evidence,
-            reason="" if parts else "no body part bears weight or touches a detected object",
-            person_box=np.asarray(person_box, np.float64),
-            body_vertices=fit.vertices,
-            body_normals=fit.normals,
-            text=f"The contacting body parts are {names}." if parts else "No body part is in contact.",
-        )
+        reason = "" if parts else "no body part bears weight or touches a detected object"
+        no_mesh = np.zeros(0, np.float32)
+        return self._result(person, query, parts, probs, "", no_mesh, evidence, reason)
 
     def _empty(self, i: int, obj: Detection, reason: str, person_box: np.ndarray | None) -> ContactResult:
         has_mesh = obj.label.strip() not in ("", BINARY_LABEL)
