@@ -490,7 +490,14 @@ def test_scene_labels_and_binary_contact_on_shared_photos():
         elephant = Detection("elephant", np.array([34.0, 281, 300, 616]))
         on_street, on_elephant, anything = backend.estimate(mahout, [rider, street, elephant])
         assert on_street.body_parts == {}, on_street.evidence
-        assert "buttocks" in anything.body_parts or not on_elephant.body_parts
+        # astride with his legs hanging (little hip flexion) but his feet far above the ground the
+        # elephant stands on: carried by it
+        assert "buttocks" in on_elephant.body_parts, on_elephant.evidence
+        assert any(e.startswith("rides:") for e in on_elephant.evidence)
+        assert "buttocks" in anything.body_parts
+        beside = Detection("horse", np.array([250.0, 150, 480, 400]))  # his feet at its hooves
+        (next_to,) = backend.estimate(airport, [person, beside])[:1]
+        assert "buttocks" not in next_to.body_parts, next_to.evidence
     finally:
         backend.close()
 

@@ -25,6 +25,7 @@ FORESHORTENED_RATIO = (0.25, 0.4)  # thigh/torso image-length ratio mapped to a 
 FORESHORTENED_KNEE_VISIBILITY = 0.3  # knees below this mean visibility count as hidden
 DEPTH_TOLERANCE = np.log(2.5)  # object/person depth ratio accepted without penalty (size priors are rough)
 DEPTH_SIGMA = 0.5  # log-ratio fall-off beyond the tolerance
+OFF_GROUND = (0.15, 0.3)  # lower ankle's height above the object box's bottom (box heights): carried 0 .. 1
 OUT_OF_FRAME_WEIGHT = 0.5  # landmarks outside the image are guesses: they count half
 EXTREMITIES = ("left_hand", "right_hand", "left_foot", "right_foot", "head")
 
@@ -174,6 +175,19 @@ def _smoothstep(x: float, lo: float, hi: float) -> float:
 def seated_score(flexion_deg: float) -> float:
     """Seated from the metric 3D hip flexion."""
     return _smoothstep(flexion_deg, *SEATED_FLEXION_DEG)
+
+
+def carried_score(pose: PersonPose, region: ObjectRegion) -> float:
+    """Carried by the object (a rider astride an animal, legs hanging): the hips over the upper half of
+    its box and the lower ankle well above the box's bottom, where the ground it stands on is. A person
+    whose feet are off that ground is held up by the object, whatever their hip flexion."""
+    x0, y0, x1, y1 = region.box_xyxy
+    kp = pose.keypoints
+    hips = 0.5 * (kp[lm.LEFT_HIP] + kp[lm.RIGHT_HIP])
+    if not (x0 <= hips[0] <= x1 and hips[1] <= 0.5 * (y0 + y1)):
+        return 0.0
+    feet = max(kp[lm.LEFT_ANKLE, 1], kp[lm.RIGHT_ANKLE, 1])
+    return _smoothstep((y1 - feet) / max(y1 - y0, 1.0), *OFF_GROUND)
 
 
 def foreshortened_thighs_score(pose: PersonPose) -> tuple[float, float]:

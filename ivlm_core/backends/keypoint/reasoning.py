@@ -19,6 +19,7 @@ _TAGS = {  # evidence names of the tests
     "support": "support",
     "seated": "seated_on",
     "stands_on": "stands_on",
+    "rides": "rides",
     "rests": "rests_on",
 }
 
@@ -91,7 +92,7 @@ def score_parts(
     foreshortened, thigh_ratio = ev.foreshortened_thighs_score(pose)
     seated = max(ev.seated_score(flexion), foreshortened)
     hips_on_object = ev.proximity("hips", pts["buttocks"], region, body_px, sigma=ev.SEAT_SIGMA)
-    if any(p.test == "seated" for p in category.parts):
+    if any(p.test in ("seated", "rides") for p in category.parts):
         evidence.append(
             f"seated:{seated:.2f} (hip flexion {flexion:.0f} deg, thigh/torso in image {thigh_ratio:.2f}, "
             f"hips on object {hips_on_object:.2f})"
@@ -101,6 +102,8 @@ def score_parts(
     for prior in category.parts:
         if prior.test == "seated":
             e = seated * hips_on_object
+        elif prior.test == "rides":  # astride: seated on it, or carried by it with the feet off the ground
+            e = max(seated * hips_on_object, ev.carried_score(pose, region))
         elif prior.test == "stands_on":  # standing, feet on the object's top surface (its box's upper half)
             standing = support is not None and support.posture == "standing"
             e = ev.proximity(prior.part, pts[prior.part], region.top_half(), body_px) if standing else 0.0
