@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -589,3 +590,39 @@ def test_an_implausible_body_fit_is_doubted_or_not_trusted(backend, monkeypatch)
     (res,) = backend.estimate(image, dets)
     assert res.body_parts == {} and "not trustworthy" in res.reason, (res.reason, res.evidence)
     assert any(e.startswith("fit:not trusted") for e in res.evidence)
+
+
+def _seen_pose(fit: BodyFit, cam: CameraIntrinsics) -> PersonPose:
+    """The landmarks a perfect pose model would give for a fitted body seen through cam."""
+    names = list(MEDIAPIPE_OF_KEYPOINT)
+    points = np.stack([fit.keypoints[n] for n in names])
+    pixels = np.repeat(_project(points[[0]], cam), NUM_LANDMARKS, axis=0)
+    world = np.repeat(points[[0]], NUM_LANDMARKS, axis=0)
+    for name, point, pixel in zip(names, points, _project(points, cam), strict=True):
+        pixels[MEDIAPIPE_OF_KEYPOINT[name]], world[MEDIAPIPE_OF_KEYPOINT[name]] = pixel, point
+    box = np.concatenate([pixels.min(0) - 10, pixels.max(0) + 10])
+    return PersonPose(pixels.astype(np.float32), np.ones(NUM_LANDMARKS, np.float32),
+                      (world - world[23:25].mean(0)).astype(np.float32), box, True)  # fmt: skip
+
+
+def test_a_body_lying_on_a_bed_touches_it_with_its_back(backend):
+    """Lying on the back there is no hip flexion to call it seated, yet the bed holds the body up: the
+    back and buttocks (the weight-bearing parts) touch it; the same body sitting upright on it is
+    judged by its seated pose as before."""
+    from ivlm_core.backends.keypoint import evidence as ev
+    from ivlm_core.backends.keypoint.reasoning import score_parts
+
+    cam = CameraIntrinsics.from_fov(640, 480, 60.0)
+    rest = np.zeros((backend.body.num_joints, 3), np.float32)
+    fit = _posed_fit(backend, rest, ON_THE_BACK)
+    down = np.array([0.0, 0.5, 0.0])  # lying half a metre below the camera's height
+    moved = {k: v + down for k, v in fit.keypoints.items()}
+    fit = dataclasses.replace(fit, vertices=fit.vertices + down, keypoints=moved)
+    pose = _seen_pose(fit, cam)
+    support = body_support(fit, backend._part_ids)
+    assert support.posture == "lying"
+    bed_box = pose.box_xyxy + np.array([-40.0, 0.0, 40.0, 60.0])  # the bed under and around the body
+    bed = ev.ObjectRegion.from_detection(bed_box, None, (480, 640))
+    scores = score_parts(pose, bed, backend.priors.get("bed"), cam, z_person=3.0, support=support)
+    contacted = scores.contacted(backend.priors.threshold)
+    assert {"buttocks", "torso_back"} <= set(contacted), scores.evidence

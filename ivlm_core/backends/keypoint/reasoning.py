@@ -100,8 +100,11 @@ def score_parts(
 
     scores: dict[str, float] = {}
     for prior in category.parts:
-        if prior.test == "seated":
+        if prior.test == "seated":  # held up by the object: sitting on it, or lying on it
             e = seated * hips_on_object
+            if support is not None and support.posture == "lying":
+                on = ev.proximity(prior.part, pts[prior.part], region, body_px, sigma=ev.SEAT_SIGMA)
+                e = max(e, support.parts.get(prior.part, 0.0) * on)
         elif prior.test == "rides":  # astride: seated on it, or carried by it with the feet off the ground
             e = max(seated * hips_on_object, ev.carried_score(pose, region))
         elif prior.test == "stands_on":  # standing, feet on the object's top surface (its box's upper half)
