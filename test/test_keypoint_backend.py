@@ -626,3 +626,19 @@ def test_a_body_lying_on_a_bed_touches_it_with_its_back(backend):
     scores = score_parts(pose, bed, backend.priors.get("bed"), cam, z_person=3.0, support=support)
     contacted = scores.contacted(backend.priors.threshold)
     assert {"buttocks", "torso_back"} <= set(contacted), scores.evidence
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_feet_on_a_board_do_not_touch_the_ground_beneath_it(backend):
+    """The skateboarder in the bowl stands on his board: asked about the board and the bowl together,
+    his feet touch the board only; asked about the bowl alone, the 2D evidence cannot tell."""
+    bowl = _rgb(SHARED_PHOTOS / "skateboarder_in_bowl.jpg")
+    person = Detection("person", np.array([36.0, 137, 247, 343]))
+    board = Detection("skateboard", np.array([188.0, 265, 254, 352]))
+    ramp = Detection("skate bowl", np.array([0.0, 95, 640, 427]))
+    on_board, on_ramp = backend.estimate(bowl, [person, board, ramp])
+    assert {"left_foot", "right_foot"} <= set(on_board.body_parts), on_board.evidence
+    assert not {p for p in on_ramp.body_parts if p.endswith("_foot")}, on_ramp.evidence
+    assert any("feet on the skateboard" in e for e in on_ramp.evidence)
+    (alone,) = backend.estimate(bowl, [person, ramp])
+    assert {p for p in alone.body_parts if p.endswith("_foot")}

@@ -24,7 +24,7 @@ from ivlm_core.backends.keypoint import landmarks as lm
 from ivlm_core.backends.keypoint.body_fit import BodyFit, BodyFitter
 from ivlm_core.backends.keypoint.landmarks import PersonPose, PoseDetector, to_rgb8
 from ivlm_core.backends.keypoint.plausibility import FitCheck, check_fit
-from ivlm_core.backends.keypoint.priors import PRIORS_PATH, ContactPriors, normalize_label
+from ivlm_core.backends.keypoint.priors import PRIORS_PATH, CategoryPrior, ContactPriors, normalize_label
 from ivlm_core.backends.keypoint.reasoning import score_parts
 from ivlm_core.backends.keypoint.support import IMAGE_DOWN, BodySupport, body_support
 from ivlm_core.body import PART_NAMES, load_body_model
@@ -38,6 +38,7 @@ FLOOR = 0.6
 SMOOTHING_STEPS = 3  # neighbour-averaging passes that let contact fade across part borders
 # Camera frame <- object canonical frame (+y up, +z front): optical frame has y down, z forward.
 _OBJECT_TO_CAMERA = np.diag([1.0, -1.0, -1.0])
+BOARD_MAX_M = 3.0  # stand-on objects up to this size are boards (between feet and ground), larger ones ground
 BINARY_LABEL = "any"  # the object label of the object-agnostic (binary) result of each person
 GROUND_PRIOR = 0.9  # a weight-bearing part touches whatever holds the body up
 SEAT_PRIORS = {"buttocks": 0.9, "left_thigh": 0.6, "right_thigh": 0.6}  # a sitting body held up off the floor
@@ -166,16 +167,42 @@ class KeypointBackend(ContactBackend):
             timings["fit"] += 1e3 * (time.perf_counter() - t)
             shape = image.shape[:2]
             person = _Person(i, pose, fit, support, check, np.asarray(box, np.float64))
-            pairs = [self._pair(person, obj, shape, camera, timings) for obj in objects]
+            pairs = self._pairs(person, objects, shape, camera, timings)
             results += pairs
             if self.binary:
                 results.append(self._binary(person, pairs, camera, queries[-1]))
         return self._finish(results, timings, t0)
 
-    def _pair(
-        self, person: _Person, obj: Detection, shape: tuple[int, int], camera: CameraIntrinsics,
+    def _pairs(
+        self,
+        person: _Person,
+        objects: list[Detection],
+        shape: tuple[int, int],
+        camera: CameraIntrinsics,
         timings: dict[str, float],
+    ) -> list[ContactResult]:
+        """The person's result with every object, in order. Boards (skateboards, skis, steps: small
+        things stood on) go first: feet standing on a board touch it, not the ground, floor or ramp
+        beneath it, which the board is between."""
+        boards = [k for k, obj in enumerate(objects) if _is_board(self.priors.get(obj.label))]
+        results = {k: self._pair(person, objects[k], shape, camera, timings) for k in boards}
+        standing_on = [k for k in boards if any(p.endswith("_foot") for p in results[k].body_parts)]
+        holder = objects[standing_on[0]].label if standing_on else None
+        for k, obj in enumerate(objects):
+            if k not in results:
+                results[k] = self._pair(person, obj, shape, camera, timings, feet_on=holder)
+        return [results[k] for k in range(len(objects))]
+
+    def _pair(
+        self,
+        person: _Person,
+        obj: Detection,
+        shape: tuple[int, int],
+        camera: CameraIntrinsics,
+        timings: dict[str, float],
+        feet_on: str | None = None,
     ) -> ContactResult:
+        """Person and one object; feet_on: the board the feet stand on (they touch no ground under it)."""
         i, pose, fit, support, check, person_box = person
         h, w = shape
         if _clip_box(obj.box_xyxy, w, h) is None:
@@ -190,6 +217,9 @@ class KeypointBackend(ContactBackend):
             category = self.priors.from_geometry(category.label, extent_px * z_person / camera.fx)
         region = ev.ObjectRegion.from_detection(obj.box_xyxy, obj.mask, shape)
         pc = score_parts(pose, region, category, camera, z_person=z_person, support=support)
+        if feet_on is not None and _is_ground(category):
+            pc.scores = {part: 0.0 if part.endswith("_foot") else s for part, s in pc.scores.items()}
+            pc.evidence.append(f"feet on the {feet_on}, not on the {obj.label} beneath it")
         if check.problems:  # a doubted fit lowers every part's confidence, an untrusted one withholds them
             pc.scores = {part: score * check.trust for part, score in pc.scores.items()}
             pc.evidence.append(check.evidence)
@@ -428,6 +458,16 @@ def _vertex_averaging(faces: np.ndarray, num_vertices: int) -> scipy.sparse.csr_
     ).tocsr()
     adj.data[:] = 1.0  # duplicate edges counted once
     return scipy.sparse.diags(1.0 / np.asarray(adj.sum(axis=1)).ravel()) @ adj
+
+
+def _is_board(category: CategoryPrior) -> bool:
+    """Something small stood on (a skateboard, skis, a step): it lies between the feet and the ground."""
+    return category.affordance == "stand_on" and not category.extended and category.size_m < BOARD_MAX_M
+
+
+def _is_ground(category: CategoryPrior) -> bool:
+    """A surface or a large structure stood on (floor, road, ramp, stairs): what boards lie on."""
+    return category.extended or (category.affordance == "stand_on" and category.size_m >= BOARD_MAX_M)
 
 
 def _legs_seen(pose: PersonPose, camera: CameraIntrinsics) -> float:
