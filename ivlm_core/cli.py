@@ -49,6 +49,34 @@ def _box(text: str) -> np.ndarray:
     return np.array(vals)
 
 
+def _intrinsics(text: str) -> tuple[float, ...]:
+    """fx, fy, cx, cy from --K; ValueError naming the option otherwise."""
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4 or not all(np.isfinite(vals)):
+        raise ValueError(f"--K takes 4 numbers fx,fy,cx,cy in pixels (CameraInfo K), got {text!r}")
+    return vals
+
+
+def _truncated(path: Path) -> str:
+    """Why a JPEG or PNG file is cut short ("" when it ends as its format requires or is another format).
+
+    OpenCV decodes what is there of a truncated file and greys the rest without an error."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""  # cv2.imread reports unreadable files
+    # inside a JPEG scan 0xFF is always followed by 0x00 or a restart marker, so an end-of-image marker
+    # after the last start-of-scan is the end of the picture (data appended after it is fine)
+    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        return "has no JPEG end marker after its last scan"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data:
+        return "has no PNG end chunk"
+    return ""
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m ivlm_core.cli", description=__doc__.splitlines()[0])
     ap.add_argument("image", type=Path, help="image file (PNG, JPEG, ...; grey, colour or 16-bit)")
@@ -192,6 +220,13 @@ def _result_json(k: int, res: ContactResult) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; give a folder (it is created if missing)", file=sys.stderr)
+        return 2
+    problem = _truncated(args.image)
+    if problem:
+        print(f"error: image {args.image} {problem}: it looks truncated, copy it again", file=sys.stderr)
+        return 2
     bgr = cv2.imread(str(args.image), cv2.IMREAD_UNCHANGED)
     if bgr is None:
         print(f"error: cannot read image {args.image}", file=sys.stderr)
@@ -207,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         objects = [Detection(label, _box(box)) for label, box in args.object]
         people = [Detection("person", b) for b in args.person]
         if args.K:
-            fx, fy, cx, cy = (float(v) for v in args.K.split(","))
+            fx, fy, cx, cy = _intrinsics(args.K)
             camera = CameraIntrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), w, h)
         else:
             camera = CameraIntrinsics.from_fov(w, h, args.fov)

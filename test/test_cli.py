@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -62,3 +63,29 @@ def test_cli_binary_mode_writes_the_object_agnostic_contact_and_the_panels(tmp_p
     grey = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
     assert (np.abs(overlay.astype(int) - grey[..., None]).max(axis=2) > 40).mean() > 0.05  # the mesh is drawn
     assert main([str(image_path), "--out", str(tmp_path / "none")]) == 2  # nothing asked
+
+
+def test_cli_refuses_truncated_images_a_file_as_out_and_a_short_K_before_working(tmp_path, capsys):
+    """A JPEG cut in half decodes (OpenCV greys the rest) but is refused; --out naming a file and --K with
+    three numbers are refused with the option named; a 16-bit PNG is drawn."""
+    photo = (Path(__file__).parent / "data" / "player" / "man_holding_drink_glass.jpg").read_bytes()
+    half = tmp_path / "half.jpg"
+    half.write_bytes(photo[: len(photo) // 2])
+    assert cv2.imread(str(half)) is not None  # what made the CLI answer "none" before
+    args = ["--object", "cup", "245,235,305,345"]
+    assert main([str(half), *args, "--out", str(tmp_path / "o")]) == 2
+    assert "truncated" in capsys.readouterr().err
+    whole = tmp_path / "whole.jpg"
+    whole.write_bytes(photo + b"appended by a phone")  # data after the end marker is fine
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert main([str(whole), *args, "--out", str(a_file)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main([str(whole), *args, "--K", "500,500,187", "--out", str(tmp_path / "k")]) == 2
+    assert "--K takes 4 numbers" in capsys.readouterr().err
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), skimage.data.camera().astype(np.uint16) * 257)
+    out = tmp_path / "deep"
+    camera = ["--object", "camera", "245,135,335,245", "--no-reconstruct"]
+    assert main([str(deep), *camera, "--out", str(out)]) == 0
+    assert cv2.imread(str(out / "overlay.png")).dtype == np.uint8
