@@ -642,3 +642,19 @@ def test_feet_on_a_board_do_not_touch_the_ground_beneath_it(backend):
     assert any("feet on the skateboard" in e for e in on_ramp.evidence)
     (alone,) = backend.estimate(bowl, [person, ramp])
     assert {p for p in alone.body_parts if p.endswith("_foot")}
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_feet_are_on_the_pedals_only_while_riding(backend):
+    """A cyclist standing beside his bike holds the handlebars, his feet on the ground inside the
+    bike's box; riders sitting on their bikes have their feet on the pedals."""
+    standing = _rgb(SHARED_PHOTOS / "cyclist_standing_with_bike.jpg")
+    person, bike = np.array([360.0, 143, 476, 394]), np.array([339.0, 252, 528, 398])
+    (beside,) = backend.estimate(standing, [Detection("person", person), Detection("bicycle", bike)])
+    assert _hands(beside.body_parts), beside.evidence
+    assert not {p for p in beside.body_parts if p.endswith("_foot")}, beside.evidence
+    riding = _rgb(LOCAL_PHOTOS / "cyclists_riding_bicycles.jpg")
+    person, bike = np.array([335.0, 80, 548, 440]), np.array([390.0, 225, 560, 495])
+    (rider,) = backend.estimate(riding, [Detection("person", person), Detection("bicycle", bike)])
+    assert "buttocks" in rider.body_parts, rider.evidence
+    assert {p for p in rider.body_parts if p.endswith("_foot")}, rider.evidence

@@ -19,7 +19,7 @@ PRIORS_PATH = Path(__file__).with_name("contact_priors.yaml")
 
 SIDED_PARTS = ("upper_arm", "forearm", "hand", "thigh", "calf", "foot")
 CENTRAL_PARTS = ("head", "neck", "torso_front", "torso_back", "hips", "buttocks")
-TESTS = ("near", "seated", "support", "stands_on", "rides", "rests")
+TESTS = ("near", "seated", "support", "stands_on", "rides", "pedals", "rests")
 # Largest extent (metres, at the person's depth) up to which an unresolved object is taken as
 # hand-held small / hand-held large; anything larger is a structure touched with the hands.
 GEOMETRY_CLASSES = ((0.6, "hand_held_small"), (2.0, "hand_held_large"), (float("inf"), "lean_on"))

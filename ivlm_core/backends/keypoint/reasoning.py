@@ -20,6 +20,7 @@ _TAGS = {  # evidence names of the tests
     "seated": "seated_on",
     "stands_on": "stands_on",
     "rides": "rides",
+    "pedals": "pedals",
     "rests": "rests_on",
 }
 
@@ -92,7 +93,7 @@ def score_parts(
     foreshortened, thigh_ratio = ev.foreshortened_thighs_score(pose)
     seated = max(ev.seated_score(flexion), foreshortened)
     hips_on_object = ev.proximity("hips", pts["buttocks"], region, body_px, sigma=ev.SEAT_SIGMA)
-    if any(p.test in ("seated", "rides") for p in category.parts):
+    if any(p.test in ("seated", "rides", "pedals") for p in category.parts):
         evidence.append(
             f"seated:{seated:.2f} (hip flexion {flexion:.0f} deg, thigh/torso in image {thigh_ratio:.2f}, "
             f"hips on object {hips_on_object:.2f})"
@@ -107,6 +108,9 @@ def score_parts(
                 e = max(e, support.parts.get(prior.part, 0.0) * on)
         elif prior.test == "rides":  # astride: seated on it, or carried by it with the feet off the ground
             e = max(seated * hips_on_object, ev.carried_score(pose, region))
+        elif prior.test == "pedals":  # feet on pedals, footpegs or stirrups: only while riding
+            riding = max(seated * hips_on_object, ev.carried_score(pose, region))
+            e = riding * ev.proximity(prior.part, pts[prior.part], region, body_px)
         elif prior.test == "stands_on":  # standing, feet on the object's top surface (its box's upper half)
             standing = support is not None and support.posture == "standing"
             e = ev.proximity(prior.part, pts[prior.part], region.top_half(), body_px) if standing else 0.0
