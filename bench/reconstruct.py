@@ -26,8 +26,8 @@ from scipy.spatial import cKDTree
 
 from ivlm_core.body import load_body_model
 from ivlm_core.reconstruct import reconstruct
-from ivlm_core.reconstruct.synthetic import Scene, make_scene, rotation_error_deg, scene_objects
 from ivlm_core.render.rasterize import Rasterizer
+from ivlm_core.testing import Scene, make_scene, rotation_error_deg, scene_objects
 from ivlm_core.types import CameraIntrinsics, Reconstruction
 
 

@@ -1,4 +1,4 @@
-"""Contact metrics computed exactly as InteractVLM and DECO compute them (facts §7).
+"""Contact metrics computed exactly as InteractVLM and DECO compute them (their official repositories).
 
 - Vertex precision / recall / F1: a vertex is predicted in contact when its probability is
   >= threshold (0.5) and is in the ground truth when its label is > 0. `empty_rule="interactvlm"`
@@ -34,6 +34,8 @@ import trimesh
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
+
+from ivlm_core.geometry import validate_mesh
 
 EPS = 1e-10  # InteractVLM's epsilon in precision, recall and F1
 FLAT_FOLD_RAD = np.radians(30.0)  # face pairs folded less than this get a cross-face shortcut edge
@@ -116,16 +118,7 @@ class GeodesicGraph:
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray) -> None:
-        v = np.asarray(vertices, dtype=np.float64)
-        f = np.asarray(faces)
-        if v.ndim != 2 or v.shape[1] != 3 or len(v) == 0:
-            raise ValueError(f"vertices must be a non-empty (V, 3) array, got shape {v.shape}")
-        if not np.all(np.isfinite(v)):
-            raise ValueError("vertices contain NaN or infinite values")
-        if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0 or f.min() < 0 or f.max() >= len(v):
-            raise ValueError(
-                f"faces must be a non-empty (F, 3) array of vertex ids < {len(v)}, got shape {f.shape}"
-            )
+        v, f = validate_mesh(vertices, faces)
         mesh = trimesh.Trimesh(v, f, process=False)
         flat = mesh.face_adjacency_angles < FLAT_FOLD_RAD
         edges = np.vstack([mesh.edges_unique, mesh.face_adjacency_unshared[flat]])

@@ -7,13 +7,29 @@ quantities are in the camera's optical frame (x right, y down, z forward), in me
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ivlm_core.objects.registry import ObjectMesh
+
+
+# Field of view (per image axis) a pinhole camera can plausibly have: below 1 degree is a telescope,
+# above 170 degrees a fisheye that no pinhole K describes. Outside it, K is a unit or typing mistake
+# (fx = 1e-6 put contact points 80 km away; fx = 1e9 at 1.6e6 m).
+FOV_RANGE_DEG = (1.0, 170.0)
 
 
 @dataclass(frozen=True)
 class CameraIntrinsics:
-    """Pinhole intrinsics, as in sensor_msgs/CameraInfo's K (no distortion)."""
+    """Pinhole intrinsics, as in sensor_msgs/CameraInfo's K (no distortion).
+
+    Construction checks that K is a plausible camera (`FOV_RANGE_DEG` per axis, last row [0, 0, 1],
+    principal point within the image grown by half its size) and raises ValueError with the reason.
+    An all-zero K (uncalibrated drivers, see `is_uncalibrated`) is refused too: callers fall back to
+    `from_fov` with an assumed field of view.
+    """
 
     K: np.ndarray  # (3, 3) float64
     width: int
@@ -21,11 +37,38 @@ class CameraIntrinsics:
 
     def __post_init__(self) -> None:
         K = np.asarray(self.K, dtype=np.float64)
-        if K.shape != (3, 3) or not np.all(np.isfinite(K)) or K[0, 0] <= 0 or K[1, 1] <= 0:
-            raise ValueError(f"camera K must be a finite 3x3 matrix with positive focal lengths, got {K!r}")
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"camera size must be positive, got {self.width}x{self.height}")
+        if K.shape != (3, 3) or not np.all(np.isfinite(K)):
+            raise ValueError(f"camera K must be a finite 3x3 matrix, got {K!r}")
+        if self.is_uncalibrated(K):
+            raise ValueError(
+                "camera K is all zeros (an uncalibrated camera); calibrate it, or use an assumed field "
+                "of view (CameraIntrinsics.from_fov, the node's default_fov_deg)"
+            )
+        if not np.allclose(K[2], [0.0, 0.0, 1.0]):
+            raise ValueError(f"camera K's last row must be [0, 0, 1], got {K[2].tolist()}")
+        lo, hi = FOV_RANGE_DEG
+        for axis, f, size in (("horizontal", K[0, 0], self.width), ("vertical", K[1, 1], self.height)):
+            fov = float(np.degrees(2.0 * np.arctan2(0.5 * size, f))) if f > 0 else float("nan")
+            if not lo <= fov <= hi:
+                raise ValueError(
+                    f"camera K gives a {axis} field of view of {fov:.3g} deg (focal length {f:.6g} px for "
+                    f"{size} px); a pinhole camera has {lo:g} to {hi:g} deg: check K's units and order"
+                )
+        cx, cy = K[0, 2], K[1, 2]
+        w, h = self.width, self.height
+        if not (-0.5 * w <= cx <= 1.5 * w and -0.5 * h <= cy <= 1.5 * h):
+            raise ValueError(
+                f"camera principal point ({cx:.6g}, {cy:.6g}) px lies far outside the "
+                f"{self.width}x{self.height} image: K does not belong to images of this size"
+            )
         object.__setattr__(self, "K", K)
+
+    @staticmethod
+    def is_uncalibrated(K: np.ndarray) -> bool:
+        """True for the all-zero K that drivers of uncalibrated cameras publish (sensor_msgs/CameraInfo)."""
+        return not np.any(np.asarray(K, dtype=np.float64))
 
     @classmethod
     def from_fov(cls, width: int, height: int, fov_deg: float = 60.0) -> CameraIntrinsics:
@@ -33,6 +76,9 @@ class CameraIntrinsics:
 
         Used when no CameraInfo is available; 60 degrees is typical of webcams and RGB-D cameras.
         """
+        lo, hi = FOV_RANGE_DEG
+        if not lo <= fov_deg <= hi:
+            raise ValueError(f"field of view must be {lo:g} to {hi:g} deg, got {fov_deg!r}")
         f = 0.5 * width / np.tan(np.radians(fov_deg) / 2.0)
         K = np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
         return cls(K=K, width=width, height=height)
@@ -52,6 +98,37 @@ class CameraIntrinsics:
     @property
     def cy(self) -> float:
         return float(self.K[1, 2])
+
+    def project(self, points: np.ndarray, min_depth: float = 1e-6) -> np.ndarray:
+        """(..., 3) camera-frame points, metres -> (..., 2) pixel coordinates (u right, v down).
+
+        Depths below `min_depth` are clamped to it (points on or behind the camera plane land far off
+        the image instead of dividing by zero); callers that must drop them test z > 0 themselves.
+        float32 points give float32 pixels.
+        """
+        p = np.asarray(points)
+        z = np.maximum(p[..., 2], min_depth)
+        return np.stack([self.fx * p[..., 0] / z + self.cx, self.fy * p[..., 1] / z + self.cy], axis=-1)
+
+    def backproject(self, pixels: np.ndarray, depth: np.ndarray | float) -> np.ndarray:
+        """(..., 2) pixel coordinates and their camera-frame depth z (metres; (...,) or a scalar) ->
+        (..., 3) camera-frame points: the inverse of `project` for points in front of the camera."""
+        uv = np.asarray(pixels, dtype=np.float64)
+        z = np.broadcast_to(np.asarray(depth, dtype=np.float64), uv.shape[:-1])
+        x, y = (uv[..., 0] - self.cx) * z / self.fx, (uv[..., 1] - self.cy) * z / self.fy
+        return np.stack([x, y, z], axis=-1)
+
+    def check_image_size(self, width: int, height: int, what: str = "image") -> None:
+        """Raise ValueError unless `what` (an image, a mask) is as large as the camera's image.
+
+        Intrinsics only hold for the image size they were calibrated at: a frame of another size
+        (a resized stream, a CameraInfo of another camera) would put every 3D point in the wrong place.
+        """
+        if (int(width), int(height)) != (self.width, self.height):
+            raise ValueError(
+                f"camera is {self.width}x{self.height} but the {what} is {int(width)}x{int(height)}; "
+                "pass the CameraInfo of this image stream (or resize to the calibrated size)"
+            )
 
 
 @dataclass
@@ -93,6 +170,9 @@ class Reconstruction:
     # Object surface with a clearance from every contact: candidate grasp regions for a robot (handover).
     grasp_points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
     grasp_normals: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
+    # Frames since this pair's pose was last searched from scratch (0: in this frame; video tracking);
+    # None when no pose was fitted (nothing to place the object against).
+    frames_since_search: int | None = None
 
 
 @dataclass
@@ -114,6 +194,9 @@ class ContactResult:
     body_normals: np.ndarray | None = None  # (V, 3) unit outward normals of the posed body
     reconstruction: Reconstruction | None = None
     text: str = ""  # the generated answer (interactvlm backend), e.g. the named body parts
+    # The mesh `object_probabilities` and the reconstruction refer to (id `object_mesh_id`), None when the
+    # backend placed no mesh; consumers (report, markers, CLI) take it from here, never look it up again.
+    object_mesh: ObjectMesh | None = None
 
     def contact_vertex_ids(self, threshold: float) -> np.ndarray:
         """Body vertex ids whose probability reaches `threshold`."""

@@ -1,12 +1,9 @@
 """Lifecycle node: camera image + detections in, ContactArray + RViz markers + diagnostics out.
 
-configure: read parameters, load the backend (models) and the marker meshes, create publishers.
-activate: subscribe and start the worker. deactivate: unsubscribe, stop the worker, stop publishing.
-cleanup: free the backend (and GPU memory).
-
-Callbacks only store the newest message; one worker thread pairs the newest image with the
-detections of the same stamp, runs the backend and publishes, so a slow backend never builds a queue
-(replaced images are counted as dropped).
+configure: check the parameters, load the pipeline (ivlm_core.pipeline) and the marker body mesh, create
+publishers; activate: subscribe, start the worker; deactivate: stop both; cleanup: free what configure took.
+Callbacks only store messages; one worker takes the newest image paired with its detections
+(ivlm_core.pairing), runs the pipeline and publishes, so a slow backend never builds a queue.
 """
 
 from __future__ import annotations
@@ -14,119 +11,30 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import rclpy
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.parameter import Parameter
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from ivlm_core.backends import backend_options, create_backend
-from ivlm_core.backends.base import PERSON_LABEL
-from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
+from ivlm_core.diagnostics import ERROR, WARN, FrameStats
+from ivlm_core.pairing import FramePairer, FrameQueue
+from ivlm_core.pipeline import ContactPipeline
+from ivlm_core.settings import SETTINGS, Setting, check_changes, check_settings, unknown_names
+from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros import conversions, markers
-from ivlm_ros.msg import ContactArray, ObjectDetectionArray
-from ivlm_ros.spin import spin_until_shutdown
-from ivlm_ros.tracking import ContactSmoother, PersonTracker, box_iou
+from ivlm_ros.msg import ContactArray
+from ivlm_ros.spin import limit_malloc_arenas, spin_until_shutdown
+from ivlm_ros.srv import EstimateContact
+from ivlm_ros.transport import TRANSPORT_SETTINGS, Inputs
 
-if TYPE_CHECKING:
-    from ivlm_core.objects import ObjectMesh
-
-# name -> (default, description, range (lo, hi) or choices); every one is also in config/contact.yaml
-PARAMETERS: dict[str, tuple[Any, str, Any]] = {
-    "backend": ("keypoint", "contact estimator", ("keypoint", "interactvlm")),
-    "backend_options": ("", "extra backend constructor options, a YAML mapping ('{checkpoint: /x}')", None),
-    "device": ("cpu", "torch device for the backend: cpu, cuda, cuda:1", None),
-    "body_model": ("anny", "body model the vertex ids refer to", ("anny", "smpl", "smplh", "smplx")),
-    "body_model_path": ("", "folder with SMPL-family model files (not needed for anny)", None),
-    "object_mesh_folder": ("", "user object meshes named after labels ('' = built-in shapes only)", None),
-    "video": (True, "frames are consecutive (a tracking backend reuses the previous fit)", None),
-    "reconstruct": (False, "place each object against the body in 3D (pose, object contact points, grasp "
-                    "points, object marker); the keypoint backend needs ~0.15 s per contact pair on a CPU",
-                    None),
-    "grasp_clearance": (conversions.DEFAULT_GRASP_CLEARANCE_M,
-                        "metres kept between published grasp points and every body or object contact point "
-                        f"(the reconstruction keeps {conversions.DEFAULT_GRASP_CLEARANCE_M} m; "
-                        "less adds none)",
-                        (0.0, 0.5)),
-    "contact_threshold": (0.5, "vertex contact probability threshold", (0.0, 1.0)),
-    "max_rate_hz": (10.0, "most images processed per second (0 = as fast as the backend runs)", (0.0, 120.0)),
-    "image_qos": ("sensor_data", "camera QoS (sensor_data = best effort)", ("sensor_data", "reliable")),
-    "use_compressed": (False, "subscribe to sensor_msgs/CompressedImage on 'image/compressed'", None),
-    "use_detections": (True, "pair images with detections; false: the backend finds people alone", None),
-    "detections_type": ("auto", "detections message: auto = vision_msgs/Detection2DArray when installed, "
-                        "else ivlm_ros/ObjectDetectionArray", ("auto", "vision_msgs", "ivlm")),
-    "class_names": ([""], "label of each numeric detector class id, e.g. the 80 COCO names "
-                    "([''] = class ids are labels)", None),
-    "unknown_label_policy": ("error", "labels without an object model: error = skip them and report, "
-                             "generic = use a generic box and warn", ("error", "generic")),
-    "pairing_tolerance_s": (0.05, "largest image/detections stamp difference that pairs them", (0.0, 1.0)),
-    "detection_wait_s": (0.25, "how long an image waits for its detections before it is processed without",
-                         (0.0, 5.0)),
-    "default_fov_deg": (60.0, "horizontal field of view used until a CameraInfo arrives", (10.0, 170.0)),
-    "smoothing_alpha": (0.6, "weight of the newest frame in the per-pair contact average (1 = no smoothing)",
-                        (0.01, 1.0)),
-    "track_min_iou": (0.3, "box overlap that keeps a person id across frames", (0.0, 1.0)),
-    "track_max_missed": (15, "frames a person id (and its smoothing) survives unseen", (0, 1000)),
-    "publish_markers": (True, "publish RViz markers (only while someone subscribes)", None),
-    "marker_rate_hz": (2.0, "most marker arrays per second", (0.1, 60.0)),
-    "marker_max_triangles": (2000, "triangle budget of each body and object mesh marker", (100, 100000)),
-    "diagnostics_period_s": (1.0, "period of /diagnostics", (0.1, 60.0)),
-}
-
-
-MAX_WAITING_IMAGES = 32  # images kept while they wait for their detections (older ones count as dropped)
-UNPAIRED = ("frame skipped: no detections within {} s of its stamp "
-            "(is the detector running and remapped to 'detections'?)")
-
-
-def _descriptor(name: str, description: str, limits: Any, default: Any) -> ParameterDescriptor:
-    d = ParameterDescriptor(name=name, description=description, read_only=True)
-    if isinstance(limits, tuple) and isinstance(limits[0], str):
-        d.description += f" (one of: {', '.join(limits)})"
-    elif isinstance(limits, tuple) and isinstance(default, int) and not isinstance(default, bool):
-        d.integer_range = [IntegerRange(from_value=limits[0], to_value=limits[1], step=1)]
-    elif isinstance(limits, tuple):
-        d.floating_point_range = [FloatingPointRange(from_value=float(limits[0]), to_value=float(limits[1]))]
-    return d
-
-
-@dataclass
-class _Frame:
-    msg: Image | CompressedImage
-    arrived: float  # time.monotonic()
-
-
-class _Stats:
-    """Rolling figures for diagnostics (last 100 frames)."""
-
-    def __init__(self) -> None:
-        self.received = self.processed = self.dropped = self.unpaired = self.errors = 0
-        self.latency_ms: deque[float] = deque(maxlen=100)
-        self.backend_ms: deque[float] = deque(maxlen=100)
-        self.overhead_ms: deque[float] = deque(maxlen=100)
-        self.done_at: deque[float] = deque(maxlen=100)
-        self.last_error = ""
-        self.level = DiagnosticStatus.OK
-        self.message = "waiting for images"
-
-    def rate_hz(self) -> float:
-        recent = [t for t in self.done_at if t > time.monotonic() - 5.0]
-        if len(recent) < 2 or recent[-1] <= recent[0]:
-            return 0.0
-        return (len(recent) - 1) / (recent[-1] - recent[0])
-
-
-def _p(values: deque[float], q: float) -> float:
-    return float(np.percentile(list(values), q)) if values else 0.0
+PARAMETERS: dict[str, Setting] = SETTINGS | TRANSPORT_SETTINGS  # each is also in config/contact.yaml
 
 
 class ContactNode(LifecycleNode):
@@ -134,67 +42,77 @@ class ContactNode(LifecycleNode):
 
     def __init__(self, node_name: str = "contact_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for name, (default, description, limits) in PARAMETERS.items():
-            self.declare_parameter(name, default, _descriptor(name, description, limits, default))
-        self._backend = None
-        self._lock = threading.Condition()
-        self._images: deque[_Frame] = deque()  # newest last; only frames that may still be paired
-        self._detections: deque[tuple[int, list[Detection], str]] = deque(maxlen=60)
+        for name, spec in PARAMETERS.items():  # typed and ranged by our checks: a bad value fails configure
+            self.declare_parameter(name, spec.default, ParameterDescriptor(
+                name=name, description=spec.describe(), dynamic_typing=True))
+        # rclpy keeps the params file's entries for this node in _parameter_overrides (no public accessor)
+        overrides = set(getattr(self, "_parameter_overrides", {})) - set(self._parameters)
+        self._parameter_warnings = unknown_names(overrides, PARAMETERS)  # also in diagnostics
+        for warning in self._parameter_warnings:
+            self.get_logger().warning(warning)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._pipeline: ContactPipeline | None = None
+        self._queue: FrameQueue | None = None
+        self._markers: markers.MarkerWorker | None = None
         self._camera_info: CameraInfo | None = None
         self._worker: threading.Thread | None = None
-        self._marker_worker: threading.Thread | None = None
         self._running = False
-        self._subs: list[Any] = []
+        self._inputs: Inputs | None = None
+        self._backend_lock = threading.Lock()  # the worker's frame or one ~/estimate request at a time
+        self.create_service(EstimateContact, "~/estimate", self._on_estimate)
+        self._camera_warnings: list[str] = []
         self._pubs: dict[str, Any] = {}
         self._diag_timer = None
-        self._stats = _Stats()
+        self._stats = FrameStats()
 
-    # ------------------------------------------------------------------ lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self._read_parameters()
-            self._backend = self._create_backend()
-            self._body_mesh = self._load_body_mesh()
-            self._objects = self._object_registry()
-            self._label_has_model: dict[str, bool] = {}
-            self._object_markers: dict[str, tuple[ObjectMesh, markers.DecimatedMesh]] = {}
+            values = {name: self.get_parameter(name).value for name in PARAMETERS}
+            self.p = p = check_settings(PARAMETERS, values)
+            t0 = time.monotonic()
+            self._pipeline = ContactPipeline(p)
+            self._body_mesh = None if not p["publish_markers"] else markers.body_marker_mesh(
+                p["body_model"], p["body_model_path"], p["device"], p["marker_max_triangles"])
         except Exception as exc:  # any load failure: stay unconfigured and say why
             self.get_logger().error(f"configure failed: {exc}")
             self._stats.last_error = f"configure: {exc}"
-            self._free_backend()
+            self._release()
             return TransitionCallbackReturn.FAILURE
         self._pubs = {
             "contacts": self.create_lifecycle_publisher(ContactArray, "contacts", 10),
             "markers": self.create_lifecycle_publisher(MarkerArray, "contact_markers", 1),
             "diagnostics": self.create_lifecycle_publisher(DiagnosticArray, "/diagnostics", 10),
         }
+        if conversions.vision_msgs_installed():  # placed objects also as the standard message
+            from vision_msgs.msg import Detection3DArray
+
+            self._pubs["objects_3d"] = self.create_lifecycle_publisher(Detection3DArray, "objects_3d", 10)
         self._diag_timer = self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
-        self._stats = _Stats()
-        self.get_logger().info(f"configured: backend '{self.p['backend']}' on {self.p['device']}")
+        self._stats = FrameStats()
+        self.get_logger().info(f"configured in {time.monotonic() - t0:.1f} s: backend '{p['backend']}' on "
+                               f"{p['device']}")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        qos = qos_profile_sensor_data if self.p["image_qos"] == "sensor_data" else QoSProfile(depth=2)
-        if self.p["use_compressed"]:
-            image_sub = self.create_subscription(CompressedImage, "image/compressed", self._on_image, qos)
+        p = self.p
+        self._inputs = Inputs(self, p["image_qos"])
+        if p["use_compressed"]:
+            self._inputs.subscribe(CompressedImage, "image/compressed", self._on_image)
         else:
-            image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self._subs.append(image_sub)
-        self._subs.append(self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos))
-        if self.p["use_detections"]:
-            msg_type, self._convert_detections = self._detections_interface()
-            # best effort matches reliable and best-effort detectors alike
-            det_qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.BEST_EFFORT)
-            self._subs.append(self.create_subscription(msg_type, "detections", self._on_detections, det_qos))
-        self._tracker = PersonTracker(self.p["track_min_iou"], self.p["track_max_missed"])
-        self._smoother = ContactSmoother(self.p["smoothing_alpha"], self.p["track_max_missed"])
-        self._last_markers = self._last_start = 0.0
+            self._inputs.subscribe(Image, "image", self._on_image)
+        self._inputs.subscribe(CameraInfo, "camera_info", self._on_camera_info)
+        if p["use_detections"]:
+            msg_type, self._convert_detections, _ = conversions.detection_messages(p["detections_type"])
+            self._inputs.subscribe(msg_type, "detections", self._on_detections, depth=10)
+        pairer = FramePairer(p["pairing_tolerance_s"], p["detection_wait_s"],
+                             use_detections=p["use_detections"])
+        self._queue = FrameQueue(pairer, self._stats, p["max_rate_hz"])
+        if self._body_mesh is not None:
+            self._markers = markers.MarkerWorker(self._pubs["markers"], self._body_mesh,
+                                                 p["marker_max_triangles"], self._report_error)
         self._running = True
-        self._marker_job = None
         self._worker = threading.Thread(target=self._work, name="ivlm_contact_worker", daemon=True)
-        self._marker_worker = threading.Thread(target=self._draw, name="ivlm_marker_worker", daemon=True)
         self._worker.start()
-        self._marker_worker.start()
         self._stats.message = "active, waiting for images"
         return super().on_activate(state)
 
@@ -204,198 +122,79 @@ class ContactNode(LifecycleNode):
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_work()
-        self._release_publishers()
-        self._free_backend()
+        self._release()
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_work()
-        self._release_publishers()
-        self._free_backend()
+        self._release()
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_work()
-        self._free_backend()
+        self._release()
         return TransitionCallbackReturn.SUCCESS
 
-    # ------------------------------------------------------------------ set-up helpers
-    def _read_parameters(self) -> None:
-        self.p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        for name, (_, _, limits) in PARAMETERS.items():
-            if isinstance(limits, tuple) and isinstance(limits[0], str) and self.p[name] not in limits:
-                raise ValueError(f"parameter {name} is {self.p[name]!r}; choose one of: {', '.join(limits)}")
-        self.p["class_names"] = [n for n in self.p["class_names"] if n]
-        options = yaml.safe_load(self.p["backend_options"]) if self.p["backend_options"].strip() else {}
-        if not isinstance(options, dict):
-            raise ValueError(f"backend_options must be a YAML mapping, got {self.p['backend_options']!r}")
-        self.p["backend_options"] = options
-
-    def _create_backend(self) -> Any:
-        accepted = backend_options(self.p["backend"])
-        shared = ("device", "body_model", "body_model_path", "object_mesh_folder", "video", "reconstruct",
-                  "default_fov_deg")
-        options = {k: self.p[k] for k in shared if k in accepted and self.p[k] != ""}
-        options.update(self.p["backend_options"])
-        t0 = time.monotonic()
-        backend = create_backend(self.p["backend"], **options)
-        self.get_logger().info(f"backend '{self.p['backend']}' loaded in {time.monotonic() - t0:.1f} s")
-        return backend
-
-    def _load_body_mesh(self) -> markers.DecimatedMesh | None:
-        if not self.p["publish_markers"]:
-            return None
-        from ivlm_core.body import load_body_model
-
-        model = load_body_model(self.p["body_model"], self.p["body_model_path"] or None, self.p["device"])
-        return markers.decimate(model.canonical_vertices, model.faces, self.p["marker_max_triangles"])
-
-    def _object_registry(self) -> Any:
-        from ivlm_core.objects import ObjectRegistry
-
-        return ObjectRegistry(user_folder=self.p["object_mesh_folder"] or None)
-
-    def _detections_interface(self) -> tuple[type, Any]:
-        wanted = self.p["detections_type"]
-        if wanted in ("auto", "vision_msgs"):
-            try:
-                from vision_msgs.msg import Detection2DArray
-            except ImportError:
-                if wanted == "vision_msgs":
-                    raise ValueError("detections_type is 'vision_msgs' but vision_msgs is not installed; "
-                                     "install it or set detections_type to 'ivlm'") from None
-            else:
-                return Detection2DArray, conversions.detections_from_vision_msgs
-        self.get_logger().info("detections: ivlm_ros/ObjectDetectionArray (vision_msgs not used)")
-        return ObjectDetectionArray, conversions.detections_from_ivlm_msg
-
-    def _stop_work(self) -> None:
-        for sub in self._subs:
-            self.destroy_subscription(sub)
-        self._subs = []
-        with self._lock:
-            self._running = False
-            self._images.clear()
-            self._marker_job = None
-            self._lock.notify_all()
-        for worker in (self._worker, self._marker_worker):
-            if worker is not None:
-                worker.join(timeout=30.0)
-        self._worker = self._marker_worker = None
-        self._detections.clear()
-
-    def _release_publishers(self) -> None:
+    def _release(self) -> None:
+        """Undo configure (cleanup, shutdown, error): workers, inputs, publishers, timer, pipeline, meshes."""
+        self._stop_work()
         if self._diag_timer is not None:
             self.destroy_timer(self._diag_timer)
-            self._diag_timer = None
         for pub in self._pubs.values():
             self.destroy_lifecycle_publisher(pub)
-        self._pubs = {}
+        if self._pipeline is not None:
+            self._pipeline.close()
+        self._pubs, self._diag_timer = {}, None
+        self._pipeline = self._body_mesh = self._queue = self._camera_info = None
 
-    def _free_backend(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
-            import sys
+    def _stop_work(self) -> None:
+        if self._inputs is not None:
+            self._inputs.destroy()
+            self._inputs = None
+        self._running = False
+        if self._queue is not None:
+            self._queue.stop()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+        if self._markers is not None:
+            self._markers.stop()
+        self._worker = self._markers = None
 
-            torch = sys.modules.get("torch")  # only if a backend imported it
-            if torch is not None and torch.cuda.is_available():
-                torch.cuda.empty_cache()
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Live settings are checked and applied at once; the others change only while unconfigured."""
+        configured = self._pipeline is not None
+        try:
+            changed = check_changes(PARAMETERS, {q.name: q.value for q in params}, configured)
+            if configured and changed:
+                p = {**self.p, **changed}
+                self._pipeline.update(p)
+                self.p = p
+                if self._queue is not None:
+                    self._queue.configure(p["pairing_tolerance_s"], p["detection_wait_s"], p["max_rate_hz"])
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
 
-    # ------------------------------------------------------------------ callbacks: store only
     def _on_image(self, msg: Image | CompressedImage) -> None:
-        with self._lock:
-            self._stats.received += 1
-            now = time.monotonic()
-            self._images.append(_Frame(msg, now))
-            # keep only images that may still be paired: younger than detection_wait_s (newest always kept)
-            wait = self.p["detection_wait_s"] if self.p["use_detections"] else 0.0
-            while len(self._images) > 1 and (now - self._images[0].arrived > wait
-                                             or len(self._images) > MAX_WAITING_IMAGES):
-                self._discard(self._images.popleft())
-            self._lock.notify_all()
-
-    def _discard(self, frame: _Frame) -> None:
-        """Count an image that will not be processed: dropped (superseded) or unpaired (no detections)."""
-        paired = self._match(Time.from_msg(frame.msg.header.stamp).nanoseconds) is not None
-        if paired or not self.p["use_detections"]:
-            self._stats.dropped += 1
-        else:
-            self._stats.unpaired += 1
-            self._stats.level = DiagnosticStatus.WARN
-            self._stats.message = UNPAIRED.format(self.p["pairing_tolerance_s"])
+        if self._queue is not None:
+            self._queue.add_image(msg, _stamp_ns(msg.header))
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self._camera_info = msg
 
     def _on_detections(self, msg: Any) -> None:
-        stamp = Time.from_msg(msg.header.stamp).nanoseconds
-        try:
-            dets, error = self._convert_detections(msg, self.p["class_names"]), ""
-        except ValueError as exc:
-            dets, error = [], f"bad detections at {stamp * 1e-9:.3f}: {exc}"
-        with self._lock:
-            self._detections.append((stamp, dets, error))
-            self._lock.notify_all()
-
-    # ------------------------------------------------------------------ worker
-    def _match(self, stamp: int) -> tuple[list[Detection], str] | None:
-        tol = self.p["pairing_tolerance_s"] * 1e9
-        best = min(self._detections, key=lambda d: abs(d[0] - stamp), default=None)
-        return None if best is None or abs(best[0] - stamp) > tol else (best[1], best[2])
-
-    def _next_frame(self) -> tuple[_Frame, tuple[list[Detection], str] | None] | None:
-        """Block until a frame is due (rate limit) and paired with its detections; None on stop.
-
-        The newest image whose detections have arrived wins; older images are dropped. Images wait
-        up to `detection_wait_s` for detections (a detector runs behind the camera), then are skipped,
-        not processed without them: an empty ContactArray would tell a planner "no contact" when the
-        truth is "unknown". Planners see the gap as stale stamps; diagnostics say why.
-        """
-        with self._lock:
-            while self._running:
-                period = 1.0 / self.p["max_rate_hz"] if self.p["max_rate_hz"] > 0 else 0.0
-                wait_rate = self._last_start + period - time.monotonic()
-                if not self._images or wait_rate > 0:
-                    self._lock.wait(timeout=max(wait_rate, 0.0) or 0.1)
-                    continue
-                if not self.p["use_detections"]:
-                    self._stats.dropped += len(self._images) - 1
-                    frame = self._images.pop()
-                    self._images.clear()
-                    return frame, None
-                for k in range(len(self._images) - 1, -1, -1):
-                    paired = self._match(Time.from_msg(self._images[k].msg.header.stamp).nanoseconds)
-                    if paired is not None:
-                        frame = self._images[k]
-                        for _ in range(k + 1):
-                            self._images.popleft()
-                        self._stats.dropped += k
-                        return frame, paired
-                now, wait = time.monotonic(), self.p["detection_wait_s"]
-                while self._images and now - self._images[0].arrived >= wait:
-                    self._discard(self._images.popleft())
-                if self._images:
-                    self._lock.wait(timeout=wait - (now - self._images[0].arrived))
-        return None
+        parsed = self._convert_detections(msg, self.p["class_names"])
+        if self._queue is not None:
+            self._queue.add_detections(_stamp_ns(msg.header), (parsed.detections, parsed.problems))
 
     def _work(self) -> None:
-        while True:
-            item = self._next_frame()
-            if item is None:
-                return
-            self._last_start = time.monotonic()
+        while (item := self._queue.next()) is not None:
             try:
-                self._process(*item)
+                with self._backend_lock:
+                    self._process(*item)
             except Exception as exc:  # a bad frame must never take the node down
-                self._report_error(item[0].msg.header, exc)
+                self._report_error(item[0].header, exc)
 
     def _report_error(self, header: Any, exc: Exception) -> None:
-        stamp = Time.from_msg(header.stamp).nanoseconds * 1e-9
-        self._stats.errors += 1
-        self._stats.last_error = f"frame {stamp:.3f}: {exc}"
-        self._stats.level, self._stats.message = DiagnosticStatus.ERROR, f"bad frame: {exc}"
+        self._stats.error(f"frame {_stamp_ns(header) * 1e-9:.3f}: {exc}")
         if isinstance(exc, ValueError):
             self.get_logger().warning(self._stats.last_error, throttle_duration_sec=5.0)
         else:
@@ -403,182 +202,98 @@ class ContactNode(LifecycleNode):
                                     throttle_duration_sec=5.0)
         self._publish_diagnostics()
 
-    def _camera(self, width: int, height: int) -> CameraIntrinsics:
-        info = self._camera_info
-        if info is None:
+    def _camera(self, width: int, height: int, info: CameraInfo | None) -> CameraIntrinsics:
+        camera = None if info is None else conversions.camera_from_info(info)
+        self._camera_warnings = [] if info is None or camera is not None else [
+            f"camera_info K is all zeros (an uncalibrated driver): using default_fov_deg = "
+            f"{self.p['default_fov_deg']} deg; calibrate the camera for metric 3D"]
+        if camera is None:
             return CameraIntrinsics.from_fov(width, height, self.p["default_fov_deg"])
-        camera = conversions.camera_from_info(info)
         if (camera.width, camera.height) != (width, height):
             raise ValueError(f"camera_info is {camera.width}x{camera.height} but the image is "
                              f"{width}x{height}; publish the CameraInfo of this image stream")
         return camera
 
-    def _has_model(self, label: str) -> bool:
-        """Whether the object registry has a mesh for `label` (user file or built-in), not a generic box."""
-        if label not in self._label_has_model:
-            self._label_has_model[label] = not self._objects.get(label).mesh_id.startswith("generic:")
-        return self._label_has_model[label]
-
-    def _known(self, detections: list[Detection]) -> tuple[list[Detection], list[str]]:
-        objects = {d.label for d in detections if d.label != PERSON_LABEL}
-        unknown = sorted(label for label in objects if not self._has_model(label))
-        if unknown and self.p["unknown_label_policy"] == "error":
-            detections = [d for d in detections if d.label not in unknown]
-        return detections, unknown
-
-    def _process(self, frame: _Frame, paired: tuple[list[Detection], str] | None) -> None:
+    def _process(self, msg: Image | CompressedImage, paired: tuple[list[Detection], list[str]] | None,
+                 request: CameraInfo | None = None) -> ContactArray:
+        """One frame through the pipeline; published, or only returned for an ~/estimate `request` (its
+        CameraInfo, width 0 = the stream's): then no tracking, person ids are the frame's person indices."""
         t0 = time.monotonic()
-        header = frame.msg.header
-        if isinstance(frame.msg, CompressedImage):
-            rgb = conversions.compressed_to_rgb(frame.msg)
+        if isinstance(msg, CompressedImage):
+            rgb = conversions.compressed_to_rgb(msg, self.p["max_image_pixels"])
         else:
-            rgb = conversions.image_to_rgb(frame.msg)
-        camera = self._camera(rgb.shape[1], rgb.shape[0])
-        detections, problems = [], []
-        if paired is not None:
-            detections, detection_error = paired
-            if detection_error:
-                raise ValueError(detection_error)
-            detections, unknown = self._known(detections)
-            if unknown:
-                problems.append(f"unknown object label(s) {unknown}: no size prior or mesh; add "
-                                f"<label>.obj to object_mesh_folder, map ids with class_names, or set "
-                                f"unknown_label_policy to 'generic'")
-        t1 = time.monotonic()
-        results = self._backend.estimate(rgb, detections, camera)
-        t2 = time.monotonic()
-        person_ids = self._track(results, detections)
-        self._smoother.update(results, person_ids)
-        threshold, clearance = self.p["contact_threshold"], self.p["grasp_clearance"]
-        contacts = [conversions.contact_to_msg(r, pid, threshold, clearance, self._object_mesh(r, camera))
-                    for r, pid in zip(results, person_ids, strict=True)]
-        out = ContactArray(header=header, contacts=contacts)
+            rgb = conversions.image_to_rgb(msg, self.p["max_image_pixels"])
+        info = self._camera_info if request is None or not request.width else request
+        camera = self._camera(rgb.shape[1], rgb.shape[0], info)
+        detections, problems = paired if paired is not None else ([], [])
+        est = self._pipeline.estimate(rgb, camera, detections, problems, track=request is None)
+        pairs = zip(est.reports, est.person_ids, strict=True)
+        contacts = [conversions.contact_to_msg(report, person_id) for report, person_id in pairs]
+        out = ContactArray(header=msg.header, contacts=contacts)
+        if request is not None:
+            return out
         self._pubs["contacts"].publish(out)
-        t3 = time.monotonic()
-        self._record(header, t3, (t1 - t0 + t3 - t2) * 1e3, (t2 - t1) * 1e3, problems, results)
-        grasp = [conversions.points_to_array(c.grasp_points) for c in contacts]
-        self._queue_markers(header, results, person_ids, camera, grasp)
-
-    def _object_mesh(self, result: ContactResult, camera: CameraIntrinsics) -> ObjectMesh | None:
-        """The registry mesh the backend placed for a reconstructed pair (same mesh id), else None."""
-        if result.reconstruction is None or not result.reconstruction.ok:
-            return None
-        mesh = self._objects.get(result.obj.label, result.obj.box_xyxy, camera)
-        return mesh if mesh.mesh_id == result.object_mesh_id else None
-
-    def _decimated(self, mesh: ObjectMesh) -> markers.DecimatedMesh:
-        """An object mesh cut to the marker triangle budget, once per mesh (the registry reuses meshes)."""
-        cached = self._object_markers.get(mesh.mesh_id)
-        if cached is None or cached[0] is not mesh:
-            cached = (mesh, markers.decimate(mesh.vertices, mesh.faces, self.p["marker_max_triangles"]))
-            self._object_markers[mesh.mesh_id] = cached
-        return cached[1]
-
-    def _track(self, results: list[ContactResult], detections: list[Detection]) -> list[int]:
-        """Stable person ids: one tracker update per person of the frame, by detector id or box overlap."""
-        people = {}
-        for r in results:
-            people.setdefault(r.person_index, r.person_box)
-        person_dets = [d for d in detections if d.label == PERSON_LABEL]
-        det_ids = []
-        for box in people.values():
-            det_id = ""
-            if box is not None and person_dets:
-                iou = box_iou(np.asarray(box)[None], np.stack([d.box_xyxy for d in person_dets]))[0]
-                if iou.max() >= 0.5:
-                    det_id = person_dets[int(iou.argmax())].id
-            det_ids.append(det_id)
-        ids = dict(zip(people, self._tracker.update(list(people.values()), det_ids), strict=True))
-        return [ids[r.person_index] for r in results]
-
-    def _record(self, header: Any, done: float, overhead_ms: float, backend_ms: float, problems: list[str],
-                results: list[ContactResult]) -> None:
-        s = self._stats
-        s.processed += 1
-        s.done_at.append(done)
-        s.backend_ms.append(backend_ms)
-        s.overhead_ms.append(overhead_ms)
-        s.latency_ms.append((self.get_clock().now() - Time.from_msg(header.stamp)).nanoseconds * 1e-6)
-        reasons = sorted({r.reason for r in results if r.reason})
-        if problems:
-            s.errors += 1
-            stamp = Time.from_msg(header.stamp).nanoseconds * 1e-9
-            s.last_error = f"frame {stamp:.3f}: {'; '.join(problems)}"
-            error = self.p["unknown_label_policy"] == "error"
-            level = DiagnosticStatus.ERROR if error else DiagnosticStatus.WARN
-            s.level, s.message = level, "; ".join(problems)
+        if "objects_3d" in self._pubs:
+            meshes = [None if r.object_mesh is None else r.object_mesh.vertices for r in est.results]
+            self._pubs["objects_3d"].publish(conversions.placed_objects_to_vision_msgs(msg.header, contacts,
+                                                                                       meshes))
+        s, stamp = self._stats, _stamp_ns(msg.header)
+        overhead_ms = (time.monotonic() - t0) * 1e3 - est.backend_ms
+        for warning in s.record(time.monotonic(), self.get_clock().now().nanoseconds, stamp, overhead_ms,
+                                est.backend_ms, msg.header.frame_id):
+            self.get_logger().warning(warning)
+        s.outcome(stamp, est.problems, sorted({r.reason for r in est.results if r.reason}), len(est.results),
+                  ERROR if self.p["unknown_label_policy"] == "error" else WARN)
+        if est.problems:
             self._publish_diagnostics()
-        else:
-            s.level = DiagnosticStatus.OK
-            s.message = f"ok: {len(results)} pair(s)" + (f" ({'; '.join(reasons)})" if reasons else "")
+        if self._markers is not None:
+            threshold = self._pipeline.report.contact_threshold
+            self._markers.offer(msg.header, est.results, est.person_ids, threshold,
+                                [r.grasp_points for r in est.reports], self.p["marker_rate_hz"])
+        return out
 
-    def _queue_markers(self, header: Any, results: list[ContactResult], person_ids: list[int],
-                       camera: CameraIntrinsics, grasp: list[np.ndarray]) -> None:
-        """Hand the frame to the marker thread when markers are due (throttled, only with subscribers)."""
-        now = time.monotonic()
-        if (not self.p["publish_markers"] or self._pubs["markers"].get_subscription_count() == 0
-                or now - self._last_markers < 1.0 / self.p["marker_rate_hz"]):
-            return
-        self._last_markers = now
-        with self._lock:
-            self._marker_job = (header, results, person_ids, camera, grasp)
-            self._lock.notify_all()
-
-    def _draw(self) -> None:
-        """Marker thread: builds and publishes the newest queued MarkerArray, off the contact path."""
-        while True:
-            with self._lock:
-                while self._running and self._marker_job is None:
-                    self._lock.wait(timeout=0.5)
-                if not self._running:
-                    return
-                (header, results, person_ids, camera, grasp), self._marker_job = self._marker_job, None
-
-            def object_mesh(result: ContactResult, camera=camera) -> tuple[np.ndarray, Any] | None:
-                mesh = self._object_mesh(result, camera)
-                return None if mesh is None else (mesh.vertices, self._decimated(mesh))
-
-            try:
-                self._pubs["markers"].publish(markers.contact_markers(
-                    header, results, person_ids, self.p["contact_threshold"], self._body_mesh, object_mesh,
-                    grasp))
-            except Exception as exc:  # markers are for people watching; never let them stop the node
-                self._report_error(header, RuntimeError(f"markers: {exc}"))
+    def _on_estimate(self, request: EstimateContact.Request, response: EstimateContact.Response
+                     ) -> EstimateContact.Response:
+        """~/estimate: the request's image through the backend between two streamed frames (it waits for
+        at most the frame in progress; the stream then waits for this one)."""
+        if not self._running:
+            response.message = (f"the node is {self._state_machine.current_state[1]}; ~/estimate answers "
+                                f"only while it is active (configure and activate it)")
+            return response
+        try:
+            parsed = conversions.detections_from_ivlm_msg(request, self.p["class_names"])
+            with self._backend_lock:
+                response.contacts = self._process(request.image, (parsed.detections, parsed.problems),
+                                                  request.camera_info)
+            response.success, response.message = True, f"{len(response.contacts.contacts)} pair(s)"
+        except Exception as exc:  # answered, never raised into the executor
+            response.message = f"estimate failed: {exc}"
+        return response
 
     def _publish_diagnostics(self) -> None:
         pub = self._pubs.get("diagnostics")
         if pub is None:
             return
-        s = self._stats
-        values = {
-            "backend": self.p["backend"], "device": self.p["device"],
-            "frames_received": s.received, "frames_processed": s.processed, "frames_dropped": s.dropped,
-            "frames_without_detections": s.unpaired, "errors": s.errors,
-            "output_rate_hz": f"{s.rate_hz():.2f}",
-            "latency_p50_ms": f"{_p(s.latency_ms, 50):.1f}", "latency_p95_ms": f"{_p(s.latency_ms, 95):.1f}",
-            "backend_p50_ms": f"{_p(s.backend_ms, 50):.1f}",
-            "node_overhead_p50_ms": f"{_p(s.overhead_ms, 50):.2f}",
-            "node_overhead_p95_ms": f"{_p(s.overhead_ms, 95):.2f}",
-            "last_error": s.last_error,
-        }
-        status = DiagnosticStatus(level=s.level, name=f"{self.get_name()}: contact", message=s.message,
+        s, queue = self._stats, self._queue
+        values = {"backend": self.p["backend"], "device": self.p["device"], **s.values(),
+                  **(queue.values() if queue is not None else {}),
+                  "parameter_warnings": "; ".join(self._parameter_warnings)}
+        inputs, warnings = self._inputs.status() if self._inputs is not None else ({}, [])
+        values.update(inputs)
+        level, message = s.status(warnings + self._camera_warnings)
+        status = DiagnosticStatus(level=bytes([level]), name=f"{self.get_name()}: contact", message=message,
                                   hardware_id=f"ivlm_ros/{self.p['backend']}",
                                   values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
-        pub.publish(DiagnosticArray(header=self._diag_header(), status=[status]))
+        pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
 
-    def _diag_header(self) -> Any:
-        from std_msgs.msg import Header
 
-        return Header(stamp=self.get_clock().now().to_msg())
+def _stamp_ns(header: Any) -> int:
+    return Time.from_msg(header.stamp).nanoseconds
 
 
 def main(args: list[str] | None = None) -> None:
     """`ros2 run ivlm_ros contact_node`: the node, unconfigured (launch files drive the lifecycle)."""
+    limit_malloc_arenas()  # cleanup then gives back what configure took (see bench/lifecycle_churn.py)
     rclpy.init(args=args)
     node = ContactNode()
-
-    def cleanup() -> None:
-        node._stop_work()
-        node._free_backend()
-
-    spin_until_shutdown(node, cleanup)
+    spin_until_shutdown(node, node._release)

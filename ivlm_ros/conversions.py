@@ -7,27 +7,24 @@ only when it is importable); vision_msgs is imported lazily, so the node runs wi
 from __future__ import annotations
 
 import array
+import io
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
-import trimesh
 from geometry_msgs.msg import Point, Pose, Vector3
-from scipy.spatial import cKDTree
+from PIL import Image as PILImage
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
-from ivlm_core.reconstruct import ReconstructConfig
-from ivlm_core.reconstruct.joint import MeshLike
-from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction
+from ivlm_core.contact_report import ContactReport
+from ivlm_core.labels import ParsedDetections, RawDetection, parse_detections
+from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros.msg import Contact, ObjectDetectionArray
 
-# the clearance the reconstruction keeps its grasp candidates at; a larger one drops more of them
-DEFAULT_GRASP_CLEARANCE_M = ReconstructConfig().grasp_clearance_m
-
-# encoding -> (channels, numpy dtype, channel order as converted to RGB)
+# encoding -> (channels, numpy dtype) of the pixels as sent; how each becomes RGB is in image_to_rgb
 _ENCODINGS: dict[str, tuple[int, str]] = {
     "rgb8": (3, "u1"),
     "bgr8": (3, "u1"),
@@ -37,40 +34,95 @@ _ENCODINGS: dict[str, tuple[int, str]] = {
     "8UC1": (1, "u1"),
     "8UC3": (3, "u1"),  # OpenCV's default channel order: BGR
     "mono16": (1, "u2"),
-    "16UC1": (1, "u2"),
+    "rgb16": (3, "u2"),
+    "bgr16": (3, "u2"),
+    "rgba16": (4, "u2"),
+    "bgra16": (4, "u2"),
 }
+# Bayer mosaics (sensor_msgs/image_encodings.hpp names the 2x2 tile from the top-left pixel; OpenCV
+# names it from the second row's second and third pixels, hence rggb -> BayerBG; the mapping of
+# cv_bridge's cv_bridge.cpp). 8 and 16 bit.
+_BAYER = {"bayer_rggb": cv2.COLOR_BayerBG2RGB, "bayer_bggr": cv2.COLOR_BayerRG2RGB,
+          "bayer_gbrg": cv2.COLOR_BayerGR2RGB, "bayer_grbg": cv2.COLOR_BayerGB2RGB}
+for _pattern in _BAYER:
+    _ENCODINGS[f"{_pattern}8"], _ENCODINGS[f"{_pattern}16"] = (1, "u1"), (1, "u2")
+# packed 4:2:2 (2 bytes a pixel): ROS 'yuv422' is UYVY, 'yuv422_yuy2' is YUYV
+_YUV422 = {"yuv422": cv2.COLOR_YUV2RGB_UYVY, "uyvy": cv2.COLOR_YUV2RGB_UYVY,
+           "yuv422_yuy2": cv2.COLOR_YUV2RGB_YUYV, "yuyv": cv2.COLOR_YUV2RGB_YUYV}
+_ENCODINGS.update({enc: (2, "u1") for enc in _YUV422})
+# semi-planar 4:2:0: a full-size Y plane, then a half-size plane of interleaved V, U (height * 3 / 2 rows)
+_NV21 = {"nv21": cv2.COLOR_YUV2RGB_NV21}
+_ENCODINGS.update({enc: (1, "u1") for enc in _NV21})
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
+# single-channel 16-bit / float images of distances, not pictures: a depth camera's depth or disparity stream
+_DEPTH_LIKE = ("16UC1", "16SC1", "32SC1", "32FC1", "64FC1")
+# larger frames are refused before any pixel is touched (a 20000x20000 frame would need 1.2 GB as RGB);
+# 40 MP is above 8K UHD (33 MP)
+MAX_IMAGE_PIXELS = 40_000_000
 
 
-def image_to_rgb(msg: Image) -> np.ndarray:
+def _check_size(width: int, height: int, max_pixels: int, what: str) -> None:
+    if width <= 0 or height <= 0:
+        raise ValueError(f"empty image ({width}x{height}, {what})")
+    if width * height > max_pixels:
+        raise ValueError(f"image is {width}x{height} = {width * height / 1e6:.1f} MP ({what}), above "
+                         f"max_image_pixels = {max_pixels / 1e6:.1f} MP; lower the camera resolution or "
+                         f"raise the node parameter max_image_pixels")
+
+
+def _rows(msg: Image, n_rows: int, row_bytes: int) -> np.ndarray:
+    """The (n_rows, row_bytes) uint8 pixel bytes of `msg`, honouring `step` (row stride)."""
+    enc, step = msg.encoding, int(msg.step)
+    if step < row_bytes:
+        raise ValueError(f"image step {step} is smaller than width*channels*bytes = {row_bytes} ('{enc}')")
+    data = np.frombuffer(msg.data, np.uint8)
+    if data.size < step * n_rows:
+        raise ValueError(f"image data has {data.size} bytes, header needs step*rows = {step * n_rows} "
+                         f"('{enc}')")
+    return np.ascontiguousarray(data[: step * n_rows].reshape(n_rows, step)[:, :row_bytes])
+
+
+def _to_8bit(pixels: np.ndarray) -> np.ndarray:
+    """16-bit pixels stretched to their own maximum (10/12-bit sensors are not black) -> uint8."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    peak = int(pixels.max())
+    return (pixels.astype(np.float32) * (255.0 / max(peak, 1))).round().astype(np.uint8)
+
+
+def image_to_rgb(msg: Image, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """sensor_msgs/Image -> (H, W, 3) uint8 RGB, honouring `step` (row stride) and `is_bigendian`.
 
-    16-bit mono images are stretched to their own maximum, so 10/12-bit sensors are not black.
-    Other encodings go through cv_bridge when it is importable. Bad input raises ValueError.
+    Colour, mono, Bayer (demosaiced), YUV 4:2:2 and NV21 encodings; 16-bit images are stretched to
+    their own maximum. Depth-like encodings (16UC1, 32FC1, ...) are refused: they hold distances, not
+    a picture. Other encodings go through cv_bridge when it is importable. Bad input raises ValueError.
     """
     h, w, enc = int(msg.height), int(msg.width), msg.encoding
-    if h == 0 or w == 0:
-        raise ValueError(f"empty image ({w}x{h}, encoding '{enc}')")
+    _check_size(w, h, max_pixels, f"encoding '{enc}'")
+    if enc in _DEPTH_LIKE:
+        raise ValueError(f"image encoding '{enc}' is a depth-like image (one channel of distances), not a "
+                         f"camera picture; remap 'image' to the camera's colour or mono stream "
+                         f"(e.g. .../color/image_raw)")
     if enc not in _ENCODINGS:
         return _image_via_cv_bridge(msg)
     channels, kind = _ENCODINGS[enc]
     itemsize = int(kind[1])
-    row_bytes = w * channels * itemsize
-    step = int(msg.step)
-    if step < row_bytes:
-        raise ValueError(f"image step {step} is smaller than width*channels*bytes = {row_bytes} ('{enc}')")
-    data = np.frombuffer(msg.data, np.uint8)
-    if data.size < step * h:
-        raise ValueError(f"image data has {data.size} bytes, header needs step*height = {step * h} ('{enc}')")
-    rows = data[: step * h].reshape(h, step)[:, :row_bytes]
+    if enc in _NV21 or enc in _YUV422:
+        if w % 2 or (enc in _NV21 and h % 2):
+            even = "width and height" if enc in _NV21 else "width"
+            raise ValueError(f"'{enc}' needs an even {even}, got {w}x{h}")
+        if enc in _NV21:  # planes one after the other, each row `step` bytes
+            return cv2.cvtColor(_rows(msg, h * 3 // 2, w), _NV21[enc])
+        return cv2.cvtColor(_rows(msg, h, w * 2).reshape(h, w, 2), _YUV422[enc])
     dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
-    pixels = np.ascontiguousarray(rows).view(dtype).reshape(h, w, channels)
-    if itemsize == 2:
-        peak = int(pixels.max())
-        pixels = (pixels.astype(np.float32) * (255.0 / max(peak, 1))).round().astype(np.uint8)
+    pixels = _rows(msg, h, w * channels * itemsize).view(dtype).reshape(h, w, channels)
+    pattern = enc.rstrip("0123456789")  # bayer_rggb8, bayer_rggb16 -> bayer_rggb
+    if pattern in _BAYER:  # OpenCV demosaics 8 and 16 bit in native byte order
+        return _to_8bit(cv2.cvtColor(pixels[:, :, 0].astype(dtype.newbyteorder("=")), _BAYER[pattern]))
+    pixels = _to_8bit(pixels)
     if channels == 1:
         return np.repeat(pixels, 3, axis=2)
-    if enc in ("bgr8", "bgra8", "8UC3"):
+    if enc.startswith("bgr") or enc == "8UC3":
         return np.ascontiguousarray(pixels[:, :, 2::-1])
     return np.ascontiguousarray(pixels[:, :, :3])
 
@@ -89,12 +141,30 @@ def _image_via_cv_bridge(msg: Image) -> np.ndarray:
         raise ValueError(f"cv_bridge cannot convert encoding '{msg.encoding}': {exc}") from exc
 
 
-def compressed_to_rgb(msg: CompressedImage) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg/png) -> (H, W, 3) uint8 RGB."""
+def compressed_to_rgb(msg: CompressedImage, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg, png, ...) -> (H, W, 3) uint8 RGB.
+
+    The size is read from the encoded header first (Pillow parses headers without decoding), so a
+    small file that decodes to a huge frame (a decompression bomb) is refused before it takes memory.
+    compressed_depth_image_transport's 'compressedDepth' frames are refused (distances, not a picture).
+    """
     buf = np.frombuffer(msg.data, np.uint8)
+    what = f"compressed '{msg.format}', {buf.size} bytes"
+    if "compresseddepth" in msg.format.replace(" ", "").lower():
+        raise ValueError(f"compressed image format '{msg.format}' is a depth image, not a camera picture; "
+                         f"subscribe to the camera's colour stream")
+    try:
+        with PILImage.open(io.BytesIO(buf.tobytes())) as header:
+            width, height = header.size
+    except PILImage.DecompressionBombError as exc:  # Pillow's own bound (~179 MP) is above ours
+        raise ValueError(f"image is too large ({what}): {exc}; the node refuses frames above "
+                         f"max_image_pixels = {max_pixels / 1e6:.1f} MP") from None
+    except Exception as exc:  # Pillow raises several types for unreadable headers
+        raise ValueError(f"cannot read the image header ({what}): {exc}") from None
+    _check_size(width, height, max_pixels, what)
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if bgr is None:
-        raise ValueError(f"cannot decode compressed image (format '{msg.format}', {buf.size} bytes)")
+        raise ValueError(f"cannot decode compressed image ({what})")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -119,13 +189,17 @@ def rgb_to_image(rgb: np.ndarray, header: Any, encoding: str = "rgb8") -> Image:
     return msg
 
 
-def camera_from_info(msg: CameraInfo) -> CameraIntrinsics:
+def camera_from_info(msg: CameraInfo) -> CameraIntrinsics | None:
     """sensor_msgs/CameraInfo -> CameraIntrinsics (K only; rectified images are assumed).
 
-    Raises ValueError for NaN/zero intrinsics or an empty size, as CameraIntrinsics checks.
+    None when K is all zeros: what drivers of uncalibrated cameras publish (sensor_msgs/CameraInfo:
+    "K = 0 ... indicates an uncalibrated camera"); the caller falls back to an assumed field of view.
+    Raises ValueError for other implausible intrinsics or an empty size, as CameraIntrinsics checks.
     """
-    return CameraIntrinsics(K=np.asarray(msg.k, np.float64).reshape(3, 3), width=int(msg.width),
-                            height=int(msg.height))
+    K = np.asarray(msg.k, np.float64).reshape(3, 3)
+    if CameraIntrinsics.is_uncalibrated(K):
+        return None
+    return CameraIntrinsics(K=K, width=int(msg.width), height=int(msg.height))
 
 
 def camera_to_info(camera: CameraIntrinsics, header: Any) -> CameraInfo:
@@ -147,29 +221,22 @@ def _roi(box: np.ndarray | None) -> RegionOfInterest:
                             width=max(round(x1 - x0), 0), height=max(round(y1 - y0), 0))
 
 
-def _label(class_id: str, class_names: Sequence[str]) -> str:
-    """Detector class id -> label: numeric ids index `class_names` (e.g. COCO) when given."""
-    if class_names and class_id.isdigit() and int(class_id) < len(class_names):
-        return class_names[int(class_id)]
-    return class_id
-
-
-def detections_from_vision_msgs(msg: Any, class_names: Sequence[str] = ()) -> list[Detection]:
+def detections_from_vision_msgs(msg: Any, class_names: Sequence[str] = ()) -> ParsedDetections:
     """vision_msgs/Detection2DArray -> Detections, taking each detection's best hypothesis.
 
-    Boxes are centre + size in pixels; detections without a hypothesis are skipped.
+    Boxes are centre + size in pixels; detections without a hypothesis are skipped. Each detection is
+    checked on its own (ivlm_core.labels.parse_detections): a bad one is dropped with the reason.
     """
-    out = []
+    raw = []
     for det in msg.detections:
         if not det.results:
             continue
         best = max(det.results, key=lambda r: r.hypothesis.score)
         cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
         sx, sy = det.bbox.size_x, det.bbox.size_y
-        out.append(Detection(label=_label(best.hypothesis.class_id, class_names),
-                             box_xyxy=np.array([cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2]),
-                             score=float(best.hypothesis.score), id=det.id))
-    return out
+        box = [cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2]
+        raw.append(RawDetection(best.hypothesis.class_id, box, best.hypothesis.score, det.id))
+    return parse_detections(raw, class_names)
 
 
 def detections_to_vision_msgs(detections: Sequence[Detection], header: Any) -> Any:
@@ -189,15 +256,30 @@ def detections_to_vision_msgs(detections: Sequence[Detection], header: Any) -> A
     return msg
 
 
-def detections_from_ivlm_msg(msg: ObjectDetectionArray, class_names: Sequence[str] = ()) -> list[Detection]:
-    """ivlm_ros/ObjectDetectionArray (fallback without vision_msgs) -> Detections."""
-    return [
-        Detection(label=_label(d.label, class_names),
-                  box_xyxy=np.array([d.roi.x_offset, d.roi.y_offset, d.roi.x_offset + d.roi.width,
-                                     d.roi.y_offset + d.roi.height], np.float64),
-                  score=float(d.score), id=d.id)
-        for d in msg.detections
-    ]
+def detections_from_ivlm_msg(msg: ObjectDetectionArray, class_names: Sequence[str] = ()) -> ParsedDetections:
+    """ivlm_ros/ObjectDetectionArray (fallback without vision_msgs) -> Detections, each checked on its own."""
+    raw = [RawDetection(d.label, [d.roi.x_offset, d.roi.y_offset, d.roi.x_offset + d.roi.width,
+                                  d.roi.y_offset + d.roi.height], d.score, d.id) for d in msg.detections]
+    return parse_detections(raw, class_names)
+
+
+def detection_messages(wanted: str) -> tuple[type, Callable[..., ParsedDetections], Callable[..., Any]]:
+    """(message type, message -> ParsedDetections, (detections, header) -> message) for `detections_type`.
+
+    auto: vision_msgs/Detection2DArray when vision_msgs is installed, else ivlm_ros/ObjectDetectionArray.
+    """
+    if wanted not in ("auto", "vision_msgs", "ivlm"):
+        raise ValueError(f"detections_type is {wanted!r}; choose one of: auto, vision_msgs, ivlm")
+    if wanted != "ivlm":
+        try:
+            from vision_msgs.msg import Detection2DArray
+        except ImportError:
+            if wanted == "vision_msgs":
+                raise ValueError("detections_type is 'vision_msgs' but vision_msgs is not installed; install "
+                                 "it or set detections_type to 'ivlm'") from None
+        else:
+            return Detection2DArray, detections_from_vision_msgs, detections_to_vision_msgs
+    return ObjectDetectionArray, detections_from_ivlm_msg, detections_to_ivlm_msg
 
 
 def detections_to_ivlm_msg(detections: Sequence[Detection], header: Any) -> ObjectDetectionArray:
@@ -207,6 +289,56 @@ def detections_to_ivlm_msg(detections: Sequence[Detection], header: Any) -> Obje
     items = [ObjectDetection(id=d.id, label=d.label, score=float(d.score), roi=_roi(d.box_xyxy))
              for d in detections]
     return ObjectDetectionArray(header=header, detections=items)
+
+
+def vision_msgs_installed() -> bool:
+    """Whether vision_msgs (an optional dependency) can be imported."""
+    try:
+        import vision_msgs.msg  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def placed_objects_to_vision_msgs(header: Any, contacts: Sequence[Contact],
+                                  object_vertices: Sequence[np.ndarray | None]) -> Any:
+    """The objects placed in 3D -> vision_msgs/Detection3DArray (needs vision_msgs), for consumers of the
+    standard message.
+
+    One Detection3D per detected object that at least one contact pair reconstructed (the placement
+    with the highest reconstruction_quality when several people touch it): `id` = the 2D detection's
+    id, one hypothesis (label, score, pose = Contact.object_pose), and `bbox` = the box of the placed
+    mesh (`object_vertices[i]`: (V, 3) metres in the object frame, the mesh of contacts[i]) scaled by
+    object_scale and posed: centre and orientation in the camera frame, size in metres along the
+    object's own axes. Header = the image's.
+    """
+    from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
+
+    best: dict[tuple, tuple[Contact, np.ndarray]] = {}
+    for c, vertices in zip(contacts, object_vertices, strict=True):
+        if not c.reconstructed or vertices is None:
+            continue
+        r = c.object_roi
+        key = (c.object_id, c.object_label, r.x_offset, r.y_offset, r.width, r.height)
+        if key not in best or c.reconstruction_quality > best[key][0].reconstruction_quality:
+            best[key] = (c, np.asarray(vertices, np.float64))
+    msg = Detection3DArray(header=header)
+    for c, vertices in best.values():
+        p, q = c.object_pose.position, c.object_pose.orientation
+        R = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
+        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+        centre = R @ (c.object_scale * (lo + hi) / 2) + np.array([p.x, p.y, p.z])
+        det = Detection3D(header=header, id=c.object_id)
+        hyp = ObjectHypothesisWithPose()
+        hyp.hypothesis.class_id, hyp.hypothesis.score = c.object_label, float(c.object_score)
+        hyp.pose.pose = c.object_pose
+        det.results.append(hyp)
+        det.bbox.center.position = Point(x=float(centre[0]), y=float(centre[1]), z=float(centre[2]))
+        det.bbox.center.orientation = c.object_pose.orientation
+        size = c.object_scale * (hi - lo)
+        det.bbox.size = Vector3(x=float(size[0]), y=float(size[1]), z=float(size[2]))
+        msg.detections.append(det)
+    return msg
 
 
 def _points(xyz: np.ndarray) -> list[Point]:
@@ -234,134 +366,38 @@ def points_to_array(points: Sequence[Point] | Sequence[Vector3]) -> np.ndarray:
     return np.array([[p.x, p.y, p.z] for p in points], np.float64).reshape(-1, 3)
 
 
-def _object_rows(rec: Reconstruction, obj_ids: np.ndarray) -> np.ndarray | None:
-    """Rows of the reconstruction's object contact points for the listed object vertices, or None.
+def contact_to_msg(report: ContactReport, person_id: int) -> Contact:
+    """ContactReport (ivlm_core.contact_report) -> ivlm_ros/Contact, field for field.
 
-    The points are matched by `object_contact_vertex_ids` when the reconstruction gives them, else
-    taken in order when there is exactly one per listed vertex.
+    The pose, object contact points and grasp points are filled only when `report.reconstructed`;
+    otherwise the pose is the identity, scale and quality 0, and `reconstruction_reason` says why.
     """
-    points = np.asarray(rec.object_contact_points)
-    ids = np.asarray(rec.object_contact_vertex_ids, np.int64)
-    if ids.size and ids.size == len(points):
-        row_of = {int(v): i for i, v in enumerate(ids)}
-        if obj_ids.size and all(int(v) in row_of for v in obj_ids):
-            return np.array([row_of[int(v)] for v in obj_ids], np.int64)
-        return None
-    return np.arange(len(points)) if len(points) == obj_ids.size and obj_ids.size else None
-
-
-_NORMALS: dict[int, tuple[MeshLike, np.ndarray]] = {}  # id(mesh) -> (mesh, its vertex normals)
-_NORMALS_SIZE = 32  # meshes kept; the object registry hands out the same mesh objects every frame
-
-
-def _vertex_normals(mesh: MeshLike) -> np.ndarray:
-    """(Vo, 3) unit vertex normals of `mesh` (as the reconstruction computes them), once per mesh object."""
-    cached = _NORMALS.get(id(mesh))
-    if cached is not None and cached[0] is mesh:
-        return cached[1]
-    normals = np.asarray(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False).vertex_normals)
-    if len(_NORMALS) >= _NORMALS_SIZE:
-        del _NORMALS[next(iter(_NORMALS))]
-    _NORMALS[id(mesh)] = (mesh, normals)
-    return normals
-
-
-def _object_contact(rec: Reconstruction, obj_ids: np.ndarray, object_mesh: MeshLike | None,
-                    vertex_count: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Camera-frame points (N, 3) and unit normals (N, 3) of the listed object vertices `obj_ids`, or None.
-
-    With the object mesh, every listed vertex is placed by the reconstruction's pose (so the points
-    follow the message's ids even when the node's threshold or smoothing selects other vertices than
-    the reconstruction did); without it, the reconstruction's own points are used when they cover the ids.
-    """
-    if object_mesh is not None:
-        vertices = np.asarray(object_mesh.vertices, np.float64)
-        if len(vertices) != vertex_count:
-            raise ValueError(f"object mesh has {len(vertices)} vertices but the contact result has "
-                             f"{vertex_count} object probabilities; pass the mesh of result.object_mesh_id")
-        normals = _vertex_normals(object_mesh)
-        R, t = np.asarray(rec.object_pose, np.float64)[:3, :3], np.asarray(rec.object_pose, np.float64)[:3, 3]
-        return rec.object_scale * vertices[obj_ids] @ R.T + t, np.asarray(normals)[obj_ids] @ R.T
-    rows = _object_rows(rec, obj_ids)
-    if rows is None or len(rec.object_contact_normals) != len(rec.object_contact_points):
-        return None
-    return np.asarray(rec.object_contact_points)[rows], np.asarray(rec.object_contact_normals)[rows]
-
-
-def _clear_of(points: np.ndarray, contacts: list[np.ndarray], clearance: float) -> np.ndarray:
-    """Indices of `points` (N, 3) at least `clearance` metres from every row of `contacts` ((M_i, 3) each)."""
-    others = np.concatenate([np.zeros((0, 3)), *contacts])
-    if not len(others) or not len(points):
-        return np.arange(len(points))
-    return np.flatnonzero(cKDTree(others).query(points)[0] >= clearance)
-
-
-def _why_not_reconstructed(result: ContactResult) -> str:
-    rec = result.reconstruction
-    if rec is not None:
-        return rec.reason or "the reconstruction failed its checks"
-    if result.reason:
-        return f"not reconstructed: {result.reason}"
-    return (f"not reconstructed: the '{result.backend}' backend did not place the object in 3D (the keypoint "
-            "backend does when the node parameter 'reconstruct' is true)")
-
-
-def contact_to_msg(result: ContactResult, person_id: int, threshold: float,
-                   grasp_clearance: float = DEFAULT_GRASP_CLEARANCE_M,
-                   object_mesh: MeshLike | None = None) -> Contact:
-    """ContactResult -> ivlm_ros/Contact: vertices with probability >= `threshold`, their 3D points.
-
-    3D body points/normals are filled when the backend gave a posed body. The object's pose, contact
-    points and grasp points only when the reconstruction passed its checks; otherwise `reconstructed`
-    is false, the pose identity, scale and quality 0, and `reconstruction_reason` says why.
-    grasp_clearance: metres; grasp points closer than this to any listed body or object contact point are
-    dropped. object_mesh: the mesh of `result.object_mesh_id` (vertices (Vo, 3) metres, faces), which lets
-    every listed object vertex get its 3D point.
-    """
-    if not grasp_clearance >= 0:
-        raise ValueError(f"grasp_clearance must be >= 0 metres, got {grasp_clearance}")
-    body_p = np.asarray(result.body_probabilities, np.float32)
-    obj_p = np.asarray(result.object_probabilities, np.float32)
-    body_ids = np.flatnonzero(body_p >= threshold)
-    obj_ids = np.flatnonzero(obj_p >= threshold)
-    obj = result.obj
+    result, obj = report.result, report.result.obj
     msg = Contact(
         person_id=int(person_id), person_roi=_roi(result.person_box),
         object_id=obj.id, object_label=obj.label, object_score=float(obj.score),
         object_roi=_roi(obj.box_xyxy),
-        in_contact=bool(body_ids.size), contact_threshold=float(threshold),
-        body_model=result.body_model, body_vertex_count=int(body_p.size),
-        body_vertex_ids=body_ids.astype(np.uint32).tolist(),
-        body_vertex_probabilities=body_p[body_ids].tolist(),
+        in_contact=report.in_contact, contact_threshold=float(report.config.contact_threshold),
+        body_model=result.body_model, body_vertex_count=int(np.size(result.body_probabilities)),
+        body_vertex_ids=report.body_vertex_ids.astype(np.uint32).tolist(),
+        body_vertex_probabilities=report.body_vertex_probabilities.tolist(),
         body_parts=list(result.body_parts),
         body_part_probabilities=[float(v) for v in result.body_parts.values()],
-        object_mesh_id=result.object_mesh_id, object_vertex_count=int(obj_p.size),
-        object_vertex_ids=obj_ids.astype(np.uint32).tolist(),
-        object_vertex_probabilities=obj_p[obj_ids].tolist(),
-        grasp_clearance=float(grasp_clearance),
+        object_mesh_id=result.object_mesh_id, object_vertex_count=int(np.size(result.object_probabilities)),
+        object_vertex_ids=report.object_vertex_ids.astype(np.uint32).tolist(),
+        object_vertex_probabilities=report.object_vertex_probabilities.tolist(),
+        grasp_clearance=float(report.config.grasp_clearance_m),
         backend=result.backend, evidence=list(result.evidence),
+        body_contact_points=_points(report.body_contact_points),
+        body_contact_normals=_vectors(report.body_contact_normals),
+        reconstructed=report.reconstructed, reconstruction_reason=report.reconstruction_reason,
     )
-    body_points = np.zeros((0, 3))
-    if result.body_vertices is not None:
-        body_points = np.asarray(result.body_vertices, np.float64)[body_ids]
-        msg.body_contact_points = _points(body_points)
-        if result.body_normals is not None:
-            msg.body_contact_normals = _vectors(np.asarray(result.body_normals)[body_ids])
-    rec = result.reconstruction
-    if rec is None or not rec.ok:  # never a failed pose as if it were good: identity, zeros, no points
-        msg.reconstruction_reason = _why_not_reconstructed(result)
+    if not report.reconstructed:
         return msg
-    msg.reconstructed = True
-    msg.object_pose = pose_from_matrix(rec.object_pose)
-    msg.object_scale = float(rec.object_scale)
-    msg.reconstruction_quality = float(rec.quality)
-    object_points = np.zeros((0, 3))
-    placed = _object_contact(rec, obj_ids, object_mesh, obj_p.size)
-    if placed is not None:
-        object_points = placed[0]
-        msg.object_contact_points, msg.object_contact_normals = _points(placed[0]), _vectors(placed[1])
-    grasp = np.asarray(rec.grasp_points, np.float64).reshape(-1, 3)
-    keep = _clear_of(grasp, [body_points, object_points], grasp_clearance)
-    msg.grasp_points = _points(grasp[keep])
-    msg.grasp_normals = _vectors(np.asarray(rec.grasp_normals, np.float64).reshape(-1, 3)[keep])
+    msg.object_pose = pose_from_matrix(report.object_pose)
+    msg.object_scale = report.object_scale
+    msg.reconstruction_quality = report.reconstruction_quality
+    msg.object_contact_points = _points(report.object_contact_points)
+    msg.object_contact_normals = _vectors(report.object_contact_normals)
+    msg.grasp_points, msg.grasp_normals = _points(report.grasp_points), _vectors(report.grasp_normals)
     return msg

@@ -9,8 +9,9 @@ disappears in the decimated mesh.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,59 +19,14 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ivlm_core.colours import CONTACT_RGB, GRASP_RGB, OBJECT_RGB, contact_rgb
+from ivlm_core.decimation import DecimatedMesh, decimate
 from ivlm_core.types import ContactResult
-
-NO_CONTACT_RGB = np.array([0.75, 0.75, 0.75], np.float32)
-CONTACT_RGB = np.array([1.0, 0.1, 0.1], np.float32)
-OBJECT_RGB = np.array([0.2, 0.5, 1.0], np.float32)
-GRASP_RGB = np.array([0.1, 0.85, 0.2], np.float32)
-
-
-@dataclass(frozen=True)
-class DecimatedMesh:
-    """A mesh reduced by vertex clustering: kept vertices, their faces, and each vertex's cluster."""
-
-    kept: np.ndarray  # (K,) int, original vertex id standing for each cluster
-    faces: np.ndarray  # (F', 3) int, indices into `kept`
-    cluster: np.ndarray  # (V,) int, cluster of each original vertex
-
-
-def decimate(vertices: np.ndarray, faces: np.ndarray, max_triangles: int) -> DecimatedMesh:
-    """Vertex-cluster `vertices`: (V, 3) / `faces`: (F, 3) down to at most `max_triangles` faces.
-
-    The grid resolution is the finest (by bisection) whose clustered mesh fits the budget.
-    """
-    vertices, faces = np.asarray(vertices, np.float64), np.asarray(faces, np.int64)
-    if max_triangles < 1:
-        raise ValueError(f"marker triangle budget must be >= 1, got {max_triangles}")
-    if len(faces) <= max_triangles:
-        return DecimatedMesh(np.arange(len(vertices)), faces, np.arange(len(vertices)))
-    lo_v, extent = vertices.min(0), np.ptp(vertices, axis=0).max()
-
-    def cluster_at(cells: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        grid = np.floor((vertices - lo_v) / extent * cells).astype(np.int64)
-        _, first, labels = np.unique(grid, axis=0, return_index=True, return_inverse=True)
-        f = labels.reshape(-1)[faces]
-        f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
-        _, unique_rows = np.unique(np.sort(f, axis=1), axis=0, return_index=True)
-        return first, f[np.sort(unique_rows)], labels.reshape(-1)
-
-    lo, hi = 1, 512
-    best = cluster_at(lo)
-    while lo < hi - 1:
-        mid = (lo + hi) // 2
-        trial = cluster_at(mid)
-        if len(trial[1]) <= max_triangles:
-            lo, best = mid, trial
-        else:
-            hi = mid
-    return DecimatedMesh(*best)
 
 
 def contact_colours(p: np.ndarray, alpha: float) -> np.ndarray:
     """Probabilities (N,) in [0, 1] -> RGBA (N, 4): grey (no contact) to red (contact)."""
-    p = np.clip(np.asarray(p, np.float32), 0.0, 1.0)[:, None]
-    rgb = (1.0 - p) * NO_CONTACT_RGB + p * CONTACT_RGB
+    rgb = contact_rgb(p)
     return np.hstack([rgb, np.full((len(rgb), 1), alpha, np.float32)])
 
 
@@ -85,28 +41,21 @@ def _triangle_marker(header: Any, ns: str, marker_id: int, vertices: np.ndarray,
     return m
 
 
-def _cluster_max(probabilities: np.ndarray, mesh: DecimatedMesh) -> np.ndarray:
-    """Per kept vertex (K,), the largest probability of its cluster's original vertices."""
-    p = np.zeros(len(mesh.kept), np.float32)
-    np.maximum.at(p, mesh.cluster, np.asarray(probabilities, np.float32))
-    return p
-
-
 def body_marker(header: Any, marker_id: int, vertices: np.ndarray, probabilities: np.ndarray,
                 mesh: DecimatedMesh, alpha: float = 0.9) -> Marker:
     """Posed body `vertices`: (V, 3) metres, camera frame, coloured by `probabilities`: (V,)."""
     return _triangle_marker(header, "body", marker_id, np.asarray(vertices)[mesh.kept], mesh.faces,
-                            contact_colours(_cluster_max(probabilities, mesh), alpha))
+                            contact_colours(mesh.cluster_max(probabilities), alpha))
 
 
 def object_marker(header: Any, marker_id: int, vertices: np.ndarray, mesh: DecimatedMesh,
                   probabilities: np.ndarray, pose: np.ndarray, scale: float, alpha: float = 0.9) -> Marker:
     """Object mesh `vertices`: (Vo, 3) mesh units, drawn as its decimation `mesh`, placed by `pose` (4, 4)
-    and `scale`, in contact colours (plain blue when `probabilities` is not one per vertex)."""
+    and `scale`, in contact colours (plain OBJECT_RGB when `probabilities` is not one per vertex)."""
     kept = np.asarray(vertices, np.float64)[mesh.kept]
     placed = (kept * scale) @ pose[:3, :3].T + pose[:3, 3]
     p = np.asarray(probabilities, np.float32)
-    rgb = (contact_colours(_cluster_max(p, mesh), alpha) if len(p) == len(vertices)
+    rgb = (contact_colours(mesh.cluster_max(p), alpha) if len(p) == len(vertices)
            else np.tile(np.append(OBJECT_RGB, alpha), (len(kept), 1)))
     return _triangle_marker(header, "object", marker_id, placed, mesh.faces, rgb)
 
@@ -123,8 +72,9 @@ def _sphere_list(header: Any, ns: str, marker_id: int, points: np.ndarray, diame
 
 def points_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.02) -> Marker:
     """Contact points (N, 3), metres, as a red SPHERE_LIST."""
+    r, g, b = CONTACT_RGB.tolist()
     return _sphere_list(header, "contact_points", marker_id, points, diameter,
-                        ColorRGBA(r=1.0, g=0.1, b=0.1, a=1.0))
+                        ColorRGBA(r=r, g=g, b=b, a=1.0))
 
 
 def grasp_marker(header: Any, marker_id: int, points: np.ndarray, diameter: float = 0.012) -> Marker:
@@ -168,3 +118,68 @@ def contact_markers(header: Any, results: list[ContactResult], person_ids: list[
         if grasp_points and rec is not None and rec.ok and len(grasp_points[k]):
             out.markers.append(grasp_marker(header, k, grasp_points[k]))
     return out
+
+
+def body_marker_mesh(body_model: str, body_model_path: str, device: str, max_triangles: int) -> DecimatedMesh:
+    """The body model's template cut to the marker triangle budget (once, at configure)."""
+    from ivlm_core.body import load_body_model
+
+    model = load_body_model(body_model, body_model_path or None, device)
+    return decimate(model.canonical_vertices, model.faces, max_triangles)
+
+
+class MarkerWorker:
+    """Builds and publishes the newest frame's MarkerArray on a thread of its own, off the contact path.
+
+    A frame is taken only when someone subscribes and `rate_hz` allows; object meshes are cut to the
+    triangle budget once per mesh (kept on the mesh). on_error(header, exc) reports a failed array.
+    """
+
+    def __init__(self, publisher: Any, body_mesh: DecimatedMesh | None, max_triangles: int,
+                 on_error: Callable[[Any, Exception], None]) -> None:
+        self._pub, self._body_mesh, self._budget = publisher, body_mesh, max_triangles
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._job: tuple[Any, ...] | None = None
+        self._last = 0.0
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="ivlm_marker_worker", daemon=True)
+        self._thread.start()
+
+    def offer(self, header: Any, results: list[ContactResult], person_ids: list[int], threshold: float,
+              grasp: list[np.ndarray], rate_hz: float) -> None:
+        """Queue the frame (replacing an undrawn one) when markers are due."""
+        now = time.monotonic()
+        if self._pub.get_subscription_count() == 0 or now - self._last < 1.0 / rate_hz:
+            return
+        self._last = now
+        with self._cond:
+            self._job = (header, results, person_ids, threshold, grasp)
+            self._cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running, self._job = False, None
+            self._cond.notify_all()
+        self._thread.join(timeout=30.0)
+
+    def _object_mesh(self, result: ContactResult) -> tuple[np.ndarray, DecimatedMesh] | None:
+        mesh, budget = result.object_mesh, self._budget
+        if mesh is None:
+            return None
+        return mesh.vertices, mesh.derived(("marker", budget),
+                                           lambda: decimate(mesh.vertices, mesh.faces, budget))
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and self._job is None:
+                    self._cond.wait(timeout=0.5)
+                if not self._running:
+                    return
+                (header, results, person_ids, threshold, grasp), self._job = self._job, None
+            try:
+                self._pub.publish(contact_markers(header, results, person_ids, threshold, self._body_mesh,
+                                                  self._object_mesh, grasp))
+            except Exception as exc:  # markers are for people watching; never let them stop the node
+                self._on_error(header, RuntimeError(f"markers: {exc}"))

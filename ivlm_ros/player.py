@@ -163,19 +163,8 @@ class Player(Node):
                                + (f", labels {labels_file}" if labels_file else ""))
 
     def _detections_publisher(self, wanted: str) -> tuple[Any, Any]:
-        if wanted in ("auto", "vision_msgs"):
-            try:
-                from vision_msgs.msg import Detection2DArray
-            except ImportError:
-                if wanted == "vision_msgs":
-                    raise ValueError("detections_type 'vision_msgs' needs vision_msgs installed") from None
-            else:
-                pub = self.create_publisher(Detection2DArray, "detections", 10)
-                return pub, conversions.detections_to_vision_msgs
-        from ivlm_ros.msg import ObjectDetectionArray
-
-        pub = self.create_publisher(ObjectDetectionArray, "detections", 10)
-        return pub, conversions.detections_to_ivlm_msg
+        msg_type, _, to_msg = conversions.detection_messages(wanted)
+        return self.create_publisher(msg_type, "detections", 10), to_msg
 
     def _frame_iter(self) -> Iterator[Frame]:
         while True:

@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if _has_launch_tools():
         return
     skip = pytest.mark.skip(
-        reason="ros2 launch / vision_msgs not installed (../shared/ros2/install_launch_tools.sh)"
+        reason="ros2 launch / vision_msgs not installed (IVLM_ROS_TOOLS=1 bash scripts/setup.sh)"
     )
     for item in items:
         if "launch_tools" in item.keywords:

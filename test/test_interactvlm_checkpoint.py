@@ -7,7 +7,6 @@ segment_anything names, bf16, sharded safetensors or .bin) and must load unchang
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -228,10 +227,8 @@ def test_13b_config_on_cpu_is_refused_before_any_load(tmp_path):
     (folder / "model-00001-of-00001.safetensors").write_bytes(b"")
     index = {"weight_map": {"lm_head.weight": "model-00001-of-00001.safetensors"}}
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    start = time.perf_counter()
-    with pytest.raises(ValueError, match=r"~1[34]B parameters.*CUDA"):
+    with pytest.raises(ValueError, match=r"~1[34]B parameters.*CUDA"):  # the empty weights file is never read
         MVLoc.from_checkpoint(MVLocConfig(checkpoint_dir=str(folder), device="cpu"))
-    assert time.perf_counter() - start < 5.0
 
 
 def test_node_factory_builds_the_backend_only_with_a_checkpoint(tmp_path):

@@ -206,9 +206,9 @@ def test_bad_frame_reports_a_diagnostics_error_and_the_next_good_frame_is_proces
     h.diagnostics.clear()
     if bad == "encoding":
         image = conversions.rgb_to_image(rgb, Header(), "rgb8")
-        image.encoding = "yuv422_yuy2"
+        image.encoding = "32FC1"
         h.publish(rgb, detections, image=image)
-        expected = "unsupported image encoding"
+        expected = "depth-like image"
     elif bad == "empty":
         h.publish(rgb, detections, image=Image(encoding="rgb8"))
         expected = "empty image"
@@ -255,7 +255,7 @@ def test_slow_consumer_drops_old_frames_instead_of_queueing(ros, photo):
     node, h, *_ = ros
     rgb, detections = photo
     dropped_before, received_before = node._stats.dropped, node._stats.received
-    node.p["max_rate_hz"] = 1.0
+    assert node.set_parameters([Parameter("max_rate_hz", value=1.0)])[0].successful  # live
     try:
         headers = []
         for _ in range(8):
@@ -263,7 +263,7 @@ def test_slow_consumer_drops_old_frames_instead_of_queueing(ros, photo):
             time.sleep(0.05)
         last = h.wait_contacts(headers[-1], timeout=15.0)
     finally:
-        node.p["max_rate_hz"] = 0.0
+        node.set_parameters([Parameter("max_rate_hz", value=0.0)])
     assert last is not None, "the newest frame was not processed"
     processed = sum(any(c.header == hd for c in h.contacts) for hd in headers)
     assert processed <= 3
@@ -280,7 +280,7 @@ def test_lifecycle_inactive_node_is_silent_and_cleanup_frees_the_backend(ros, ph
     header = h.publish(rgb, detections)
     assert h.wait_contacts(header, timeout=2.0) is None, "an inactive node published contacts"
     assert h.transition(Transition.TRANSITION_CLEANUP)
-    assert h.state() == State.PRIMARY_STATE_UNCONFIGURED and node._backend is None
+    assert h.state() == State.PRIMARY_STATE_UNCONFIGURED and node._pipeline is None
     assert h.transition(Transition.TRANSITION_CONFIGURE)
     assert h.transition(Transition.TRANSITION_ACTIVATE)
     assert h.wait_contacts(h.publish(rgb, detections)) is not None, "no output after re-activation"
@@ -314,3 +314,41 @@ def test_compressed_camera_input(ros, photo):
         node.trigger_cleanup()
         executor.remove_node(node)
         node.destroy_node()
+
+
+def test_one_bad_box_costs_only_itself_and_a_nameless_class_id_is_never_published_as_no_contact(ros, photo):
+    _, h, *_ = ros
+    rgb, detections = photo
+    h.diagnostics.clear()
+    header = h.publish(rgb, None)
+    msg = conversions.detections_to_ivlm_msg(detections, header)
+    for label, (x, y, w, hh) in (("cup", (10, 10, 0, 30)), ("", (5, 5, 15, 15))):  # zero width, no class id
+        msg.detections.append(type(msg.detections[0])(label=label))
+        roi = msg.detections[-1].roi
+        roi.x_offset, roi.y_offset, roi.width, roi.height = x, y, w, hh
+    h.det_pub.publish(msg)
+    out = h.wait_contacts(header)
+    assert out is not None and [c.object_label for c in out.contacts] == ["cup"], "the good cup was lost"
+    status = h.wait_error("dropped")
+    assert status is not None and "empty class_id" in status.message
+    numeric = [type(d)("41" if d.label != "person" else d.label, d.box_xyxy, d.score, d.id)
+               for d in detections]
+    header = h.publish(rgb, numeric)  # a COCO id without class_names: no object it can name
+    assert h.wait_error("class_names is empty") is not None
+    assert h.wait_contacts(header, timeout=1.0) is None, "an empty ContactArray would read as 'no contact'"
+
+
+def test_unstamped_frames_stay_out_of_the_latency_and_an_empty_frame_id_is_kept(ros, photo):
+    node, h, *_ = ros
+    rgb, detections = photo
+    stats = node._stats
+    processed, latencies, unstamped = stats.processed, len(stats.latency_ms), stats.unstamped
+    assert latencies < 90  # the window (100) is not full: a latency sample would show
+    header = Header(frame_id="")  # stamp 0 and no frame: what a careless driver publishes
+    h.image_pub.publish(conversions.rgb_to_image(rgb, header))
+    h.publish_detections(header, detections)
+    out = h.wait_contacts(header)
+    assert out is not None and out.header.frame_id == "" and out.contacts
+    assert wait_for(lambda: stats.processed > processed or None, 5.0)
+    assert stats.unstamped == unstamped + 1
+    assert len(stats.latency_ms) == latencies, "a zero stamp went into the latency (56 years of it)"

@@ -87,10 +87,15 @@ def test_unknown_label_gets_a_box_sized_from_the_pixel_box_and_camera(registry_l
     camera = CameraIntrinsics.from_fov(640, 480, fov_deg=60.0)
     obj = registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
     registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
-    assert obj.mesh_id == "generic:flux capacitor"
+    assert obj.mesh_id == "generic:flux capacitor:350x180x180mm"  # label and size in 10 % steps: a real identity
+    assert registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera) is obj
+    other = registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 300.0, 150.0]), camera=camera)
+    assert other.mesh_id != obj.mesh_id and other.size_m[0] > obj.size_m[0]
+    jitter = registry.get("flux capacitor", box_xyxy=np.array([101.0, 100.0, 301.0, 151.0]), camera=camera)
+    assert jitter is other  # a box that moves by a pixel is the same mesh
     width = 100.0 / camera.fx * 2.0
     height = 50.0 / camera.fy * 2.0
-    np.testing.assert_allclose(obj.size_m, [width, height, height], rtol=1e-4)
+    np.testing.assert_allclose(obj.size_m, [width, height, height], rtol=0.05)  # within half a 10 % step
     assert obj.to_trimesh().is_watertight
     warnings = [r for r in registry_log.records if "flux capacitor" in r.getMessage()]
     assert len(warnings) == 1, "the warning is given once per label, not per frame"
@@ -170,8 +175,11 @@ def _write_obj(path, vertices, faces):
             [[0, 1, 2], [1, 0, 3], [0, 1, 4]],
             "non-manifold",
         ),
+        ([[0.1, 0.2, 0.3]] * 4, [[0, 1, 2], [1, 2, 3], [0, 2, 3]], "zero size"),  # was called non-manifold
+        ([[0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]], [[0, 1, 2], [1, 2, 3], [0, 2, 3]],
+         "degenerate: all 3 faces have zero area"),  # was accepted: a mesh without surface
     ],
-    ids=["empty", "nan", "non-manifold"],
+    ids=["empty", "nan", "non-manifold", "one-point", "collinear"],
 )
 def test_bad_user_mesh_raises_a_value_error_naming_the_problem(tmp_path, vertices, faces, message):
     _write_obj(tmp_path / "cup.obj", vertices, faces)
@@ -201,3 +209,16 @@ def test_normalize_for_render_centres_on_the_vertex_mean_and_scales_the_largest_
     np.testing.assert_allclose(extents, cup.size_m / cup.size_m.max(), rtol=1e-5)
     with pytest.raises(ValueError, match="NaN"):
         normalize_for_render(np.array([[0.0, 0.0, np.nan]]))
+
+
+def test_a_huge_user_mesh_is_decimated_once_at_load_to_the_face_budget(tmp_path, registry_log):
+    sphere = trimesh.creation.icosphere(subdivisions=7, radius=0.1)  # 327,680 faces
+    sphere.export(tmp_path / "gizmo.ply")
+    registry = ObjectRegistry(user_folder=str(tmp_path), max_user_faces=5000)
+    mesh = registry.get("gizmo")
+    assert 1000 < len(mesh.faces) <= 5000
+    np.testing.assert_allclose(mesh.size_m, 0.2, rtol=0.05)  # same object, a coarser surface
+    radii = np.linalg.norm(mesh.vertices - mesh.vertices.mean(axis=0), axis=1)
+    assert np.abs(radii - 0.1).max() < 0.01
+    assert any("327680 faces: decimated once" in r.getMessage() for r in registry_log.records)
+    assert registry.get("gizmo") is mesh

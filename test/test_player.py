@@ -72,7 +72,7 @@ def test_folder_with_labels_publishes_the_photo_its_boxes_and_one_stamp(context)
     expected = cv2.cvtColor(cv2.imread(str(DATA / "man_holding_drink_glass.jpg")), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(conversions.image_to_rgb(image), expected)
     assert (info.width, info.height) == (expected.shape[1], expected.shape[0])
-    labels = {d.label: d for d in conversions.detections_from_ivlm_msg(dets)}
+    labels = {d.label: d for d in conversions.detections_from_ivlm_msg(dets).detections}
     assert set(labels) == {"person", "cup"}
     np.testing.assert_allclose(labels["cup"].box_xyxy, [245, 235, 305, 345])
     assert conversions.compressed_to_rgb(got["compressed"][0]).shape == expected.shape
@@ -95,7 +95,8 @@ def test_video_is_played_frame_by_frame_and_stops_without_loop(context, tmp_path
     player, got = _play(context, params, 4)
     assert got["results"] == [True, True, True, False] and player.published == 3
     assert len(got["image"]) == 3 and got["image"][0].encoding == "bgr8"
-    assert [d.label for d in conversions.detections_from_ivlm_msg(got["detections"][0])] == ["person"]
+    parsed = conversions.detections_from_ivlm_msg(got["detections"][0])
+    assert [d.label for d in parsed.detections] == ["person"]
 
 
 def test_builtin_photo_and_bad_sources_say_what_is_wrong():

@@ -19,9 +19,10 @@ from scipy.spatial.transform import Rotation
 import ivlm_core.reconstruct.joint as joint
 import ivlm_core.reconstruct.pose as pose
 from ivlm_core.body import load_body_model
+from ivlm_core.geometry import vertex_normals
 from ivlm_core.reconstruct import ReconstructConfig, Stage, reconstruct, scene_glb
-from ivlm_core.reconstruct.synthetic import Scene, make_scene, rotation_error_deg, scene_objects
 from ivlm_core.render.rasterize import Rasterizer
+from ivlm_core.testing import Scene, make_scene, rotation_error_deg, scene_objects
 from ivlm_core.types import CameraIntrinsics, Detection, Reconstruction
 
 CAMERA_BOX = np.array([245.0, 135.0, 335.0, 245.0])  # the camcorder on its tripod head in camera.png
@@ -92,7 +93,7 @@ def test_contact_points_and_normals_lie_on_both_surfaces(solved):
         R, t, scale = r.object_pose[:3, :3], r.object_pose[:3, 3], r.object_scale
         ids = r.object_contact_vertex_ids
         assert np.allclose(r.object_contact_points, scale * s.obj.vertices[ids] @ R.T + t, atol=1e-5)
-        normals = trimesh.Trimesh(s.obj.vertices, s.obj.faces, process=False).vertex_normals[ids] @ R.T
+        normals = vertex_normals(s.obj.vertices, s.obj.faces)[ids] @ R.T
         assert np.allclose(r.object_contact_normals, normals, atol=1e-4)
 
 
@@ -156,10 +157,37 @@ def test_inconsistent_box_fails_the_checks(solved):
 
 def test_warm_start_keeps_the_previous_pose(solved):
     scene, first = solved[2]
+    assert first.frames_since_search == 0
     again = _run(scene, init=first)
-    assert again.ok
+    assert again.ok and again.frames_since_search == 1  # refined from the previous pose, no search
     assert np.linalg.norm(again.object_pose[:3, 3] - first.object_pose[:3, 3]) < 0.02
     assert rotation_error_deg(scene.obj, again.object_pose[:3, :3], first.object_pose[:3, :3]) < 10.0
+
+
+def test_lost_track_is_searched_again_in_the_same_frame(solved):
+    scene, first = solved[2]
+    moved = replace(first, object_pose=first.object_pose.copy(), frames_since_search=4)
+    moved.object_pose[:3, 3] += [0.4, 0.0, 0.3]  # the object moved far since the previous frame
+    again = _run(scene, init=moved)
+    assert again.ok and again.frames_since_search == 0
+    assert np.linalg.norm(again.object_pose[:3, 3] - first.object_pose[:3, 3]) < 0.03
+
+
+def test_failed_pair_is_searched_again_every_few_frames(solved):
+    scene, good = solved[0]
+    c, half = 0.5 * (scene.box[:2] + scene.box[2:]), 2.5 * (scene.box[2:] - scene.box[:2])
+    bad_box = np.concatenate([c - half, c + half])
+    failed = _run(scene, box=bad_box, mask=None)
+    assert not failed.ok and failed.frames_since_search == 0
+    carried = _run(scene, box=bad_box, mask=None, init=failed)
+    every = ReconstructConfig().full_search_every
+    assert not carried.ok and carried.frames_since_search == 1
+    assert carried.reason.endswith(f"searched again in {every - 1} frame(s)") and "IoU" in carried.reason
+    np.testing.assert_array_equal(carried.body_contact_vertex_ids, good.body_contact_vertex_ids)
+    # Once due, the search runs again and finds the object where the box now agrees.
+    due = replace(carried, frames_since_search=every - 1)
+    found = _run(scene, init=due)
+    assert found.ok and found.frames_since_search == 0
 
 
 @dataclass(frozen=True)
@@ -241,27 +269,24 @@ def test_levenberg_marquardt_refines_a_perturbed_pose(solved, monkeypatch):
         shift = rng.normal(size=3)
         t0 = scene.translation + 0.03 * shift / np.linalg.norm(shift)
         for schedule, losses in (((Stage(1, 0, True),), before), ((Stage(1, 8, True),), after)):
-            fit = pose.fit_object_pose(targets, R0[None], t0[None], **(options | {"schedule": schedule}))
+            fit = pose.fit_object_pose(
+                targets, R0[None], t0[None], **(options | {"schedule": schedule, "s0": None})
+            )
             losses.append(fit.loss)
         errors.append(rotation_error_deg(scene.obj, fit.rotation, scene.rotation))
     assert all(a < 0.6 * b for a, b in zip(after, before, strict=True)), (before, after)
     assert np.median(errors) < 15.0, errors
 
 
-def test_object_mesh_data_is_cached_by_content(solved):
-    """Per-mesh samples, normals and hull are computed once per mesh content; the cache changes no result."""
+def test_object_mesh_data_is_kept_on_the_mesh(solved):
+    """Per-mesh samples, normals and hull are computed once and kept on the mesh; that changes no result."""
     scene, first = solved[0]
-    joint._MESH_CACHE.clear()
+    kept = scene.obj._derived[("reconstruct", ReconstructConfig().grasp_samples)]
     again = _run(scene)
-    assert len(joint._MESH_CACHE) == 1
-    copy = replace(scene, obj=replace(scene.obj, vertices=scene.obj.vertices.copy()))
-    cached = _run(copy)
-    assert len(joint._MESH_CACHE) == 1  # equal content, other arrays: the same entry
-    np.testing.assert_array_equal(cached.object_pose, again.object_pose)
+    assert scene.obj._derived[("reconstruct", ReconstructConfig().grasp_samples)] is kept
     np.testing.assert_allclose(again.object_pose, first.object_pose, atol=1e-6)
-    bigger = replace(scene, obj=replace(scene.obj, vertices=1.1 * scene.obj.vertices))
-    _run(bigger)
-    assert len(joint._MESH_CACHE) == 2
+    plain = _GenericMesh("builtin:" + scene.obj.name, scene.obj.vertices, scene.obj.faces)  # nowhere to keep
+    np.testing.assert_allclose(_run(replace(scene, obj=plain)).object_pose, first.object_pose, atol=1e-6)
 
 
 def test_bad_input_raises_value_error(solved):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ivlm_core.body import load_body_model
+from ivlm_core.geometry import vertex_normals
 from ivlm_core.render import (
     HUMAN_VIEWS,
     OBJECT_ENCODING_VIEWS,
@@ -20,7 +21,6 @@ from ivlm_core.render import (
     normalize_cam_params,
     render_body_views,
     render_object_views,
-    vertex_normals,
 )
 from ivlm_core.types import CameraIntrinsics
 
@@ -306,16 +306,6 @@ def test_body_render_is_normal_coloured_phong_on_white(body, gl):
     nz = interpolate(raster, normals, body.faces)[raster.mask][:, 2]
     brightness = rig.images[0][raster.mask].astype(float).sum(1)
     assert brightness[nz > 0.5].mean() > brightness[nz < -0.5].mean() + 20
-
-
-def test_vertex_normals_point_outward_on_a_sphere():
-    trimesh = pytest.importorskip("trimesh")
-    sphere = trimesh.creation.icosphere(subdivisions=3, radius=0.7)
-    radial = sphere.vertices / np.linalg.norm(sphere.vertices, axis=1, keepdims=True)
-    n = vertex_normals(sphere.vertices, sphere.faces)
-    np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1.0, atol=1e-9)
-    assert np.sum(n * radial, axis=1).min() > 0.99
-    np.testing.assert_allclose(vertex_normals(sphere.vertices, sphere.faces[:, ::-1]), -n, atol=1e-12)
 
 
 def test_moderngl_shading_matches_the_numpy_phong_formula(body, gl, numpy_rasterizer):

@@ -62,3 +62,16 @@ def test_shipped_pose_model_runs_with_the_pinned_numpy():
     nose = result.pose_landmarks.landmark[0]
     # the cameraman's head is in the upper-middle of the photo
     assert 0.3 < nose.x < 0.7 and 0.1 < nose.y < 0.5
+
+
+@pytest.mark.launch_tools
+def test_ros_tools_come_from_the_setup_step_at_the_kilted_releases():
+    """CI installs launch, ros2cli, vision_msgs with the opt-in set-up step users run (IVLM_ROS_TOOLS=1)."""
+    stamp = Path(sys.prefix) / "share" / "ivlm_ros_venv" / "ros_tools.stamp"
+    assert stamp.is_file(), "not installed by IVLM_ROS_TOOLS=1 bash scripts/setup.sh"
+    versions = (md.version("launch"), md.version("launch_ros"), md.version("ros2cli"))
+    assert versions == ("3.8.8", "0.28.6", "0.38.4")
+    ros2 = str(Path(sys.prefix) / "bin" / "ros2")
+    out = subprocess.run([ros2, "interface", "show", "ivlm_ros/srv/EstimateContact"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "ContactArray contacts" in out.stdout, out.stderr

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ivlm_core.objects.registry import ObjectRegistry
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
 PERSON_LABEL = "person"
@@ -19,6 +20,8 @@ class ContactBackend(ABC):
     """
 
     name: str
+    # Where the backend takes object meshes from (label policy and markers ask it too), None if nowhere.
+    objects: ObjectRegistry | None = None
 
     @abstractmethod
     def estimate(

@@ -13,7 +13,7 @@ import roma
 import torch
 from scipy.spatial.transform import Rotation
 
-from ivlm_core.body.cache import anny_cache_dir, build_lock
+from ivlm_core.body.disk_cache import anny_cache_dir, build_lock
 from ivlm_core.body.model import COCO_KEYPOINT_NAMES, KEYPOINT_NAMES, BodyModel
 from ivlm_core.body.parts import part_labels_from_skinning
 

@@ -1,56 +1,19 @@
-"""On-disk cache of the body models, and `python -m ivlm_core.body.cache` to build it ahead of time.
+"""`python -m ivlm_core.body.cache`: build (first run) or verify (later runs) the body model's disk cache.
 
-anny compiles its rig and blend shapes from the MakeHuman sources on first use (about a minute on
-two cores) and stores the result as safetensors; later loads read it back in about a second.
+anny compiles its rig and blend shapes on first use (about a minute on two cores); run this at install
+time (scripts/setup.sh does) so that the first node start does not pay it. The cache's location and
+lock live in `ivlm_core.body.disk_cache`.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
-import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-
-def cache_dir() -> Path:
-    """$IVLM_CACHE_DIR, or ~/.cache/ivlm_ros."""
-    return Path(os.environ.get("IVLM_CACHE_DIR") or Path.home() / ".cache" / "ivlm_ros")
-
-
-def anny_cache_dir() -> Path:
-    """Where anny keeps its built model data: $ANNY_CACHE_DIR if set, else <cache_dir()>/anny."""
-    return Path(os.environ.get("ANNY_CACHE_DIR") or cache_dir() / "anny")
-
-
-@contextmanager
-def build_lock(directory: Path) -> Iterator[None]:
-    """Exclusive file lock, so that parallel processes (tests, nodes) build a cache once, not side by side."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".build.lock", "w") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def prune_anny_intermediates(directory: Path | None = None) -> int:
-    """Delete anny's intermediate build files, keeping the compact model it actually loads.
-
-    anny caches three stages (~790 MB); once `build_compact_model_data_*` exists only that one
-    (~50 MB) is read. Returns the number of bytes freed.
-    """
-    freed = 0
-    for path in (directory or anny_cache_dir()).glob("v*/*.safetensors"):
-        if not path.name.startswith("build_compact_model_data_"):
-            freed += path.stat().st_size
-            path.unlink()
-    return freed
+from ivlm_core.body.disk_cache import anny_cache_dir, build_lock, prune_anny_intermediates
+from ivlm_core.body.loader import load_body_model
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,8 +25,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="then delete anny's intermediate build files (~740 MB) that loading never reads")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-
-    from ivlm_core.body.loader import load_body_model
 
     target = anny_cache_dir() if args.model == "anny" else args.model_path
     print(f"[ivlm body cache] loading '{args.model}' (cache: {target})", flush=True)

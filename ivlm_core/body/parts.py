@@ -13,15 +13,12 @@ import re
 
 import numpy as np
 
-SIDED_PARTS = ("upper_arm", "forearm", "hand", "thigh", "calf", "foot")
+# The one list of body parts: every backend, prior table, message and metric names parts from it.
+CENTRAL_PARTS = ("head", "neck", "torso_front", "torso_back", "hips", "buttocks")
+SIDED_PARTS = ("upper_arm", "forearm", "hand", "thigh", "calf", "foot")  # each as left_<part>, right_<part>
 
 PART_NAMES: tuple[str, ...] = (
-    "head",
-    "neck",
-    "torso_front",
-    "torso_back",
-    "hips",
-    "buttocks",
+    *CENTRAL_PARTS,
     *(f"{side}_{part}" for side in ("left", "right") for part in SIDED_PARTS),
 )
 

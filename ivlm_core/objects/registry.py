@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import trimesh
@@ -23,29 +25,58 @@ from ivlm_core.objects.categories import (
     ObjectCategory,
     normalize_name,
 )
+from ivlm_core.decimation import decimate
 from ivlm_core.objects.shapes import build_object, generic_parts
 from ivlm_core.types import CameraIntrinsics
 
 LOG = logging.getLogger(__name__)
 
+T = TypeVar("T")
+GENERIC_SIZE_STEP = 0.1  # relative step of generic box sizes (see ObjectRegistry._generic)
+# user meshes above this are decimated at load: a 5M-face file took a minute and 2.8 GB to configure and
+# listed 143k object vertex ids per message; the built-in shapes have a few thousand faces
+MAX_USER_FACES = 20_000
 # glTF is metres by specification; trimesh sets `units` for it and for formats that carry units.
 MESH_SUFFIXES = tuple(sorted({f".{fmt}" for fmt in trimesh.available_formats()} - {".xyz", ".zip", ".bz2"}))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ObjectMesh:
-    """A metric object mesh in its canonical frame (see the module docstring); arrays are read-only."""
+    """A metric object mesh in its canonical frame (see the module docstring); arrays are read-only.
 
-    mesh_id: str  # "builtin:<label>", "file:<absolute path>" or "generic:<label>"
+    The registry hands out one ObjectMesh per mesh identity (`mesh_id`: label and size), and it travels
+    with every ContactResult, so what is derived from it (normals, samples, decimations) is computed
+    once per mesh and kept on it (`derived`), never in caches keyed by object ids.
+    """
+
+    mesh_id: str  # "builtin:<label>", "file:<absolute path>" or "generic:<label>:<x>x<y>x<z>mm"
     label: str  # the category label for built-in and matched user meshes, else the requested label
     vertices: np.ndarray  # (V, 3) float32, metres, centred on the bounding-box centre
     faces: np.ndarray  # (F, 3) int64
     size_m: np.ndarray  # (3,) float64 bounding-box extents along x, y, z, metres
     synonyms: tuple[str, ...]  # every name that selects this mesh (label included)
+    _derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
+    _derived_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def to_trimesh(self) -> trimesh.Trimesh:
         """The mesh as a trimesh.Trimesh (a copy; vertex order kept)."""
         return trimesh.Trimesh(self.vertices.copy(), self.faces.copy(), process=False)
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()` computed once per mesh and `key` (e.g. ("decimated", 2000)), then kept on the mesh."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            return self._derived[key]
+
+    @property
+    def vertex_normals(self) -> np.ndarray:
+        """(V, 3) float64 unit vertex normals (trimesh's area-weighted face normals), read-only, once."""
+
+        def make() -> np.ndarray:
+            return _freeze(np.array(trimesh.Trimesh(self.vertices, self.faces, process=False).vertex_normals))
+
+        return self.derived("vertex_normals", make)
 
 
 def normalize_for_render(vertices: np.ndarray) -> np.ndarray:
@@ -102,14 +133,22 @@ def load_user_mesh(path: Path) -> tuple[trimesh.Trimesh, str | None]:
     if bad.any():
         raise ValueError(f"object mesh {path} has {int(bad.sum())} vertices with NaN or infinite coordinates")
     mesh = trimesh.Trimesh(vertices, faces, process=True)  # merges vertices split at UV seams
+    if mesh.extents.max() <= 0:
+        raise ValueError(f"object mesh {path} has zero size (all {len(vertices)} vertices at one point)")
+    flat = ~mesh.nondegenerate_faces(height=1e-9 * mesh.extents.max())
+    if flat.all():
+        raise ValueError(f"object mesh {path} is degenerate: all {len(flat)} faces have zero area (repeated "
+                         "or collinear vertices), so it has no surface; export the object's surface mesh")
+    if flat.any():
+        LOG.warning("object mesh %s: dropped %d of %d faces with zero area", path, int(flat.sum()), len(flat))
+        mesh.update_faces(~flat)
+        mesh.remove_unreferenced_vertices()
     _, counts = np.unique(mesh.edges_sorted, axis=0, return_counts=True)
     if np.any(counts > 2):
         raise ValueError(
             f"object mesh {path} is non-manifold: {int(np.sum(counts > 2))} edges are shared by more than "
             "two faces; repair it (e.g. Blender: Select > All by Trait > Non Manifold) and try again"
         )
-    if mesh.extents.max() <= 0:
-        raise ValueError(f"object mesh {path} has zero size")
     return mesh, raw.units
 
 
@@ -123,6 +162,7 @@ class ObjectRegistry:
     the label has no category), with a warning. None or "" means built-in shapes only.
     assumed_depth_m: distance used to turn an unknown object's pixel box into metres.
     default_size_m: largest extent of an unknown object when there is no camera.
+    max_user_faces: user meshes with more faces are decimated to this budget once, at load (logged).
     """
 
     def __init__(
@@ -130,6 +170,7 @@ class ObjectRegistry:
         user_folder: str | None = None,
         assumed_depth_m: float = 2.0,
         default_size_m: float = 0.3,
+        max_user_faces: int = MAX_USER_FACES,
     ) -> None:
         if not assumed_depth_m > 0 or not default_size_m > 0:
             raise ValueError(
@@ -137,6 +178,9 @@ class ObjectRegistry:
             )
         self.assumed_depth_m = float(assumed_depth_m)
         self.default_size_m = float(default_size_m)
+        if int(max_user_faces) < 4:
+            raise ValueError(f"max_user_faces must be >= 4, got {max_user_faces}")
+        self.max_user_faces = int(max_user_faces)
         self.labels = LabelResolver()
         self.categories = self.labels.categories
         self._lock = threading.Lock()
@@ -211,10 +255,14 @@ class ObjectRegistry:
             w_px, h_px = box[2] - box[0], box[3] - box[1]
             if camera is None:
                 w, h = np.array([w_px, h_px]) * self.default_size_m / max(w_px, h_px)
-            else:
+            else:  # a guess from an assumed depth, kept in steps of GENERIC_SIZE_STEP: a box that jitters
+                # from frame to frame stays one mesh (what consumers derive from it is made once)
                 w, h = w_px / camera.fx * self.assumed_depth_m, h_px / camera.fy * self.assumed_depth_m
+                step = np.log1p(GENERIC_SIZE_STEP)
+                w, h = np.exp(np.round(np.log([w, h]) / step) * step)
             size = np.array([w, h, min(w, h)])
-        mesh_id = f"generic:{label}"
+        # the size is part of the identity: a box of another size is another mesh
+        mesh_id = f"generic:{label}:{'x'.join(f'{v * 1e3:.0f}' for v in size)}mm"
         with self._lock:
             if label not in self._warned:
                 self._warned.add(label)
@@ -225,12 +273,12 @@ class ObjectRegistry:
                     label,
                     *size,
                 )
-            cached = self._cache.get(mesh_id)
-            if cached is not None and np.allclose(cached.size_m, size, rtol=1e-3):
+            cached = self._cache.get(f"generic:{label}")  # the latest size of each label is kept
+            if cached is not None and cached.mesh_id == mesh_id:
                 return cached
             mesh = trimesh.Trimesh(self._unit_box.vertices * size, self._unit_box.faces, process=False)
-            self._cache[mesh_id] = _make_mesh(mesh_id, label, mesh, (label,))
-            return self._cache[mesh_id]
+            self._cache[f"generic:{label}"] = _make_mesh(mesh_id, label, mesh, (label,))
+            return self._cache[f"generic:{label}"]
 
     def _load_user_folder(self, folder: Path) -> None:
         if not folder.is_dir():
@@ -250,6 +298,13 @@ class ObjectRegistry:
             sources[key] = (path, stem)
         for key, (path, stem) in sources.items():
             mesh, units = load_user_mesh(path)
+            if len(mesh.faces) > self.max_user_faces:
+                full = len(mesh.faces)
+                cut = decimate(mesh.vertices, mesh.faces, self.max_user_faces)  # vertex clustering
+                mesh = trimesh.Trimesh(np.asarray(mesh.vertices)[cut.kept], cut.faces, process=False)
+                LOG.warning("object mesh %s has %d faces: decimated once to %d (max_user_faces %d), so "
+                            "placement and messages stay fast", path, full, len(mesh.faces),
+                            self.max_user_faces)
             category = self.category(key)
             label = category.label if category is not None else stem
             if units is not None:

@@ -5,19 +5,14 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+from ivlm_core.colours import GRASP_RGB, NO_CONTACT_RGB, OBJECT_RGB, contact_rgb, rgba8
 from ivlm_core.types import Reconstruction
-
-_NO_CONTACT_BODY = np.array([200, 200, 200, 255], np.float64)
-_NO_CONTACT_OBJECT = np.array([255, 230, 77, 255], np.float64)  # InteractVLM's object overlay yellow
-_CONTACT = np.array([255, 38, 25, 255], np.float64)  # InteractVLM's contact red
-_GRASP = np.array([40, 200, 60, 255], np.uint8)
 
 
 def _coloured(
     vertices: np.ndarray, faces: np.ndarray, probs: np.ndarray, base: np.ndarray
 ) -> trimesh.Trimesh:
-    p = np.clip(np.asarray(probs, np.float64).reshape(-1, 1), 0.0, 1.0)
-    colours = ((1.0 - p) * base + p * _CONTACT).round().astype(np.uint8)
+    colours = rgba8(contact_rgb(probs, base))
     return trimesh.Trimesh(vertices, faces, vertex_colors=colours, process=False)
 
 
@@ -37,16 +32,16 @@ def scene_glb(
     body_vertices: (V, 3); object_vertices: (Vo, 3) in the object mesh frame; probabilities (V,), (Vo,).
     """
     scene = trimesh.Scene()
-    body = _coloured(body_vertices, body_faces, body_contact_probs, _NO_CONTACT_BODY)
+    body = _coloured(body_vertices, body_faces, body_contact_probs, NO_CONTACT_RGB)
     scene.add_geometry(body, node_name="body", geom_name="body")
     if reconstruction.ok:
         R, t = reconstruction.object_pose[:3, :3], reconstruction.object_pose[:3, 3]
         placed = reconstruction.object_scale * np.asarray(object_vertices, np.float64) @ R.T + t
         scene.add_geometry(
-            _coloured(placed, object_faces, object_contact_probs, _NO_CONTACT_OBJECT), "object"
+            _coloured(placed, object_faces, object_contact_probs, OBJECT_RGB), "object"
         )
         if len(reconstruction.grasp_points):
-            colours = np.tile(_GRASP, (len(reconstruction.grasp_points), 1))
+            colours = np.tile(rgba8(GRASP_RGB), (len(reconstruction.grasp_points), 1))
             scene.add_geometry(
                 trimesh.PointCloud(reconstruction.grasp_points, colors=colours), "grasp_points"
             )

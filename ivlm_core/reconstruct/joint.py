@@ -7,8 +7,6 @@ on both surfaces, candidate grasp regions away from the person, and a quality sc
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +15,7 @@ import trimesh
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
+from ivlm_core.geometry import validate_mesh, vertex_normals
 from ivlm_core.reconstruct.pose import (
     DEFAULT_SCHEDULE,
     PoseFit,
@@ -30,7 +29,11 @@ from ivlm_core.types import CameraIntrinsics, Reconstruction
 
 
 class MeshLike(Protocol):
-    """Any metric triangle mesh, e.g. `ivlm_core.objects.ObjectMesh`: vertices (V, 3) metres, faces (F, 3)."""
+    """Any metric triangle mesh, e.g. `ivlm_core.objects.ObjectMesh`: vertices (V, 3) metres, faces (F, 3).
+
+    A mesh with a `derived(key, make)` method (ObjectMesh, `ivlm_core.testing.SceneObject`) keeps what
+    the reconstruction derives from it (normals, surface samples, hull) on itself, computed once.
+    """
 
     vertices: np.ndarray
     faces: np.ndarray
@@ -58,11 +61,12 @@ class ReconstructConfig:
     # How many starting rotations survive each stage, and its Levenberg-Marquardt steps.
     schedule: tuple[Stage, ...] = DEFAULT_SCHEDULE
     contact_spins: int = 12  # starting rotations that turn the contact surfaces to face each other
-    # Used instead when the previous frame's pose is given (`init`): fewer survivors and steps.
-    warm_schedule: tuple[Stage, ...] = (
-        Stage(keep=3, iterations=3, penetration=False),
-        Stage(keep=1, iterations=3, penetration=True),
-    )
+    # Video: the previous frame's pose (`init`) alone is refined with this schedule; only when that
+    # fails the checks (the object moved too far) is the full search run, in the same frame.
+    warm_schedule: tuple[Stage, ...] = (Stage(keep=1, iterations=4, penetration=True),)
+    # A pair whose previous pose failed the checks is tracked from it too (cheap), but searched from
+    # scratch again after this many frames, so that a wrong pose does not stick.
+    full_search_every: int = 10
     weights: PoseWeights = field(default_factory=PoseWeights)
     # Checks a pose must pass to be reported as good (Reconstruction.ok).
     # A quarter of the body's contact region must lie within this distance of the object surface.
@@ -80,6 +84,8 @@ class ReconstructConfig:
             raise ValueError(f"contact_threshold must be in (0, 1], got {self.contact_threshold}")
         if self.grasp_clearance_m < 0:
             raise ValueError(f"grasp_clearance_m must be >= 0, got {self.grasp_clearance_m}")
+        if self.full_search_every < 1:
+            raise ValueError(f"full_search_every must be >= 1 frame, got {self.full_search_every}")
 
 
 @dataclass(frozen=True)
@@ -89,34 +95,30 @@ class _MeshData:
     vertex_normals: np.ndarray  # (V, 3) unit
     samples: np.ndarray  # (S, 3) surface samples (fixed seed)
     sample_normals: np.ndarray  # (S, 3) unit, their faces' normals
-    hull: np.ndarray  # (H, 3) convex hull vertices: the mesh's projected box is theirs
+    hull: np.ndarray  # (H, 3) convex hull vertices: the mesh's projected box and nearest depth are theirs
+    surface: cKDTree  # over the vertices and the samples: distances to the surface, in the mesh frame
 
 
-_MESH_CACHE: dict[tuple[bytes, int], _MeshData] = {}
-_MESH_CACHE_SIZE = 32  # meshes kept; a scene rarely holds more object kinds
-_MESH_CACHE_LOCK = threading.Lock()  # nodes may reconstruct from several executor threads
+def _mesh_data(mesh: MeshLike, vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _MeshData:
+    """_MeshData of `mesh` (its checked `vertices`, `faces`): kept on the mesh when it can keep derived
+    data (the registry hands out the same ObjectMesh every frame), else computed for this call."""
 
-
-def _mesh_data(vertices: np.ndarray, faces: np.ndarray, n_samples: int) -> _MeshData:
-    """_MeshData of a mesh, computed once per mesh content (the registry hands out the same meshes every
-    frame) and then served from a small cache keyed by a hash of the vertices and faces."""
-    digest = hashlib.blake2b(vertices.tobytes() + faces.tobytes(), digest_size=16).digest()
-    key = (digest + str(vertices.shape).encode(), n_samples)
-    with _MESH_CACHE_LOCK:
-        data = _MESH_CACHE.get(key)
-    if data is None:
-        mesh = trimesh.Trimesh(vertices, faces, process=False)
-        samples, sample_faces = trimesh.sample.sample_surface(mesh, n_samples, seed=0)
-        arrays = (mesh.vertex_normals, samples, mesh.face_normals[sample_faces], mesh.convex_hull.vertices)
+    def make() -> _MeshData:
+        tri = trimesh.Trimesh(vertices, faces, process=False)
+        samples, sample_faces = trimesh.sample.sample_surface(tri, n_samples, seed=0)
+        normals = vertex_normals(vertices, faces)
+        arrays = (normals, samples, tri.face_normals[sample_faces], tri.convex_hull.vertices)
         arrays = tuple(np.array(a, np.float64) for a in arrays)
         for a in arrays:
             a.setflags(write=False)  # shared by every later call with this mesh
-        data = _MeshData(*arrays)
-        with _MESH_CACHE_LOCK:
-            if len(_MESH_CACHE) >= _MESH_CACHE_SIZE:
-                del _MESH_CACHE[next(iter(_MESH_CACHE))]
-            _MESH_CACHE[key] = data
-    return data
+        return _MeshData(*arrays, surface=cKDTree(np.concatenate([vertices, arrays[1]])))
+
+    derived = getattr(mesh, "derived", None)
+    return make() if derived is None else derived(("reconstruct", n_samples), make)
+
+
+_NEXT_SEARCH = "; searched again in "  # how a failure carried over from a previous frame says so
+_LOCAL_BODY_M = 0.1  # the penetration check looks this far around the placed object for body vertices
 
 
 def _even_subset(n: int, k: int) -> np.ndarray:
@@ -139,12 +141,7 @@ def _check_inputs(
         ("body", body_vertices, body_faces, body_contact_probs),
         ("object", object_vertices, object_faces, object_contact_probs),
     ):
-        if v.ndim != 2 or v.shape[1] != 3 or len(v) < 4 or not np.all(np.isfinite(v)):
-            raise ValueError(
-                f"{name} vertices must be a finite (V, 3) array with V >= 4, got shape {v.shape}"
-            )
-        if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0 or f.min() < 0 or f.max() >= len(v):
-            raise ValueError(f"{name} faces must be a non-empty (F, 3) array of vertex ids < {len(v)}")
+        validate_mesh(v, f, name, min_vertices=4)
         if p.shape != (len(v),) or not np.all(np.isfinite(p)):
             raise ValueError(
                 f"{name} contact probabilities must be finite with shape ({len(v)},), got {p.shape}"
@@ -155,11 +152,10 @@ def _check_inputs(
         or np.any(object_box[2:] <= object_box[:2])
     ):
         raise ValueError(f"object box must be finite [x0, y0, x1, y1] with x1>x0, y1>y0, got {object_box}")
-    if object_mask is not None and object_mask.shape != (camera.height, camera.width):
-        raise ValueError(
-            f"object mask must be (H, W) = ({camera.height}, {camera.width}) like the camera, "
-            f"got {object_mask.shape}"
-        )
+    if object_mask is not None:
+        if object_mask.ndim != 2:
+            raise ValueError(f"object mask must be an (H, W) array, got shape {object_mask.shape}")
+        camera.check_image_size(object_mask.shape[1], object_mask.shape[0], "object mask")
 
 
 def _mask_targets(
@@ -181,12 +177,6 @@ def _mask_targets(
     pick = _even_subset(len(xs), n_samples)
     samples = np.stack([xs[pick] + x0 + 0.5, ys[pick] + y0 + 0.5], axis=1)
     return dist.astype(np.float32), window, samples.astype(np.float32)
-
-
-def _project(camera: CameraIntrinsics, points: np.ndarray) -> np.ndarray:
-    """(N, 3) camera-frame points -> (N, 2) pixels."""
-    z = np.clip(points[:, 2:], 1e-6, None)
-    return points[:, :2] / z * [camera.fx, camera.fy] + [camera.cx, camera.cy]
 
 
 def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -229,7 +219,10 @@ def reconstruct(
     body_contact_probs: (V,) in [0, 1]. object_mesh: metric mesh in its own frame (vertices (Vo, 3),
     metres); object_contact_probs: (Vo,). object_box: (4,) [x0, y0, x1, y1] pixels; object_mask:
     optional (H, W) bool. body_normals: optional (V, 3) outward unit normals (computed when None).
-    init: the previous frame's result for this pair, used as an extra starting pose when it was ok.
+    init: the previous frame's result for this pair (video). After an ok frame its pose alone is
+    refined (`warm_schedule`), with the full search only when that fails the checks; after a failed
+    search the failure is carried over (with this frame's body contact, saying when the next search
+    is) and the full search runs again every `full_search_every` frames.
     object_size_known: False when the mesh's metric size is a guess (the registry's generic boxes): its
     scale is then first set from the box at the contact's depth and bounded by `unknown_size_range`;
     None reads it from the mesh id (`generic:` meshes are of unknown size).
@@ -252,7 +245,7 @@ def reconstruct(
     _check_inputs(bv, bf, bp, ov, of, op, box, mask, camera)
 
     if body_normals is None:
-        body_normals = trimesh.Trimesh(bv, bf, process=False).vertex_normals
+        body_normals = vertex_normals(bv, bf)
     bn = np.asarray(body_normals, dtype=np.float64)
     if bn.shape != bv.shape:
         raise ValueError(f"body normals must have the body vertices' shape {bv.shape}, got {bn.shape}")
@@ -267,7 +260,7 @@ def reconstruct(
             body_nrm,
         )
     grown = box + cfg.contact_box_margin * np.tile(box[2:] - box[:2], 2) * [-1, -1, 1, 1]
-    uv = _project(camera, bv[body_ids])
+    uv = camera.project(bv[body_ids])
     at_object = body_ids[np.all((uv >= grown[:2]) & (uv <= grown[2:]), axis=1) & (bv[body_ids, 2] > 0)]
     if len(at_object) == 0:
         return _failed(
@@ -278,7 +271,18 @@ def reconstruct(
             body_nrm,
         )
 
-    mesh_data = _mesh_data(ov, of, max(cfg.grasp_samples, 64))
+    tracked = init is not None and (init.ok or init.frames_since_search is not None)  # has a pose
+    if tracked and not init.ok and init.frames_since_search + 1 < cfg.full_search_every:
+        # Video: this pair failed its checks in a recent frame and is searched again only every
+        # `full_search_every` frames (a failed pose publishes nothing; searching costs ~20 ms a pair).
+        reason = init.reason.split(_NEXT_SEARCH)[0]
+        left = cfg.full_search_every - init.frames_since_search - 1
+        result = _failed(f"{reason}{_NEXT_SEARCH}{left} frame(s)", body_ids, body_pts, body_nrm)
+        result.object_pose, result.object_scale = init.object_pose, init.object_scale
+        result.frames_since_search = init.frames_since_search + 1
+        return result
+
+    mesh_data = _mesh_data(object_mesh, ov, of, max(cfg.grasp_samples, 64))
     samples, sample_normals = mesh_data.samples, mesh_data.sample_normals
     obj_ids = np.flatnonzero(op >= thr)
     obj_vertex_normals = mesh_data.vertex_normals
@@ -304,7 +308,6 @@ def reconstruct(
     scale_range = (scale_prior * scale_range[0], scale_prior * scale_range[1])
     near = np.flatnonzero(np.linalg.norm(bv - centre_b, axis=1) < extent * scale_range[1] + 0.1)
 
-    near_tree = cKDTree(bv[near])
     probes = _even_subset(len(near), cfg.body_points)
 
     def t32(a: np.ndarray) -> np.ndarray:
@@ -317,7 +320,7 @@ def reconstruct(
     )
     pen = _even_subset(len(samples), 128)
     targets = PoseTargets(
-        K=t32(camera.K),
+        camera=camera,
         box=t32(box),
         silhouette_points=t32(sil),
         surface_points=t32(samples[pen]),
@@ -334,6 +337,25 @@ def reconstruct(
         if mask_targets is not None:
             targets.mask_distance, targets.mask_window, targets.mask_samples = mask_targets
 
+    def solve(R0: np.ndarray, t0: np.ndarray, s0: np.ndarray, schedule: tuple[Stage, ...]) -> Reconstruction:
+        fit = fit_object_pose(
+            targets, R0, t0, scale_prior=scale_prior, scale_range=scale_range, s0=s0, weights=cfg.weights,
+            schedule=schedule,
+        )
+        return _checked_result(
+            fit, cfg, camera, box, bv, bn, bv[cb], ov, mesh_data, obj_ids, body_ids, body_pts, body_nrm
+        )
+
+    previous = (
+        (init.object_pose[None, :3, :3], init.object_pose[None, :3, 3], np.array([init.object_scale]))
+        if tracked
+        else (np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0))
+    )
+    if tracked and init.ok:  # video: refine the previous frame's pose alone
+        result = solve(*previous, cfg.warm_schedule)
+        result.frames_since_search = (init.frames_since_search or 0) + 1
+        if result.ok:
+            return result
     # Starting poses: rotations that make the contact surfaces face each other, the cube group, and the
     # previous frame's pose; each translated so that the object's contact centroid sits on the body's.
     n_obj = (obj_vertex_normals[co] * obj_c_w[:, None]).sum(0) if len(co) else None
@@ -344,40 +366,10 @@ def reconstruct(
         n = bn[cb].mean(0)
         t0 = t0 + 0.5 * scale_prior * extent * n / max(np.linalg.norm(n), 1e-9)
     s0 = np.full(len(R0), scale_prior)
-    if init is not None and init.ok:
-        R0 = np.concatenate([init.object_pose[None, :3, :3], R0])
-        t0 = np.concatenate([init.object_pose[None, :3, 3], t0])
-        s0 = np.concatenate([[init.object_scale], s0])
-
-    fit = fit_object_pose(
-        targets,
-        R0,
-        t0,
-        scale_prior=scale_prior,
-        scale_range=scale_range,
-        s0=s0,
-        weights=cfg.weights,
-        schedule=cfg.warm_schedule if init is not None and init.ok else cfg.schedule,
-    )
-    return _checked_result(
-        fit,
-        cfg,
-        camera,
-        box,
-        bv,
-        bn,
-        bv[cb],
-        near,
-        near_tree,
-        ov,
-        obj_vertex_normals,
-        obj_ids,
-        samples,
-        sample_normals,
-        body_ids,
-        body_pts,
-        body_nrm,
-    )
+    R0, t0, s0 = (np.concatenate([p, a]) for p, a in zip(previous, (R0, t0, s0), strict=True))
+    result = solve(R0, t0, s0, cfg.schedule)
+    result.frames_since_search = 0
+    return result
 
 
 def _checked_result(
@@ -388,30 +380,33 @@ def _checked_result(
     bv: np.ndarray,
     bn: np.ndarray,
     body_contact: np.ndarray,
-    near: np.ndarray,
-    near_tree: cKDTree,
     ov: np.ndarray,
-    ovn: np.ndarray,
+    mesh: _MeshData,
     obj_ids: np.ndarray,
-    samples: np.ndarray,
-    sample_normals: np.ndarray,
     body_ids: np.ndarray,
     body_pts: np.ndarray,
     body_nrm: np.ndarray,
 ) -> Reconstruction:
     """Apply the fitted pose, run the checks, score the pair and fill the result."""
     R, t, s = fit.rotation, fit.translation, fit.scale
-    placed_v = s * ov @ R.T + t
-    placed_s = s * samples @ R.T + t
-    surface = np.concatenate([placed_v, placed_s])
+    placed_s = s * mesh.samples @ R.T + t
+    placed_hull = s * mesh.hull @ R.T + t
 
-    uv = _project(camera, placed_v)
+    uv = camera.project(placed_hull)
     iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
-    gap = float(np.percentile(cKDTree(surface).query(body_contact)[0], 25))
-    _, nn = near_tree.query(placed_s)  # over bv[near]
-    inside = -np.einsum("ij,ij->i", placed_s - bv[near][nn], bn[near][nn])
+    # Body contact into the mesh frame (p = R^T (x - t) / s), where the surface's KD-tree is kept.
+    gap = s * float(np.percentile(mesh.surface.query((body_contact - t) @ R / s)[0], 25))
+    # Depth of the object's surface inside the body, from the nearest body vertex's tangent plane; only
+    # the body around the placed object can be that vertex for any point within _LOCAL_BODY_M of it.
+    lo, hi = placed_s.min(0) - _LOCAL_BODY_M, placed_s.max(0) + _LOCAL_BODY_M
+    local = np.flatnonzero(np.all((bv >= lo) & (bv <= hi), axis=1))
+    inside = np.zeros(len(placed_s))
+    if len(local):
+        dist, nn = cKDTree(bv[local]).query(placed_s)
+        inside = -np.einsum("ij,ij->i", placed_s - bv[local[nn]], bn[local[nn]])
+        inside[dist > _LOCAL_BODY_M] = 0.0  # nearest body vertex may lie outside the box: not inside
     penetration = float(np.percentile(np.clip(inside, 0, None), 90))
-    min_depth = float(surface[:, 2].min())
+    min_depth = float(placed_hull[:, 2].min())
 
     failures = []
     if gap > cfg.max_contact_gap_m:
@@ -438,7 +433,8 @@ def _checked_result(
         result.object_pose, result.object_scale, result.quality = pose, s, float(quality)
         return result
 
-    contact_pts = np.concatenate([body_contact, placed_v[obj_ids]])
+    placed_contact = s * ov[obj_ids] @ R.T + t
+    contact_pts = np.concatenate([body_contact, placed_contact])
     clearance = cKDTree(contact_pts).query(placed_s[: cfg.grasp_samples])[0]
     grasp = np.flatnonzero(clearance >= cfg.grasp_clearance_m)
     return Reconstruction(
@@ -447,11 +443,11 @@ def _checked_result(
         object_scale=s,
         quality=float(quality),
         object_contact_vertex_ids=obj_ids,
-        object_contact_points=placed_v[obj_ids].astype(np.float32),
-        object_contact_normals=(ovn[obj_ids] @ R.T).astype(np.float32),
+        object_contact_points=placed_contact.astype(np.float32),
+        object_contact_normals=(mesh.vertex_normals[obj_ids] @ R.T).astype(np.float32),
         body_contact_vertex_ids=body_ids,
         body_contact_points=body_pts,
         body_contact_normals=body_nrm,
         grasp_points=placed_s[grasp].astype(np.float32),
-        grasp_normals=(sample_normals[grasp] @ R.T).astype(np.float32),
+        grasp_normals=(mesh.sample_normals[grasp] @ R.T).astype(np.float32),
     )

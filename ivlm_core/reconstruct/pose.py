@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ivlm_core.types import CameraIntrinsics
+
 _MIN_DEPTH_M = 0.05  # projection guard: points closer than this to the camera plane are clamped
 _NPARAM = 7  # rotation increment (3, radians), translation (3, metres), log-scale (1)
 # Floors of the reweighting's residual magnitudes, so that a residual near zero gets a finite weight.
@@ -30,7 +32,7 @@ _DEPTH_FLOOR_M = 0.002  # interpenetration depths
 class PoseTargets:
     """What the pose must agree with; float32 arrays.
 
-    K: (3, 3) intrinsics. box: (4,) [x0, y0, x1, y1] pixels.
+    camera: the image's intrinsics. box: (4,) [x0, y0, x1, y1] pixels.
     silhouette_points: (Ns, 3) object mesh frame, metres; the points whose projection forms the silhouette.
     surface_points / surface_normals: (Np, 3) object mesh frame; surface samples for interpenetration.
     object_contact_points / object_contact_weights: (Nco, 3), (Nco,); the object's contact region, mesh frame.
@@ -41,7 +43,7 @@ class PoseTargets:
     of the image; None without a mask. mask_samples: (M, 2) pixel coordinates of mask pixels.
     """
 
-    K: np.ndarray
+    camera: CameraIntrinsics
     box: np.ndarray
     silhouette_points: np.ndarray
     surface_points: np.ndarray
@@ -170,11 +172,11 @@ def _take(b: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return b[np.arange(len(b))[:, None], idx]
 
 
-def _project(K: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _project(camera: CameraIntrinsics, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(..., 3) camera points -> (..., 2) pixels and their Jacobian (..., 2, 3)."""
+    uv = camera.project(X, _MIN_DEPTH_M)
     z = np.maximum(X[..., 2], _MIN_DEPTH_M)
-    fx, fy = K[0, 0], K[1, 1]
-    uv = np.stack([fx * X[..., 0] / z + K[0, 2], fy * X[..., 1] / z + K[1, 2]], axis=-1)
+    fx, fy = camera.fx, camera.fy
     dproj = np.zeros((*X.shape[:-1], 2, 3), np.float32)
     dproj[..., 0, 0] = fx / z
     dproj[..., 1, 1] = fy / z
@@ -241,7 +243,7 @@ def pose_terms(
     box = targets.box
     norm = 10.0 / float(np.linalg.norm(box[2:] - box[:2]))  # pixels -> units of the box diagonal / 10
     X, q = place(targets.silhouette_points)
-    uv, dproj = _project(targets.K, X)  # (K, Ns, 2), (K, Ns, 2, 3)
+    uv, dproj = _project(targets.camera, X)  # (K, Ns, 2), (K, Ns, 2, 3)
     lo, hi = uv.argmin(1), uv.argmax(1)  # (K, 2) extreme points per axis
     edge_ids = np.concatenate([lo, hi], axis=1)  # (K, 4): x0, y0, x1, y1
     axis = np.array([0, 1, 0, 1])
@@ -340,17 +342,18 @@ class _State:
     loss: np.ndarray  # (K,)
     H: np.ndarray  # (K, 7, 7)
     g: np.ndarray  # (K, 7)
+    terms: dict[str, np.ndarray]  # the loss terms, each (K,)
 
     @staticmethod
     def choose(where: np.ndarray, a: _State, b: _State) -> _State:
         """Per hypothesis, a where `where` (K,) holds, else b."""
+
+        def pick(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return np.where(where.reshape((-1,) + (1,) * (x.ndim - 1)), x, y)
+
         fields = ("R", "t", "log_s", "loss", "H", "g")
-        return _State(
-            *(
-                np.where(where.reshape((-1,) + (1,) * (getattr(a, f).ndim - 1)), getattr(a, f), getattr(b, f))
-                for f in fields
-            )
-        )
+        terms = {name: pick(a.terms[name], b.terms[name]) for name in a.terms}
+        return _State(*(pick(getattr(a, f), getattr(b, f)) for f in fields), terms)
 
 
 def fit_object_pose(
@@ -367,13 +370,16 @@ def fit_object_pose(
     through `schedule` and return the best.
 
     Every stage first ranks the surviving hypotheses by its own objective and keeps the best few, so
-    the cheap terms screen the many starting rotations and the full objective polishes the last ones.
+    the cheap terms screen the many starting rotations and the full objective polishes the last ones
+    (a stage that keeps them all skips the ranking: one warm-started hypothesis costs only its steps).
     A Levenberg-Marquardt step is kept only where it lowers a hypothesis' loss; elsewhere the damping
     grows and the step is tried again shorter.
     """
     log_scale_bound = max(abs(float(np.log(v / scale_prior))) for v in scale_range)
     log_lo, log_hi = (float(np.log(v)) for v in scale_range)
     s0 = np.full(len(R0), scale_prior) if s0 is None else np.asarray(s0)
+    if not len(R0) == len(t0) == len(s0):
+        raise ValueError(f"one R0, t0 and s0 per hypothesis, got {len(R0)}, {len(t0)}, {len(s0)}")
     R = np.asarray(R0, np.float32)
     t = np.asarray(t0, np.float32)
     log_s = np.log(np.clip(s0, *scale_range)).astype(np.float32)
@@ -381,12 +387,15 @@ def fit_object_pose(
     def evaluate(R: np.ndarray, t: np.ndarray, log_s: np.ndarray, penetration: bool) -> _State:
         normal = _Normal(len(R))
         terms = pose_terms(R, t, log_s, targets, weights, scale_prior, log_scale_bound, penetration, normal)
-        return _State(R, t, log_s, sum(terms.values()), normal.H, normal.g)
+        return _State(R, t, log_s, sum(terms.values()), normal.H, normal.g, terms)
 
     eye = np.eye(_NPARAM, dtype=np.float32)
+    state = None
     for stage in schedule:
-        terms = pose_terms(R, t, log_s, targets, weights, scale_prior, log_scale_bound, stage.penetration)
-        keep = np.argsort(sum(terms.values()))[: stage.keep]
+        keep = slice(None)
+        if len(R) > stage.keep:
+            terms = pose_terms(R, t, log_s, targets, weights, scale_prior, log_scale_bound, stage.penetration)
+            keep = np.argsort(sum(terms.values()))[: stage.keep]
         state = evaluate(R[keep], t[keep], log_s[keep], stage.penetration)
         damping = np.full(len(state.R), 1e-3, np.float32)
         for _ in range(stage.iterations):
@@ -404,8 +413,10 @@ def fit_object_pose(
             state = _State.choose(better, trial, state)
             damping = np.where(better, damping / 3.0, damping * 8.0).astype(np.float32)
         R, t, log_s = state.R, state.t, state.log_s
-    penetration = schedule[-1].penetration if schedule else True
-    terms = pose_terms(R, t, log_s, targets, weights, scale_prior, log_scale_bound, penetration)
+    if state is None:  # empty schedule: the starting poses as they are
+        terms = pose_terms(R, t, log_s, targets, weights, scale_prior, log_scale_bound, True)
+    else:
+        terms = state.terms
     total = sum(terms.values())
     i = int(np.argmin(total))
     return PoseFit(

@@ -31,8 +31,9 @@ from ivlm_core.render.lift import (
     render_lift_tables,
     surface_coverage,
 )
-from ivlm_core.render.rasterize import Raster, Rasterizer, interpolate, vertex_visibility
-from ivlm_core.render.shading import shade_phong, vertex_normals
+from ivlm_core.render.raster import Raster, interpolate, vertex_visibility
+from ivlm_core.render.rasterize import Rasterizer
+from ivlm_core.render.shading import shade_phong
 
 __all__ = [
     "HUMAN_VIEWS",
@@ -56,6 +57,5 @@ __all__ = [
     "rig_cam_params",
     "shade_phong",
     "surface_coverage",
-    "vertex_normals",
     "vertex_visibility",
 ]

@@ -119,8 +119,9 @@ def _normalize(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-5)
 
 
-# Human rig `4MV-Z_Vitru` (facts §3a), in the order of the localizer's 4 channels. Light locations as the
-# original's data generation assigns them per view name (its shipped renders are assumed to match).
+# Human rig `4MV-Z_Vitru` (`preprocess_data/constants.py::HUMAN_VIEW_DICT` of the official repository),
+# in the order of the localizer's 4 channels. Light locations as the original's data generation assigns
+# them per view name (its shipped renders are assumed to match).
 HUMAN_VIEWS: tuple[View, ...] = (
     View("topfront", 2.0, 45.0, 315.0, 0.0, 0.0, (0.0, 0.0, 3.0)),
     View("bottomfront", 2.0, 315.0, 315.0, 0.0, 0.3, (0.0, 0.0, -3.0)),
@@ -129,7 +130,8 @@ HUMAN_VIEWS: tuple[View, ...] = (
 )
 
 # Object rig: the demo renders at distance 1.5 (`generate_sam_inp_objs`); the camera encoding fed to the
-# model uses the `4MV-Z_HM` cam_params at distance 2 (facts §3b quirk).
+# model uses the `4MV-Z_HM` cam_params at distance 2 (`preprocess_data/constants.py::OBJS_VIEW_DICT`:
+# `mesh_cam_params` 1.5, `cam_params` 2).
 OBJECT_VIEWS: tuple[View, ...] = (
     View("frontleft", 1.5, 45.0, 315.0, light_location=(0.0, 0.0, 3.0)),
     View("frontright", 1.5, 45.0, 45.0, light_location=(0.0, 0.0, 3.0)),

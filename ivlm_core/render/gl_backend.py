@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ivlm_core.render.cameras import RenderCamera
-from ivlm_core.render.rasterize import Raster, projection_params
+from ivlm_core.render.raster import Raster, projection_params
 from ivlm_core.render.shading import AMBIENT, DIFFUSE, SHININESS, SPECULAR
 
 _VERTEX_COMMON = """

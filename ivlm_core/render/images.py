@@ -1,4 +1,5 @@
-"""The renders the localizer sees, made as the original makes them (facts §3a/§3b).
+"""The renders the localizer sees, made as the original makes them (github.com/saidwivedi/InteractVLM,
+`preprocess_data/constants.py`: HUMAN_VIEW_DICT["4MV-Z_Vitru"], OBJS_VIEW_DICT["4MV-Z_HM"]).
 
 Body: vertex colour = (vertex normal + 1) / 2. Object: the mesh centred on its vertex mean and divided
 by its largest bounding-box extent, vertex colour = per-axis min-max normalised xyz * 0.8 + 0.1. Both
@@ -13,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ivlm_core.geometry import validate_mesh, vertex_normals
 from ivlm_core.objects import normalize_for_render
 from ivlm_core.render.cameras import HUMAN_VIEWS, OBJECT_ENCODING_VIEWS, OBJECT_VIEWS, View, rig_cam_params
 from ivlm_core.render.lift import LiftTables, build_lift_tables
-from ivlm_core.render.rasterize import Rasterizer, validate_mesh
-from ivlm_core.render.shading import vertex_normals
+from ivlm_core.render.rasterize import Rasterizer
 
 
 @dataclass(frozen=True)

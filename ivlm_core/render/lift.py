@@ -1,6 +1,7 @@
 """Lift per-view 2D contact masks onto mesh vertices, and project vertex labels back into per-view masks.
 
-This is the "Lift" of Render-Localize-Lift, as the original's HumanContact3DPredictor does it (facts §5):
+This is the "Lift" of Render-Localize-Lift, as the original's `model/components.py::HumanContact3DPredictor`
+does it (github.com/saidwivedi/InteractVLM):
 every covered pixel of view k holds the 3 corner vertices and barycentric weights of its front-most face;
 a pixel with probability p adds `w_i * p` to `votes[v_i]` and `w_i` to `cnt[v_i]`; the view's estimate
 is `votes / cnt` on the vertices it sees; the result is the mean over the views that see a vertex,
@@ -17,8 +18,10 @@ import numpy as np
 import scipy.sparse
 import torch
 
+from ivlm_core.geometry import validate_mesh
 from ivlm_core.render.cameras import RenderCamera, View
-from ivlm_core.render.rasterize import Raster, Rasterizer, validate_mesh
+from ivlm_core.render.raster import Raster
+from ivlm_core.render.rasterize import Rasterizer
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ivlm_core.render.rasterize import CameraSpaceMesh, Raster
+from ivlm_core.render.raster import CameraSpaceMesh, Raster
 
 
 class NvdiffrastBackend:

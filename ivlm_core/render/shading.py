@@ -11,27 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ivlm_core.render.rasterize import Raster, interpolate, validate_mesh
+from ivlm_core.render.raster import Raster, interpolate
 
 AMBIENT, DIFFUSE, SPECULAR, SHININESS = 0.5, 0.3, 0.2, 64.0
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) float64 unit vertex normals, area-weighted sum of face normals (as PyTorch3D's verts_normals).
-
-    Outward for counter-clockwise faces; vertices on no face get a zero normal.
-    """
-    v, f = validate_mesh(vertices, faces)
-    a, b, c = (np.take(v, f[:, k], axis=0) for k in range(3))
-    face_n = np.cross(b - a, c - a)  # length = 2 * area
-    # Every face adds its normal to its 3 corners: per axis, one bincount over the (F * 3) corners.
-    corner_n = np.repeat(face_n, 3, axis=0)
-    corners = f.reshape(-1)
-    n = np.stack(
-        [np.bincount(corners, weights=corner_n[:, axis], minlength=v.shape[0]) for axis in range(3)], axis=1
-    )
-    norm = np.linalg.norm(n, axis=1, keepdims=True)
-    return np.divide(n, norm, out=np.zeros_like(n), where=norm > 1e-12)
 
 
 def shade_phong(

@@ -292,6 +292,7 @@ class KeypointBackend(ContactBackend):
             body_normals=person.fit.normals,
             reconstruction=rec,
             text=f"The contacting body parts are {names}." if parts else "No body part is in contact.",
+            object_mesh=mesh,
         )
 
     def _body_probabilities(
@@ -439,6 +440,7 @@ class KeypointBackend(ContactBackend):
             evidence=[],
             reason=reason,
             person_box=None if person_box is None else np.asarray(person_box, np.float64),
+            object_mesh=h_mesh,
         )
 
     def _finish(

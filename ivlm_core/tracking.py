@@ -1,6 +1,8 @@
-"""Video: stable person ids across frames, and temporal smoothing of contact per person-object pair.
+"""Video: stable person and object ids across frames, and temporal smoothing of contact per pair.
 
-Plain Python (no ROS): the node keeps one `PersonTracker` and one `ContactSmoother` per stream.
+The node keeps one `ContactTracker` per stream: it gives every person a stable id (the detector's
+track id when it has one, else box overlap) and every object too (per label, the same way), so that
+two cups without detector ids never share one smoothing state.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from ivlm_core.types import ContactResult
+from ivlm_core.backends.base import PERSON_LABEL
+from ivlm_core.types import ContactResult, Detection
 
 UNTRACKED = 0
 
@@ -84,9 +87,10 @@ class PersonTracker:
                     del self._tracks[t]
         return [int(i) for i in ids]
 
-    def reset(self) -> None:
-        self._tracks.clear()
-        self._by_detector_id.clear()
+    @property
+    def size(self) -> int:
+        """Tracks alive (seen within `max_missed` frames)."""
+        return len(self._tracks)
 
 
 @dataclass
@@ -105,15 +109,18 @@ class ContactSmoother:
         if not 0.0 < self.alpha <= 1.0:
             raise ValueError(f"smoothing alpha must be in (0, 1], got {self.alpha}")
 
-    @staticmethod
-    def key(result: ContactResult, person_id: int) -> tuple[int, str]:
-        return person_id, result.obj.id or result.obj.label
+    def update(self, results: list[ContactResult], person_ids: list[int],
+               object_keys: list[str] | None = None) -> list[ContactResult]:
+        """Smooth `results` in place (body and object probabilities) and return them.
 
-    def update(self, results: list[ContactResult], person_ids: list[int]) -> list[ContactResult]:
-        """Smooth `results` in place (body and object probabilities) and return them."""
+        object_keys: a stable key of each result's object (see ContactTracker); default its detector id
+        or label.
+        """
         seen = set()
-        for result, pid in zip(results, person_ids, strict=True):
-            key = self.key(result, pid)
+        if object_keys is None:
+            object_keys = [r.obj.id or r.obj.label for r in results]
+        for result, pid, obj_key in zip(results, person_ids, object_keys, strict=True):
+            key = (pid, obj_key)
             seen.add(key)
             body = np.asarray(result.body_probabilities, np.float32)
             obj = np.asarray(result.object_probabilities, np.float32)
@@ -132,5 +139,73 @@ class ContactSmoother:
                     self._state[key] = (body, obj, missed + 1)
         return results
 
-    def reset(self) -> None:
-        self._state.clear()
+
+@dataclass
+class ContactTracker:
+    """Stable person ids and per-pair smoothing for one video stream (plain data in, ids out).
+
+    min_iou: box overlap that keeps an id across frames (people and objects) and that ties a result's
+    person box to a person detection (for the detector's track id). max_missed: frames an id and its
+    smoothing survive unseen. alpha: weight of the newest frame in the contact average (1 = off).
+    """
+
+    min_iou: float = 0.3
+    max_missed: int = 15
+    alpha: float = 1.0
+    people: PersonTracker = field(init=False)
+    smoother: ContactSmoother = field(init=False)
+    _objects: dict[str, PersonTracker] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.people = PersonTracker(self.min_iou, self.max_missed)
+        self.smoother = ContactSmoother(self.alpha, self.max_missed)
+
+    def configure(self, min_iou: float, max_missed: int, alpha: float) -> None:
+        """Change the settings live (ids and smoothing state are kept)."""
+        ContactSmoother(alpha)  # validates
+        self.min_iou, self.max_missed, self.alpha = min_iou, max_missed, alpha
+        for tracker in (self.people, *self._objects.values()):
+            tracker.min_iou, tracker.max_missed = min_iou, max_missed
+        self.smoother.alpha, self.smoother.max_missed = alpha, max_missed
+
+    def update(self, results: list[ContactResult], detections: list[Detection]) -> list[int]:
+        """Person id of each result; smooths the results' probabilities in place, pair by pair."""
+        person_ids = self._person_ids(results, detections)
+        self.smoother.update(results, person_ids, self._object_keys(results))
+        return person_ids
+
+    def _person_ids(self, results: list[ContactResult], detections: list[Detection]) -> list[int]:
+        people: dict[int, np.ndarray | None] = {}
+        for r in results:
+            people.setdefault(r.person_index, r.person_box)
+        person_dets = [d for d in detections if d.label == PERSON_LABEL]
+        det_ids = []
+        for box in people.values():
+            det_id = ""
+            if box is not None and person_dets:
+                iou = box_iou(np.asarray(box)[None], np.stack([d.box_xyxy for d in person_dets]))[0]
+                if iou.max() >= self.min_iou:
+                    det_id = person_dets[int(iou.argmax())].id
+            det_ids.append(det_id)
+        ids = dict(zip(people, self.people.update(list(people.values()), det_ids), strict=True))
+        return [ids[r.person_index] for r in results]
+
+    def _object_keys(self, results: list[ContactResult]) -> list[str]:
+        """`label#id` of each result's object: its detector id, else its box tracked per label."""
+        objects: dict[int, Detection] = {}
+        for r in results:
+            objects.setdefault(id(r.obj), r.obj)
+        by_label: dict[str, list[Detection]] = {}
+        for obj in objects.values():
+            by_label.setdefault(obj.label, []).append(obj)
+        key_of: dict[int, str] = {}
+        for label, dets in by_label.items():
+            tracker = self._objects.setdefault(label, PersonTracker(self.min_iou, self.max_missed))
+            track_ids = tracker.update([d.box_xyxy for d in dets], [d.id for d in dets])
+            for d, t in zip(dets, track_ids, strict=True):
+                key_of[id(d)] = f"{label}#{t}"
+        for label in set(self._objects) - set(by_label):  # unseen labels age too
+            self._objects[label].update([])
+            if not self._objects[label].size:
+                del self._objects[label]
+        return [key_of[id(r.obj)] for r in results]

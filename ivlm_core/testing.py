@@ -8,7 +8,9 @@ contact regions on both surfaces. Everything is in the camera's optical frame, m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import trimesh
@@ -24,6 +26,7 @@ _BODY_TO_CAMERA = np.diag(
     [1.0, -1.0, -1.0]
 )  # body frame (y up, facing +z) -> camera frame, facing the camera
 _CONTACT_DISTANCE_M = 0.015  # surfaces closer than this are in contact
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,13 @@ class SceneObject:
     faces: np.ndarray  # (F, 3) int64
     symmetry: str = "none"
     axis: np.ndarray | None = None  # (3,) for "axis"
+    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()` computed once per object and `key`, kept on it (as ObjectMesh.derived)."""
+        if key not in self._derived:
+            self._derived[key] = make()
+        return self._derived[key]
 
 
 @dataclass

@@ -1,0 +1,227 @@
+"""Camera transport: do full-size frames from a camera driver in another process reach the node?
+
+Per case (size x writer reliability) a camera process publishes a real photo (test/data/player,
+resized) as rgb8 Image + CameraInfo at 15 Hz, a detector process answers every CameraInfo with a
+vision_msgs/Detection2DArray (ivlm_ros/ObjectDetectionArray without vision_msgs) of the same stamp,
+and the contact node (shipped defaults: image_qos auto, and the DDS set-up the launch file applies:
+FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA) runs in this process. Printed per case: the share of the
+published frames that reached the node's image callback, and the ContactArray rate.
+
+    PYTHONPATH=. .venv/bin/python bench/camera_transport.py [--seconds 20] [--sizes 1280x720,...]
+
+The same file is the camera and detector processes (`--role camera|detector`); test/test_transport.py
+starts the camera role as the driver of its transport tests. Last line: one JSON object with
+received_ratio_<reliable|besteffort>_<W>x<H> and output_hz_<W>x<H> (reliable writer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTO = REPO / "test" / "data" / "player" / "man_holding_drink_glass.jpg"
+LABELS = REPO / "test" / "data" / "player" / "labels.json"
+SIZES = ((640, 480), (1280, 720), (1920, 1080))
+DDS_VARIABLES = ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE")
+STOCK_ENV = {k: v for k, v in os.environ.items() if k not in DDS_VARIABLES}  # a stock camera driver's
+
+
+def _qos(reliable: bool, depth: int = 5) -> object:
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE if reliable else
+                      ReliabilityPolicy.BEST_EFFORT)
+
+
+def camera(width: int, height: int, rate_hz: float, seconds: float, reliable: bool, wait_s: float) -> None:
+    """Publish the photo at `width`x`height`, `rate_hz`, for `seconds` once a subscriber matched.
+
+    Prints 'published N' at the end (the frames sent), like a driver's own counter would.
+    """
+    import rclpy
+    from sensor_msgs.msg import CameraInfo, Image
+    from std_msgs.msg import Header
+
+    from ivlm_core.types import CameraIntrinsics
+    from ivlm_ros import conversions
+
+    rclpy.init()
+    node = rclpy.create_node("bench_camera")
+    image_pub = node.create_publisher(Image, "image", _qos(reliable))
+    info_pub = node.create_publisher(CameraInfo, "camera_info", _qos(True, 10))
+    rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB), (width, height),
+                     interpolation=cv2.INTER_AREA)
+    image = conversions.rgb_to_image(rgb, Header(frame_id="camera_optical"), "rgb8")
+    info = conversions.camera_to_info(CameraIntrinsics.from_fov(width, height, 60.0), image.header)
+    deadline = time.monotonic() + wait_s
+    while image_pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let a subscriber that adapts its QoS to this writer re-subscribe first
+    print("ready", flush=True)
+    sent, start = 0, time.monotonic()
+    while time.monotonic() - start < seconds:
+        stamp = node.get_clock().now().to_msg()
+        image.header.stamp = info.header.stamp = stamp
+        image_pub.publish(image)
+        info_pub.publish(info)
+        sent += 1
+        time.sleep(max(0.0, start + sent / rate_hz - time.monotonic()))
+    time.sleep(0.5)  # a reliable writer finishes sending before it goes away
+    print(f"published {sent}", flush=True)
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def detector(width: int, height: int, delay_s: float) -> None:
+    """Answer every CameraInfo with detections of the photo's person and cup (boxes scaled), same stamp."""
+    import rclpy
+
+    from ivlm_core.types import Detection
+    from ivlm_ros import conversions
+
+    pair = json.loads(LABELS.read_text())[0]["pairs"][0]
+    sx, sy = width / 375.0, height / 500.0
+    scale = np.array([sx, sy, sx, sy])
+    dets = [Detection("person", np.array(pair["person_box_xyxy"], float) * scale, 0.9, id="p1"),
+            Detection(pair["object"], np.array(pair["box_xyxy"], float) * scale, 0.8, id="o1")]
+    try:
+        from vision_msgs.msg import Detection2DArray
+
+        msg_type, convert = Detection2DArray, conversions.detections_to_vision_msgs
+    except ImportError:
+        from ivlm_ros.msg import ObjectDetectionArray
+
+        msg_type, convert = ObjectDetectionArray, conversions.detections_to_ivlm_msg
+    from sensor_msgs.msg import CameraInfo
+
+    rclpy.init()
+    node = rclpy.create_node("bench_detector")
+    pub = node.create_publisher(msg_type, "detections", _qos(True, 10))
+
+    def on_info(info: CameraInfo) -> None:
+        time.sleep(delay_s)  # inference time
+        pub.publish(convert(dets, info.header))
+
+    node.create_subscription(CameraInfo, "camera_info", on_info, _qos(True, 10))
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+def role_command(role: str, width: int, height: int, **options: object) -> list[str]:
+    """The command line that starts `role` ('camera' or 'detector') as its own process."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--role", role, "--size", f"{width}x{height}"]
+    for key, value in options.items():
+        cmd += [f"--{key.replace('_', '-')}", str(value)]
+    return cmd
+
+
+def _run_case(node: object, contacts: list, width: int, height: int, reliable: bool, seconds: float,
+              camera_dds: str) -> dict:
+    """One case: camera + detector processes for `seconds`; frames sent and received, output rate."""
+    env = dict(STOCK_ENV, ROS_DOMAIN_ID=os.environ["ROS_DOMAIN_ID"],
+               ROS_AUTOMATIC_DISCOVERY_RANGE=os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"])
+    if camera_dds:
+        env["FASTDDS_BUILTIN_TRANSPORTS"] = camera_dds
+    env["PYTHONPATH"] = str(REPO)
+    det = subprocess.Popen(role_command("detector", width, height, delay_s=0.03), env=env)
+    cam = subprocess.Popen(role_command("camera", width, height, rate_hz=15.0, seconds=seconds,
+                                        reliable=int(reliable)), env=env, stdout=subprocess.PIPE, text=True)
+    assert cam.stdout is not None
+    line = cam.stdout.readline()
+    assert line.startswith("ready"), line
+    received0, n0, t0 = node._stats.received, len(contacts), time.monotonic()
+    out, _ = cam.communicate(timeout=seconds + 60)
+    elapsed = time.monotonic() - t0
+    received, n_out = node._stats.received - received0, len(contacts) - n0
+    det.terminate()
+    det.wait(timeout=10)
+    sent = int(out.split()[-1])
+    return {"sent": sent, "received": received, "ratio": received / max(sent, 1),
+            "output_hz": n_out / elapsed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--role", choices=("bench", "camera", "detector"), default="bench")
+    parser.add_argument("--size", default="1280x720", help="camera/detector roles: WxH")
+    parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES))
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each case")
+    parser.add_argument("--rate-hz", type=float, default=15.0)
+    parser.add_argument("--reliable", type=int, default=1)
+    parser.add_argument("--wait-s", type=float, default=30.0, help="camera: wait this long for a subscriber")
+    parser.add_argument("--delay-s", type=float, default=0.03, help="detector: inference time")
+    parser.add_argument("--node-dds", default="LARGE_DATA", help="FASTDDS_BUILTIN_TRANSPORTS of the node "
+                        "(what the launch file sets; '' = Fast DDS default)")
+    parser.add_argument("--camera-dds", default="", help="FASTDDS_BUILTIN_TRANSPORTS of the camera and "
+                        "detector processes ('' = Fast DDS default, as a stock driver)")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    if args.role == "camera":
+        return camera(width, height, args.rate_hz, args.seconds, bool(args.reliable), args.wait_s)
+    if args.role == "detector":
+        return detector(width, height, args.delay_s)
+
+    os.environ.setdefault("ROS_DOMAIN_ID", str(101 + os.getpid() % 100))  # tests use 1..100
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    if args.node_dds:
+        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = args.node_dds
+    import threading
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+
+    from ivlm_ros.contact_node import ContactNode
+    from ivlm_ros.msg import ContactArray
+
+    rclpy.init()
+    node = ContactNode(parameter_overrides=[Parameter("publish_markers", value=False)])
+    listener = rclpy.create_node("bench_listener")
+    contacts: list = []
+    listener.create_subscription(ContactArray, "contacts", contacts.append, 10)
+    executor = SingleThreadedExecutor()  # as the node's own process spins (rclpy.spin)
+    for n in (node, listener):
+        executor.add_node(n)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    node.trigger_configure()
+    node.trigger_activate()
+    results: dict[str, float] = {}
+    dds = args.node_dds or "(default)"
+    print(f"node: image_qos {node.p['image_qos']}, FASTDDS_BUILTIN_TRANSPORTS={dds}; "
+          f"camera: 15 Hz rgb8, FASTDDS_BUILTIN_TRANSPORTS={args.camera_dds or '(default)'}; "
+          f"{args.seconds:.0f} s per case")
+    for size in args.sizes.split(","):
+        w, h = (int(v) for v in size.split("x"))
+        for reliable in (True, False):
+            r = _run_case(node, contacts, w, h, reliable, args.seconds, args.camera_dds)
+            kind = "reliable" if reliable else "besteffort"
+            print(f"{size:>10} {kind:>10} writer: {r['received']:4d}/{r['sent']:4d} frames received "
+                  f"({r['ratio']:.2f}), ContactArray {r['output_hz']:.2f} Hz", flush=True)
+            results[f"received_ratio_{kind}_{size}"] = round(r["ratio"], 3)
+            if reliable:
+                results[f"output_hz_{size}"] = round(r["output_hz"], 2)
+    backend_ms = np.median(list(node._stats.backend_ms)) if node._stats.backend_ms else float("nan")
+    results["backend_ms_p50"] = round(float(backend_ms), 1)
+    executor.shutdown()
+    node.destroy_node()
+    listener.destroy_node()
+    rclpy.try_shutdown()
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()

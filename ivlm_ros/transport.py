@@ -1,0 +1,198 @@
+"""Camera input transport: subscriber QoS matched to the publishers, and the delivered frame rate.
+
+QoS: a camera driver usually publishes images *reliable*; a best-effort subscription then gets
+whatever the network and the writer's history allow, and large frames split into many fragments
+are lost whole (over Fast DDS 1280x720 rgb8 frames from another process: 1 of 40 delivered). Like
+rosbag2's adaptive QoS (rosbag2_transport/src/rosbag2_transport/qos.cpp, `adapt_request_to_offers`),
+the subscription is reliable, depth 1 (only the newest frame matters), when every publisher on the
+topic is reliable, and best effort otherwise (a reliable reader does not match a best-effort
+writer). It is re-evaluated when the set of publishers changes. An explicit setting overrides it.
+
+Rate: from the header stamps of the frames that reached the callback, the rate the publisher sends
+at (the shortest regular spacing between consecutive stamps) and the rate that arrived, so a node
+that is starved by its transport says so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from ivlm_core.settings import Setting
+from ivlm_ros.conversions import MAX_IMAGE_PIXELS
+
+QOS_CHOICES = ("auto", "reliable", "best_effort", "sensor_data")  # sensor_data: best effort, depth 5
+
+
+def matched_qos(offered: Sequence[ReliabilityPolicy], setting: str = "auto", depth: int = 1) -> QoSProfile:
+    """The subscription QoS for publishers offering `offered` reliabilities (one per publisher).
+
+    auto: reliable when there are publishers and all are reliable, else best effort (best effort
+    matches every publisher, so an empty topic starts there); `depth` 1 keeps only the newest frame.
+    Durability is volatile: a stale latched frame is of no use to a contact estimate.
+    """
+    if setting not in QOS_CHOICES:
+        raise ValueError(f"image_qos is {setting!r}; choose one of: {', '.join(QOS_CHOICES)}")
+    if setting == "auto":
+        reliable = bool(offered) and all(r == ReliabilityPolicy.RELIABLE for r in offered)
+    else:
+        reliable = setting == "reliable"
+    depth = max(depth, 5) if setting == "sensor_data" else depth
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, durability=DurabilityPolicy.VOLATILE,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
+
+
+class MatchedSubscription:
+    """A subscription whose reliability follows its topic's publishers (see `matched_qos`).
+
+    `refresh()` (called periodically by the owner) re-reads the publishers from the ROS graph and
+    re-creates the subscription when the matching QoS changed; `on_change(text)` reports it.
+    """
+
+    def __init__(self, node: Node, msg_type: type, topic: str, callback: Callable[[Any], None],
+                 setting: str = "auto", on_change: Callable[[str], None] | None = None,
+                 depth: int = 1) -> None:
+        self._node, self._type, self._topic, self._callback = node, msg_type, topic, callback
+        self._setting, self._on_change = setting, on_change
+        self.qos = matched_qos([], setting, depth)
+        self._sub = node.create_subscription(msg_type, topic, callback, self.qos)
+        self.refresh()
+
+    @property
+    def topic_name(self) -> str:
+        """The fully resolved topic (namespace and remappings applied)."""
+        return self._sub.topic_name
+
+    @property
+    def reliable(self) -> bool:
+        return self.qos.reliability == ReliabilityPolicy.RELIABLE
+
+    def refresh(self) -> None:
+        if self._setting != "auto" or self._sub is None:
+            return
+        publishers = self._node.get_publishers_info_by_topic(self.topic_name)
+        if not publishers:  # the camera went away: keep what matched it, for when it comes back
+            return
+        offered = [p.qos_profile.reliability for p in publishers]
+        qos = matched_qos(offered, self._setting, self.qos.depth)
+        if qos.reliability == self.qos.reliability:
+            return
+        self._node.destroy_subscription(self._sub)
+        self.qos = qos
+        self._sub = self._node.create_subscription(self._type, self._topic, self._callback, qos)
+        if self._on_change is not None:
+            kind = "reliable" if self.reliable else "best effort"
+            self._on_change(f"{self.topic_name}: {len(offered)} publisher(s), subscribed {kind}")
+
+    def destroy(self) -> None:
+        if self._sub is not None:
+            self._node.destroy_subscription(self._sub)
+            self._sub = None
+
+
+@dataclass
+class RateReport:
+    """Frames per second over the window: as sent by the publisher and as received here."""
+
+    expected_hz: float
+    received_hz: float
+
+    @property
+    def ratio(self) -> float:
+        return self.received_hz / self.expected_hz if self.expected_hz > 0 else 0.0
+
+
+class StampRate:
+    """Sent vs received frame rate of one topic from the header stamps of the frames received.
+
+    The publisher's period is the 10th percentile of the spacing between consecutive received stamps
+    (lost frames only make gaps longer, so the short end is the true period); the received rate is
+    the count over the stamp span. Over the frames that arrived in the last `horizon_s` seconds (at
+    most `window`), so a publisher that stopped is reported as such, not with its old rate.
+    """
+
+    def __init__(self, window: int = 100, horizon_s: float = 10.0) -> None:
+        self._frames: deque[tuple[int, float]] = deque(maxlen=window)  # (stamp ns, arrival monotonic s)
+        self._horizon_s = horizon_s
+
+    def add(self, stamp_ns: int, arrived: float | None = None) -> None:
+        """Record a message; stamps that are zero or not after the previous one are skipped."""
+        if stamp_ns > 0 and (not self._frames or stamp_ns > self._frames[-1][0]):
+            self._frames.append((stamp_ns, time.monotonic() if arrived is None else arrived))
+
+    def report(self, now: float | None = None) -> RateReport | None:
+        """None until 3 frames with increasing stamps arrived within the horizon."""
+        now = time.monotonic() if now is None else now
+        stamps = np.array([s for s, t in self._frames if now - t <= self._horizon_s], np.float64) * 1e-9
+        if len(stamps) < 3:
+            return None
+        period = float(np.percentile(np.diff(stamps), 10))
+        received = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+        return RateReport(expected_hz=1.0 / period, received_hz=received)
+
+
+STARVED_RATIO = 0.8  # below this share of the sent frames arriving, diagnostics warn
+
+
+class Inputs:
+    """The node's input subscriptions (QoS matched to their publishers) and the rate each delivers."""
+
+    def __init__(self, node: Node, setting: str = "auto") -> None:
+        self._node, self._setting = node, setting
+        self._subs: dict[str, MatchedSubscription] = {}
+        self._rates: dict[str, StampRate] = {}
+        self._timer = node.create_timer(0.25, self.refresh)  # publishers come and go: look 4 times a second
+
+    def subscribe(self, msg_type: type, topic: str, callback: Callable[[Any], None], depth: int = 1) -> None:
+        """Subscribe `callback` to `topic`; `depth` > 1 for messages that must not replace each other."""
+        rate = self._rates[topic] = StampRate()
+
+        def on_message(msg: Any) -> None:
+            stamp = msg.header.stamp
+            rate.add(stamp.sec * 1_000_000_000 + stamp.nanosec)
+            callback(msg)
+
+        self._subs[topic] = MatchedSubscription(self._node, msg_type, topic, on_message, self._setting,
+                                                self._node.get_logger().info, depth)
+
+    def refresh(self) -> None:
+        for sub in self._subs.values():
+            sub.refresh()
+
+    def status(self) -> tuple[dict[str, str], list[str]]:
+        """Diagnostics values per topic ('input <topic>': rates and QoS) and the starved topics' warnings."""
+        values, warnings = {}, []
+        for topic, sub in self._subs.items():
+            rate, qos = self._rates[topic].report(), "reliable" if sub.reliable else "best effort"
+            if rate is None:
+                values[f"input {sub.topic_name}"] = f"fewer than 3 messages in the last 10 s ({qos})"
+                continue
+            values[f"input {sub.topic_name}"] = (f"{rate.received_hz:.1f} Hz received of "
+                                                 f"{rate.expected_hz:.1f} Hz sent ({qos})")
+            if rate.ratio < STARVED_RATIO:
+                warnings.append(f"{sub.topic_name}: {rate.ratio:.0%} of the sent messages arrive ({qos}); "
+                                f"see README 'Large images' (DDS set-up) or image_qos")
+        return values, warnings
+
+    def destroy(self) -> None:
+        self._node.destroy_timer(self._timer)
+        for sub in self._subs.values():
+            sub.destroy()
+        self._subs, self._rates = {}, {}
+
+
+# The node's input settings (see ivlm_core.settings), owned next to what they configure.
+TRANSPORT_SETTINGS: dict[str, Setting] = {
+    "image_qos": Setting("auto", "QoS of the inputs: auto = reliable when every publisher of the topic is, "
+                         "else best effort (re-checked as publishers come and go); or force reliable / "
+                         "best_effort", QOS_CHOICES),
+    "max_image_pixels": Setting(MAX_IMAGE_PIXELS, "larger images are refused before decoding (width x "
+                                "height; the default is above 8K UHD)", (1, 150_000_000), live=True),
+}
