@@ -85,10 +85,11 @@ def test_label_lookup_accepts_synonyms_and_spelling_variants(registry, label, ca
 def test_unknown_label_gets_a_box_sized_from_the_pixel_box_and_camera(registry_log):
     registry = ObjectRegistry(assumed_depth_m=2.0)
     camera = CameraIntrinsics.from_fov(640, 480, fov_deg=60.0)
-    obj = registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
-    registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
-    assert obj.mesh_id == "generic:flux capacitor:350x180x180mm"  # label and size in 10 % steps: a real identity
-    assert registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera) is obj
+    box = np.array([100.0, 100.0, 200.0, 150.0])
+    obj = registry.get("flux capacitor", box_xyxy=box, camera=camera)
+    registry.get("flux capacitor", box_xyxy=box, camera=camera)
+    assert obj.mesh_id == "generic:flux capacitor:350x180x180mm"  # label + size in 10 % steps: an identity
+    assert registry.get("flux capacitor", box_xyxy=box, camera=camera) is obj
     other = registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 300.0, 150.0]), camera=camera)
     assert other.mesh_id != obj.mesh_id and other.size_m[0] > obj.size_m[0]
     jitter = registry.get("flux capacitor", box_xyxy=np.array([101.0, 100.0, 301.0, 151.0]), camera=camera)

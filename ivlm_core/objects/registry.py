@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 import numpy as np
 import trimesh
 
+from ivlm_core.decimation import decimate
 from ivlm_core.objects.categories import (
     CATEGORIES_PATH,
     LabelResolver,
     ObjectCategory,
     normalize_name,
 )
-from ivlm_core.decimation import decimate
 from ivlm_core.objects.shapes import build_object, generic_parts
 from ivlm_core.types import CameraIntrinsics
 

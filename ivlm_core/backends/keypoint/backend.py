@@ -260,7 +260,7 @@ class KeypointBackend(ContactBackend):
                 reason += f" (label '{obj.label}' is not in the category table; reasoned from its size)"
             elif not category.parts:
                 reason += f" ('{obj.label}' is {category.affordance}: never in contact)"
-        return self._result(person, obj, parts, body_p, mesh.mesh_id, obj_p, pc.evidence, reason, rec)
+        return self._result(person, obj, parts, body_p, mesh, obj_p, pc.evidence, reason, rec)
 
     def _result(
         self,
@@ -268,7 +268,7 @@ class KeypointBackend(ContactBackend):
         obj: Detection,
         parts: dict[str, float],
         body_p: np.ndarray,
-        mesh_id: str,
+        mesh: ObjectMesh | None,
         obj_p: np.ndarray,
         evidence: list[str],
         reason: str,
@@ -282,7 +282,7 @@ class KeypointBackend(ContactBackend):
             body_model=self.body.name,
             body_probabilities=body_p,
             body_parts=parts,
-            object_mesh_id=mesh_id,
+            object_mesh_id=mesh.mesh_id if mesh is not None else "",
             object_probabilities=obj_p,
             backend=self.name,
             evidence=evidence,
@@ -423,7 +423,7 @@ class KeypointBackend(ContactBackend):
         parts = dict(sorted(parts.items(), key=lambda kv: -kv[1]))
         reason = "" if parts else "no body part bears weight or touches a detected object"
         no_mesh = np.zeros(0, np.float32)
-        return self._result(person, query, parts, probs, "", no_mesh, evidence, reason)
+        return self._result(person, query, parts, probs, None, no_mesh, evidence, reason)
 
     def _empty(self, i: int, obj: Detection, reason: str, person_box: np.ndarray | None) -> ContactResult:
         has_mesh = obj.label.strip() not in ("", BINARY_LABEL)
