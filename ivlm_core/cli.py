@@ -26,14 +26,13 @@ import trimesh
 
 from ivlm_core.backends import create_backend
 from ivlm_core.backends.keypoint.backend import BINARY_LABEL
+from ivlm_core.colours import contact_rgb, rgba8
 from ivlm_core.objects import normalize_for_render
 from ivlm_core.reconstruct import scene_glb
 from ivlm_core.render import HUMAN_VIEWS, OBJECT_VIEWS, Rasterizer
 from ivlm_core.render.cameras import RenderCamera
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
-GREY = np.array([200, 200, 200], np.float32)
-RED = np.array([230, 30, 25], np.float32)
 CONTACT_THRESHOLD = 0.5
 MESH_ALPHA = 0.6  # opacity of the body mesh drawn over the photo
 PANEL_PX = 192  # side of one view in panels.png
@@ -114,13 +113,6 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _colours(probs: np.ndarray) -> np.ndarray:
-    """(N, 4) uint8 RGBA, grey -> red with probability."""
-    p = np.clip(probs, 0.0, 1.0)[:, None]
-    rgb = (GREY * (1 - p) + RED * p).astype(np.uint8)
-    return np.concatenate([rgb, np.full((len(p), 1), 255, np.uint8)], axis=1)
-
-
 def _person_meshes(results: list[ContactResult]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """person index -> (posed vertices (V, 3), camera frame; contact probability (V,) over all pairs)."""
     people: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -143,7 +135,7 @@ def draw_overlay(
         with Rasterizer((camera.height, camera.width)) as raster:
             view = RenderCamera(np.eye(4), camera)
             for verts, probs in people.values():
-                colours = _colours(probs)[:, :3].astype(np.float32) / 255.0
+                colours = contact_rgb(probs)
                 light = np.zeros((1, 3))  # at the camera
                 (r,), (shaded,) = raster.shade_views(verts, faces, [view], colours, light)
                 mask = r.mask
@@ -171,12 +163,12 @@ def draw_panels(
     with Rasterizer(PANEL_PX) as raster:
         for _, (_, probs) in sorted(_person_meshes(results).items()):
             lights = np.array([v.light_location for v in HUMAN_VIEWS])
-            colours = _colours(probs)[:, :3].astype(np.float32) / 255.0
+            colours = contact_rgb(probs)
             _, images = raster.shade_views(canonical, faces, HUMAN_VIEWS, colours, lights)
             rows.append(np.concatenate(list(images), axis=1))
         for k, mesh in objects.items():
             lights = np.array([v.light_location for v in OBJECT_VIEWS])
-            colours = _colours(results[k].object_probabilities)[:, :3].astype(np.float32) / 255.0
+            colours = contact_rgb(results[k].object_probabilities)
             _, images = raster.shade_views(
                 normalize_for_render(mesh.vertices), mesh.faces, OBJECT_VIEWS, colours, lights
             )
@@ -261,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, res in enumerate(results):
         if res.body_vertices is not None:
             body = trimesh.Trimesh(res.body_vertices, faces, process=False)
-            body.visual.vertex_colors = _colours(res.body_probabilities)
+            body.visual.vertex_colors = rgba8(contact_rgb(res.body_probabilities))
             body.export(args.out / f"pair{k}_body.glb")
         if not res.object_mesh_id:  # binary contact: no object mesh
             continue
@@ -269,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         if mesh.mesh_id == res.object_mesh_id and len(mesh.vertices) == len(res.object_probabilities):
             object_meshes[k] = mesh
             obj = mesh.to_trimesh()
-            obj.visual.vertex_colors = _colours(res.object_probabilities)
+            obj.visual.vertex_colors = rgba8(contact_rgb(res.object_probabilities))
             obj.export(args.out / f"pair{k}_object.glb")
             if res.reconstruction is not None and res.reconstruction.ok and res.body_vertices is not None:
                 glb = scene_glb(

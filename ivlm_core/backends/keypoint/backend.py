@@ -119,11 +119,8 @@ class KeypointBackend(ContactBackend):
         h, w = image.shape[:2]
         if camera is None:
             camera = CameraIntrinsics.from_fov(w, h, self.default_fov_deg)
-        elif (camera.width, camera.height) != (w, h):
-            raise ValueError(
-                f"camera is {camera.width}x{camera.height} but the image is {w}x{h}; "
-                "pass the CameraInfo of this image"
-            )
+        else:
+            camera.check_image_size(w, h)
         people = [d for d in detections if normalize_label(d.label) == PERSON_LABEL]
         objects = [d for d in detections if normalize_label(d.label) != PERSON_LABEL]
         timings = {"pose": 0.0, "fit": 0.0, "reason": 0.0, "vertices": 0.0}
@@ -316,11 +313,7 @@ class KeypointBackend(ContactBackend):
             if ids.size == 0:
                 continue
             if tests[part] == "near":
-                v = fit.vertices[ids].astype(np.float64)
-                z = np.maximum(v[:, 2], 1e-3)
-                uv = np.stack(
-                    [camera.fx * v[:, 0] / z + camera.cx, camera.fy * v[:, 1] / z + camera.cy], axis=1
-                )
+                uv = camera.project(fit.vertices[ids].astype(np.float64), min_depth=1e-3)
                 d = region.distance(uv)
                 weight = np.exp(-0.5 * ((d - d.min()) / (ev.NEAR_SIGMA * body_px)) ** 2)
                 if part.endswith("_hand"):  # hands hold with the palm and the inside of the fingers
@@ -370,8 +363,7 @@ class KeypointBackend(ContactBackend):
             return np.zeros(len(mesh.vertices), np.float32)
         anchors = {p: fit.vertices[self._part_ids[p]].mean(0).astype(np.float64) for p in parts}
         depth = float(np.mean([a[2] for a in anchors.values()]))
-        cx, cy = 0.5 * (obj.box_xyxy[0] + obj.box_xyxy[2]), 0.5 * (obj.box_xyxy[1] + obj.box_xyxy[3])
-        centre = np.array([(cx - camera.cx) * depth / camera.fx, (cy - camera.cy) * depth / camera.fy, depth])
+        centre = camera.backproject(0.5 * (obj.box_xyxy[:2] + obj.box_xyxy[2:]), depth)
         ov = mesh.vertices.astype(np.float64) @ _OBJECT_TO_CAMERA.T + centre
         sigma = 0.15 * float(np.max(mesh.size_m))
         probs = np.zeros(len(ov), np.float32)

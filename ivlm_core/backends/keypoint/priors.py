@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from ivlm_core.body.parts import CENTRAL_PARTS, SIDED_PARTS
 from ivlm_core.objects.categories import CATEGORIES_PATH, LabelResolver
 
 PRIORS_PATH = Path(__file__).with_name("contact_priors.yaml")
 
-SIDED_PARTS = ("upper_arm", "forearm", "hand", "thigh", "calf", "foot")
-CENTRAL_PARTS = ("head", "neck", "torso_front", "torso_back", "hips", "buttocks")
 TESTS = ("near", "seated", "support", "stands_on", "rides", "pedals", "rests")
 # Largest extent (metres, at the person's depth) up to which an unresolved object is taken as
 # hand-held small / hand-held large; anything larger is a structure touched with the hands.
