@@ -2,8 +2,10 @@
 
 Usage: .venv/bin/python bench/real_photos.py [--photos /work/shared/photos] [--verbose]
 Prints one line per pair (worst first at the end) and, as the last line, one JSON object with
-part-level precision/recall/f1 (left/right-agnostic), f1_strict (with laterality) and
-no_contact_accuracy (share of contact-false pairs predicted empty). Boxes are the labelled ones.
+part-level precision/recall/f1 (left/right-agnostic), f1_strict (with laterality),
+no_contact_accuracy (share of contact-false pairs predicted empty), f1_original (the first twenty
+images, the original 47 pairs) and by_kind.<kind>.f1 (object, scene, open_vocabulary;
+by_kind.no_contact.accuracy), see ivlm_core.metrics.labelled_pairs_summary. Boxes are the labelled ones.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ivlm_core.backends.keypoint import KeypointBackend
-from ivlm_core.metrics import part_prf, pooled_part_prf
+from ivlm_core.backends import create_backend
+from ivlm_core.metrics import LabelledPair, labelled_pairs_summary, part_prf
 from ivlm_core.types import Detection
+
+ORIGINAL_IMAGES = 20  # labels.json lists the original 47 pairs' twenty images first
 
 
 def main() -> int:
@@ -31,9 +35,9 @@ def main() -> int:
     if not labels_path.is_file():
         print(f"no labels at {labels_path}; pass --photos", file=sys.stderr)
         return 2
-    backend = KeypointBackend()
+    backend = create_backend("keypoint")
     rows, t_total, n_calls = [], 0.0, 0
-    for entry in json.loads(labels_path.read_text()):
+    for index, entry in enumerate(json.loads(labels_path.read_text())):
         bgr = cv2.imread(str(args.photos / entry["file"]))
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         for pair in entry["pairs"]:
@@ -55,6 +59,8 @@ def main() -> int:
                     "pred": pred,
                     "f1": f1,
                     "contact": pair["contact"],
+                    "kind": pair["kind"],
+                    "original": index < ORIGINAL_IMAGES,
                     "evidence": res.evidence,
                     "reason": res.reason,
                 }
@@ -63,26 +69,14 @@ def main() -> int:
             if args.verbose:
                 print("      evidence:", "; ".join(res.evidence), res.reason)
 
-    positives = [(r["pred"], r["gt"]) for r in rows if r["contact"]]
-    loose = pooled_part_prf(positives, sided=False)
-    strict = pooled_part_prf(positives, sided=True)
-    negatives = [r for r in rows if not r["contact"]]
-    no_contact_acc = float(np.mean([not r["pred"] for r in negatives])) if negatives else float("nan")
-    worst = sorted(rows, key=lambda r: r["f1"])[:6]
+    summary = labelled_pairs_summary(
+        LabelledPair(r["pred"], r["gt"], r["contact"], r["kind"], r["original"]) for r in rows
+    )
+    worst = sorted(rows, key=lambda r: r["f1"])[:10]
     print("worst pairs:")
     for r in worst:
-        print(f"  {r['f1']:.2f} {r['file']} {r['object']}: gt={r['gt']} pred={r['pred']}")
-    summary = {
-        "pairs": len(rows),
-        "contact_pairs": len(positives),
-        "no_contact_pairs": len(negatives),
-        "precision": round(loose.precision, 4),
-        "recall": round(loose.recall, 4),
-        "f1": round(loose.f1, 4),
-        "f1_strict": round(strict.f1, 4),
-        "no_contact_accuracy": round(no_contact_acc, 4),
-        "mean_ms_per_pair": round(1e3 * t_total / max(1, n_calls), 1),
-    }
+        print(f"  {r['f1']:.2f} {r['file']} {r['object']} ({r['kind']}): gt={r['gt']} pred={r['pred']}")
+    summary["mean_ms_per_pair"] = round(1e3 * t_total / max(1, n_calls), 1)
     print(json.dumps(summary))
     return 0
 

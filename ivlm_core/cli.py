@@ -1,12 +1,15 @@
 """Command line: contact on one image file with the embedded CPU backend.
 
-    python -m ivlm_core.cli IMAGE --object LABEL X0,Y0,X1,Y1 [--object ...] [--person X0,Y0,X1,Y1 ...]
-                            [--out DIR] [--fov DEG | --K fx,fy,cx,cy]
+    python -m ivlm_core.cli IMAGE [--object LABEL X0,Y0,X1,Y1 ...] [--person X0,Y0,X1,Y1 ...]
+                            [--binary] [--out DIR] [--fov DEG | --K fx,fy,cx,cy]
 
-Writes DIR/result.json (parts, evidence, reasons, contact vertex ids), DIR/overlay.png (the contact
-drawn on the image: look at this first) and, per person-object pair k, DIR/pair<k>_body.glb and
-DIR/pair<k>_object.glb (meshes coloured grey -> red by contact probability) and, where the object
-could be placed against the body, DIR/pair<k>_scene.glb (both in the camera frame).
+Writes DIR/result.json (parts, evidence, reasons, contact vertex ids), DIR/overlay.png (the fitted
+body meshes drawn over the image through K, grey -> red by contact probability, with the boxes: look
+at this first), DIR/panels.png (InteractVLM-style views: per person the four canonical body views,
+per object the four object views, contact in red) and, per pair k, DIR/pair<k>_body.glb and
+DIR/pair<k>_object.glb (coloured meshes) and, where the object could be placed against the body,
+DIR/pair<k>_scene.glb (both in the camera frame). --binary adds, per person, the object-agnostic
+contact (object "any": the ground, seats and every object touched).
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ import cv2
 import numpy as np
 import trimesh
 
-from ivlm_core.backends.keypoint import KeypointBackend
-from ivlm_core.backends.keypoint.evidence import EXTREMITIES, part_points
+from ivlm_core.backends import create_backend
+from ivlm_core.backends.keypoint.backend import BINARY_LABEL
+from ivlm_core.colours import contact_rgb, rgba8
+from ivlm_core.objects import normalize_for_render
 from ivlm_core.reconstruct import scene_glb
+from ivlm_core.render import HUMAN_VIEWS, OBJECT_VIEWS, Rasterizer
+from ivlm_core.render.cameras import RenderCamera
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
-GREY = np.array([200, 200, 200], np.float32)
-RED = np.array([230, 30, 25], np.float32)
 CONTACT_THRESHOLD = 0.5
+MESH_ALPHA = 0.6  # opacity of the body mesh drawn over the photo
+PANEL_PX = 192  # side of one view in panels.png
 
 
 def _box(text: str) -> np.ndarray:
@@ -41,6 +48,34 @@ def _box(text: str) -> np.ndarray:
     return np.array(vals)
 
 
+def _intrinsics(text: str) -> tuple[float, ...]:
+    """fx, fy, cx, cy from --K; ValueError naming the option otherwise."""
+    try:
+        vals = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        vals = ()
+    if len(vals) != 4 or not all(np.isfinite(vals)):
+        raise ValueError(f"--K takes 4 numbers fx,fy,cx,cy in pixels (CameraInfo K), got {text!r}")
+    return vals
+
+
+def _truncated(path: Path) -> str:
+    """Why a JPEG or PNG file is cut short ("" when it ends as its format requires or is another format).
+
+    OpenCV decodes what is there of a truncated file and greys the rest without an error."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""  # cv2.imread reports unreadable files
+    # inside a JPEG scan 0xFF is always followed by 0x00 or a restart marker, so an end-of-image marker
+    # after the last start-of-scan is the end of the picture (data appended after it is fine)
+    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        return "has no JPEG end marker after its last scan"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data:
+        return "has no PNG end chunk"
+    return ""
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m ivlm_core.cli", description=__doc__.splitlines()[0])
     ap.add_argument("image", type=Path, help="image file (PNG, JPEG, ...; grey, colour or 16-bit)")
@@ -48,9 +83,14 @@ def _parser() -> argparse.ArgumentParser:
         "--object",
         nargs=2,
         action="append",
+        default=[],
         metavar=("LABEL", "BOX"),
-        required=True,
-        help="object label and box X0,Y0,X1,Y1 (repeat for several objects)",
+        help="object label and box X0,Y0,X1,Y1 (repeat for several objects; any label, e.g. 'floor')",
+    )
+    ap.add_argument(
+        "--binary",
+        action="store_true",
+        help="also report, per person, every body part touching anything (object 'any')",
     )
     ap.add_argument(
         "--person",
@@ -73,37 +113,71 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _colours(probs: np.ndarray) -> np.ndarray:
-    """(N, 4) uint8 RGBA, grey -> red with probability."""
-    p = np.clip(probs, 0.0, 1.0)[:, None]
-    rgb = (GREY * (1 - p) + RED * p).astype(np.uint8)
-    return np.concatenate([rgb, np.full((len(p), 1), 255, np.uint8)], axis=1)
-
-
-def draw_overlay(image: np.ndarray, results: list[ContactResult], poses: list) -> np.ndarray:
-    """(H, W, 3) uint8 RGB: boxes, and the contacted parts' landmarks in red (thicker = more confident)."""
-    out = image.copy()
+def _person_meshes(results: list[ContactResult]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """person index -> (posed vertices (V, 3), camera frame; contact probability (V,) over all pairs)."""
+    people: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for res in results:
-        x0, y0, x1, y1 = res.obj.box_xyxy.astype(int)
-        cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), 2)
-        cv2.putText(
-            out, res.obj.label, (x0 + 2, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 200, 0), 1
-        )
+        if res.body_vertices is None:
+            continue
+        verts, probs = people.get(res.person_index, (res.body_vertices, np.zeros(len(res.body_vertices))))
+        people[res.person_index] = (verts, np.maximum(probs, res.body_probabilities))
+    return people
+
+
+def draw_overlay(
+    image: np.ndarray, results: list[ContactResult], faces: np.ndarray, camera: CameraIntrinsics
+) -> np.ndarray:
+    """(H, W, 3) uint8 RGB: each fitted body rasterized through K over the photo, grey -> red by contact
+    probability, and the object and person boxes."""
+    out = image.copy()
+    people = _person_meshes(results)
+    if people:
+        with Rasterizer((camera.height, camera.width)) as raster:
+            view = RenderCamera(np.eye(4), camera)
+            for verts, probs in people.values():
+                colours = contact_rgb(probs)
+                light = np.zeros((1, 3))  # at the camera
+                (r,), (shaded,) = raster.shade_views(verts, faces, [view], colours, light)
+                mask = r.mask
+                out[mask] = (MESH_ALPHA * shaded[mask] + (1 - MESH_ALPHA) * out[mask]).astype(np.uint8)
+    for res in results:
+        if res.obj.label != BINARY_LABEL:  # the binary result's box is the whole image
+            x0, y0, x1, y1 = res.obj.box_xyxy.astype(int)
+            cv2.rectangle(out, (x0, y0), (x1, y1), (255, 200, 0), 2)
+            cv2.putText(
+                out, res.obj.label, (x0 + 2, max(12, y0 - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 200, 0), 1
+            )
         if res.person_box is not None:
             px0, py0, px1, py1 = res.person_box.astype(int)
             cv2.rectangle(out, (px0, py0), (px1, py1), (0, 200, 255), 1)
-        pose = poses[res.person_index] if res.person_index < len(poses) else None
-        if pose is None:
-            continue
-        pts = part_points(pose.keypoints)
-        for part, conf in res.body_parts.items():
-            p = pts[part].astype(int)
-            thickness = 2 + int(6 * conf)
-            if part not in EXTREMITIES:
-                cv2.polylines(out, [p.reshape(-1, 1, 2)], False, (255, 40, 30), thickness)
-            for q in p:
-                cv2.circle(out, (int(q[0]), int(q[1])), thickness, (255, 40, 30), -1)
     return out
+
+
+def draw_panels(
+    results: list[ContactResult], canonical: np.ndarray, faces: np.ndarray, objects: dict[int, object]
+) -> np.ndarray:
+    """(rows * PANEL_PX, 4 * PANEL_PX, 3) uint8 RGB, as InteractVLM shows contact: one row per person
+    (the canonical body from its four views) and one per object with a mesh (its four views), contact
+    in red. objects: result index -> the result's object mesh."""
+    rows = []
+    with Rasterizer(PANEL_PX) as raster:
+        for _, (_, probs) in sorted(_person_meshes(results).items()):
+            lights = np.array([v.light_location for v in HUMAN_VIEWS])
+            colours = contact_rgb(probs)
+            _, images = raster.shade_views(canonical, faces, HUMAN_VIEWS, colours, lights)
+            rows.append(np.concatenate(list(images), axis=1))
+        for k, mesh in objects.items():
+            lights = np.array([v.light_location for v in OBJECT_VIEWS])
+            colours = contact_rgb(results[k].object_probabilities)
+            _, images = raster.shade_views(
+                normalize_for_render(mesh.vertices), mesh.faces, OBJECT_VIEWS, colours, lights
+            )
+            row = np.concatenate(list(images), axis=1)
+            cv2.putText(row, results[k].obj.label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+            rows.append(row)
+    if not rows:
+        return np.full((PANEL_PX, 4 * PANEL_PX, 3), 255, np.uint8)
+    return np.concatenate(rows, axis=0)
 
 
 def _result_json(k: int, res: ContactResult) -> dict:
@@ -138,6 +212,13 @@ def _result_json(k: int, res: ContactResult) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.out.exists() and not args.out.is_dir():
+        print(f"error: --out {args.out} is a file; give a folder (it is created if missing)", file=sys.stderr)
+        return 2
+    problem = _truncated(args.image)
+    if problem:
+        print(f"error: image {args.image} {problem}: it looks truncated, copy it again", file=sys.stderr)
+        return 2
     bgr = cv2.imread(str(args.image), cv2.IMREAD_UNCHANGED)
     if bgr is None:
         print(f"error: cannot read image {args.image}", file=sys.stderr)
@@ -153,29 +234,34 @@ def main(argv: list[str] | None = None) -> int:
         objects = [Detection(label, _box(box)) for label, box in args.object]
         people = [Detection("person", b) for b in args.person]
         if args.K:
-            fx, fy, cx, cy = (float(v) for v in args.K.split(","))
+            fx, fy, cx, cy = _intrinsics(args.K)
             camera = CameraIntrinsics(np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1.0]]), w, h)
         else:
             camera = CameraIntrinsics.from_fov(w, h, args.fov)
-        backend = KeypointBackend(body_model=args.body_model, reconstruct=not args.no_reconstruct)
+        if not objects and not args.binary:
+            raise ValueError("nothing to ask: give at least one --object LABEL BOX, or --binary")
+        backend = create_backend(
+            "keypoint", body_model=args.body_model, reconstruct=not args.no_reconstruct, binary=args.binary
+        )
         results = backend.estimate(image, people + objects, camera)
     except (ValueError, argparse.ArgumentTypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    overlay = draw_overlay(
-        image if image.ndim == 3 else np.stack([image] * 3, -1), results, backend.last_poses
-    )
-    cv2.imwrite(str(args.out / "overlay.png"), cv2.cvtColor(overlay.astype(np.uint8), cv2.COLOR_RGB2BGR))
+    faces = backend.body.faces
+    object_meshes = {}
     for k, res in enumerate(results):
         if res.body_vertices is not None:
-            body = trimesh.Trimesh(res.body_vertices, backend.body.faces, process=False)
-            body.visual.vertex_colors = _colours(res.body_probabilities)
+            body = trimesh.Trimesh(res.body_vertices, faces, process=False)
+            body.visual.vertex_colors = rgba8(contact_rgb(res.body_probabilities))
             body.export(args.out / f"pair{k}_body.glb")
+        if not res.object_mesh_id:  # binary contact: no object mesh
+            continue
         mesh = backend.objects.get(res.obj.label, res.obj.box_xyxy, camera)
         if mesh.mesh_id == res.object_mesh_id and len(mesh.vertices) == len(res.object_probabilities):
+            object_meshes[k] = mesh
             obj = mesh.to_trimesh()
-            obj.visual.vertex_colors = _colours(res.object_probabilities)
+            obj.visual.vertex_colors = rgba8(contact_rgb(res.object_probabilities))
             obj.export(args.out / f"pair{k}_object.glb")
             if res.reconstruction is not None and res.reconstruction.ok and res.body_vertices is not None:
                 glb = scene_glb(
@@ -188,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
                     res.reconstruction,
                 )
                 (args.out / f"pair{k}_scene.glb").write_bytes(glb)
+    rgb = image if image.ndim == 3 else np.stack([image] * 3, -1)
+    rgb = rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8)
+    overlay = draw_overlay(rgb, results, faces, camera)
+    cv2.imwrite(str(args.out / "overlay.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
+    panels = draw_panels(results, backend.body.canonical_vertices, faces, object_meshes)
+    cv2.imwrite(str(args.out / "panels.png"), cv2.cvtColor(panels, cv2.COLOR_RGB2BGR))
     summary = {
         "image": str(args.image),
         "camera_K": camera.K.tolist(),
@@ -198,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     for k, res in enumerate(results):
         parts = ", ".join(f"{p} {c:.2f}" for p, c in res.body_parts.items()) or f"none ({res.reason})"
         print(f"pair {k}: person {res.person_index} - {res.obj.label}: {parts}")
-    print(f"wrote {args.out / 'result.json'}, {args.out / 'overlay.png'} and the GLB meshes in {args.out}")
+    print(f"wrote result.json, overlay.png, panels.png and the GLB meshes in {args.out}")
     backend.close()
     return 0
 

@@ -242,3 +242,66 @@ def detection_prf(pred_contact: np.ndarray, gt_contact: np.ndarray) -> PRF:
             f"pred_contact and gt_contact must be (P,) arrays of one shape, got {p.shape}, {g.shape}"
         )
     return _prf_from_counts(float(np.sum(p & g)), float(p.sum()), float(g.sum()), "interactvlm")
+
+
+@dataclass(frozen=True)
+class LabelledPair:
+    """One labelled person-object pair of a photo set and the parts a backend predicted for it.
+
+    kind: the label's kind (object, scene, open_vocabulary, no_contact); original: the pair is in
+    the set the figures were first reported on (so that new photos never hide a regression there).
+    """
+
+    pred: Collection[str]
+    gt: Collection[str]
+    contact: bool
+    kind: str
+    original: bool = False
+
+
+def labelled_pairs_summary(pairs: Iterable[LabelledPair]) -> dict:
+    """Part-level figures of a labelled photo set, overall, on the original pairs and per kind.
+
+    Keys: f1, precision, recall (pooled over the contact pairs, left/right-agnostic), f1_strict
+    (with laterality), no_contact_accuracy (share of contact-false pairs predicted empty),
+    f1_original and no_contact_accuracy_original (the original pairs only), and by_kind /
+    by_kind_added: {kind: {pairs, f1}} over all pairs / over the pairs that are not original
+    (no_contact kinds report `accuracy` instead of f1). A figure with no pair to measure is NaN.
+    """
+    pairs = list(pairs)
+
+    def figures(group: list[LabelledPair]) -> dict:
+        positives = [(p.pred, p.gt) for p in group if p.contact]
+        negatives = [p for p in group if not p.contact]
+        nan = float("nan")
+        return {
+            "pairs": len(group),
+            "f1": round(pooled_part_prf(positives, sided=False).f1, 4) if positives else nan,
+            "accuracy": round(float(np.mean([not p.pred for p in negatives])), 4) if negatives else nan,
+        }
+
+    def by_kind(group: list[LabelledPair]) -> dict:
+        out = {}
+        for kind in sorted({p.kind for p in group}):
+            fig = figures([p for p in group if p.kind == kind])
+            key = "accuracy" if kind == "no_contact" else "f1"
+            out[kind] = {"pairs": fig["pairs"], key: fig[key]}
+        return out
+
+    positives = [(p.pred, p.gt) for p in pairs if p.contact]
+    loose = pooled_part_prf(positives, sided=False)
+    everything, original = figures(pairs), figures([p for p in pairs if p.original])
+    return {
+        "pairs": len(pairs),
+        "contact_pairs": len(positives),
+        "no_contact_pairs": len(pairs) - len(positives),
+        "precision": round(loose.precision, 4),
+        "recall": round(loose.recall, 4),
+        "f1": round(loose.f1, 4),
+        "f1_strict": round(pooled_part_prf(positives, sided=True).f1, 4),
+        "no_contact_accuracy": everything["accuracy"],
+        "f1_original": original["f1"],
+        "no_contact_accuracy_original": original["accuracy"],
+        "by_kind": by_kind(pairs),
+        "by_kind_added": by_kind([p for p in pairs if not p.original]),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -39,3 +40,52 @@ def test_cli_rejects_a_malformed_box(tmp_path, capsys):
     rc = main([str(image_path), "--object", "camera", "245,135,335", "--out", str(tmp_path / "o")])
     assert rc == 2
     assert "X0,Y0,X1,Y1" in capsys.readouterr().err
+
+
+def test_cli_binary_mode_writes_the_object_agnostic_contact_and_the_panels(tmp_path):
+    """--binary: the cameraman's contact with anything holds his hands on the camcorder and says what
+    it found about his support; the overlay shows the fitted mesh through K and panels.png the four
+    canonical body views and the camera's four views."""
+    image_path = tmp_path / "camera.png"
+    cv2.imwrite(str(image_path), skimage.data.camera())
+    out = tmp_path / "out"
+    args = ["--person", "0,60,340,512", "--object", "camera", "245,135,335,245", "--binary"]
+    assert main([str(image_path), *args, "--out", str(out)]) == 0
+    camera, pair = json.loads((out / "result.json").read_text())["results"]
+    assert pair["object"] == "any" and pair["object_mesh_id"] == ""
+    assert pair["object_contact_vertex_ids"] == []
+    hands = {p for p in camera["body_parts"] if p.endswith("_hand")}
+    assert hands and hands <= set(pair["body_parts"]) and pair["body_contact_vertex_ids"], pair["evidence"]
+    assert pair["evidence"][0].startswith("support:")
+    panels = cv2.imread(str(out / "panels.png"))
+    assert 2 * panels.shape[1] == 4 * panels.shape[0]  # two rows of four views: the person, the camera
+    overlay = cv2.imread(str(out / "overlay.png"))
+    grey = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
+    assert (np.abs(overlay.astype(int) - grey[..., None]).max(axis=2) > 40).mean() > 0.05  # the mesh is drawn
+    assert main([str(image_path), "--out", str(tmp_path / "none")]) == 2  # nothing asked
+
+
+def test_cli_refuses_truncated_images_a_file_as_out_and_a_short_K_before_working(tmp_path, capsys):
+    """A JPEG cut in half decodes (OpenCV greys the rest) but is refused; --out naming a file and --K with
+    three numbers are refused with the option named; a 16-bit PNG is drawn."""
+    photo = (Path(__file__).parent / "data" / "player" / "man_holding_drink_glass.jpg").read_bytes()
+    half = tmp_path / "half.jpg"
+    half.write_bytes(photo[: len(photo) // 2])
+    assert cv2.imread(str(half)) is not None  # what made the CLI answer "none" before
+    args = ["--object", "cup", "245,235,305,345"]
+    assert main([str(half), *args, "--out", str(tmp_path / "o")]) == 2
+    assert "truncated" in capsys.readouterr().err
+    whole = tmp_path / "whole.jpg"
+    whole.write_bytes(photo + b"appended by a phone")  # data after the end marker is fine
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert main([str(whole), *args, "--out", str(a_file)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    assert main([str(whole), *args, "--K", "500,500,187", "--out", str(tmp_path / "k")]) == 2
+    assert "--K takes 4 numbers" in capsys.readouterr().err
+    deep = tmp_path / "deep.png"
+    cv2.imwrite(str(deep), skimage.data.camera().astype(np.uint16) * 257)
+    out = tmp_path / "deep"
+    camera = ["--object", "camera", "245,135,335,245", "--no-reconstruct"]
+    assert main([str(deep), *camera, "--out", str(out)]) == 0
+    assert cv2.imread(str(out / "overlay.png")).dtype == np.uint8

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from ivlm_core.backends.keypoint import KeypointBackend
+from ivlm_core.backends.keypoint.body_fit import MEDIAPIPE_OF_KEYPOINT, BodyFit
+from ivlm_core.backends.keypoint.landmarks import NUM_LANDMARKS, PersonPose
 from ivlm_core.backends.keypoint.priors import ContactPriors
+from ivlm_core.backends.keypoint.support import body_support
 from ivlm_core.body import KEYPOINT_NAMES, PART_NAMES
-from ivlm_core.detect import NUM_LANDMARKS, PersonPose
-from ivlm_core.fit import MEDIAPIPE_OF_KEYPOINT
-from ivlm_core.metrics import pooled_part_prf
+from ivlm_core.metrics import LabelledPair, labelled_pairs_summary
 from ivlm_core.types import CameraIntrinsics, Detection
 
 LOCAL_PHOTOS = Path(__file__).parent / "data" / "photos"  # 3 photos copied from ../shared/photos
@@ -195,16 +197,17 @@ def test_bad_input_raises_value_error(backend):
         backend.estimate(skimage.data.camera(), [Detection("camera", CAMERA_BOX)], cam)
 
 
-def _run_labelled(backend, folder: Path) -> list[tuple[dict, object]]:
+def _run_labelled(backend, folder: Path) -> list[tuple[dict, object, int]]:
+    """(pair, result, image index in labels.json) for every labelled pair of a photo folder."""
     out = []
-    for entry in json.loads((folder / "labels.json").read_text()):
+    for index, entry in enumerate(json.loads((folder / "labels.json").read_text())):
         image = cv2.cvtColor(cv2.imread(str(folder / entry["file"])), cv2.COLOR_BGR2RGB)
         for pair in entry["pairs"]:
             dets = [
                 Detection("person", np.array(pair["person_box_xyxy"], float)),
                 Detection(pair["object"], np.array(pair["box_xyxy"], float)),
             ]
-            out.append((pair, backend.estimate(image, dets)[0]))
+            out.append((pair, backend.estimate(image, dets)[0], index))
     return out
 
 
@@ -214,7 +217,7 @@ def _sideless(parts) -> set[str]:
 
 def test_labelled_photos_find_contact_and_no_contact(backend):
     """Feet on a skateboard, riders on bicycles, a woman on a ledge with pigeons nearby (no contact)."""
-    for pair, res in _run_labelled(backend, LOCAL_PHOTOS):
+    for pair, res, _ in _run_labelled(backend, LOCAL_PHOTOS):
         if not pair["contact"]:
             assert res.body_parts == {} and res.reason, (pair, res.evidence)
             continue
@@ -223,13 +226,29 @@ def test_labelled_photos_find_contact_and_no_contact(backend):
         assert len(pred & gt) / len(pred) >= 0.5, (pair, res.body_parts)
 
 
+ORIGINAL_IMAGES = 20  # the first twenty images of labels.json hold the original 47 pairs
+# Bars: the original pairs keep their goal; every kind added later is held to what the backend
+# reaches on the added images (bench/real_photos.py measures them all), raised as it improves.
+ORIGINAL_F1, ORIGINAL_NO_CONTACT = 0.88, 0.8  # measured 0.893 and 1.0 (the goal: 0.75, 0.8)
+ADDED_KIND_F1 = {"object": 0.7, "open_vocabulary": 0.85, "scene": 0.93}  # measured 0.722, 0.875, 0.957
+NO_CONTACT_ACCURACY = 0.89  # every contact-false pair, original and added; measured 0.897
+ALL_F1, ALL_F1_STRICT = 0.85, 0.79  # all contact pairs; measured 0.866, 0.800 (issue 12 goals: 0.85, 0.78)
+
+
 @pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
 def test_shared_photos_meet_the_part_f1_and_no_contact_goals(backend):
     runs = _run_labelled(backend, SHARED_PHOTOS)
-    prf = pooled_part_prf([(r.body_parts, p["parts"]) for p, r in runs if p["contact"]], sided=False)
-    negatives = [r for p, r in runs if not p["contact"]]
-    assert prf.f1 >= 0.75, prf
-    assert np.mean([not r.body_parts for r in negatives]) >= 0.8
+    summary = labelled_pairs_summary(
+        LabelledPair(r.body_parts, p["parts"], p["contact"], p["kind"], i < ORIGINAL_IMAGES)
+        for p, r, i in runs
+    )
+    assert summary["pairs"] == 96 and sum(i < ORIGINAL_IMAGES for *_, i in runs) == 47
+    assert summary["f1_original"] >= ORIGINAL_F1, summary
+    assert summary["no_contact_accuracy_original"] >= ORIGINAL_NO_CONTACT, summary
+    for kind, bar in ADDED_KIND_F1.items():
+        assert summary["by_kind_added"][kind]["f1"] >= bar, (kind, summary)
+    assert summary["no_contact_accuracy"] >= NO_CONTACT_ACCURACY, summary
+    assert summary["f1"] >= ALL_F1 and summary["f1_strict"] >= ALL_F1_STRICT, summary
 
 
 def _project(points: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:
@@ -367,3 +386,275 @@ def test_backend_accepts_the_options_the_ros_node_passes():
         "default_fov_deg",
     }
     assert node_options <= backend_options("keypoint")
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+def _posed_fit(backend, pose: np.ndarray, R: np.ndarray) -> BodyFit:
+    """The anny body in `pose`, turned by R (body frame -> camera frame) and placed 3 m ahead."""
+    with torch.no_grad():
+        out = backend.body.forward(pose=pose)
+    t = np.array([0.0, 0.0, 3.0])
+    vertices = out.vertices[0].numpy().astype(np.float64) @ R.T + t
+    kp = out.keypoints[0].numpy().astype(np.float64) @ R.T + t
+    keypoints = {n: kp[KEYPOINT_NAMES.index(n)] for n in MEDIAPIPE_OF_KEYPOINT}
+    return BodyFit(vertices, np.zeros_like(vertices), R, t, 1.0, keypoints, 0.0)
+
+
+UPRIGHT = np.diag([1.0, -1.0, -1.0])  # body (y up, facing +z) -> camera (y down), facing the camera
+ON_THE_BACK = np.column_stack([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])  # head to +x, face up
+ROLLED = np.column_stack([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])  # upright, camera rolled 90
+
+
+def test_body_support_follows_posture_and_gravity(backend):
+    """Standing -> feet; sitting on the ground -> buttocks and legs; lying on the back -> back, not front;
+    a standing body seen by a camera rolled 90 degrees lies on its side under image-down gravity but
+    stands on its feet once the caller passes the true gravity."""
+    ids = backend._part_ids
+    rest = np.zeros((backend.body.num_joints, 3), np.float32)
+    sitting = rest.copy()
+    for side in "LR":
+        sitting[backend.body.joint_index(f"upperleg01.{side}")] = [-1.57, 0.0, 0.0]  # legs straight ahead
+
+    def resting(support):
+        return {p for p, s in support.parts.items() if s >= 0.5}
+
+    standing = body_support(_posed_fit(backend, rest, UPRIGHT), ids)
+    assert standing.posture == "standing" and resting(standing) == {"left_foot", "right_foot"}
+    seated = body_support(_posed_fit(backend, sitting, UPRIGHT), ids)
+    assert seated.posture == "sitting" and {"buttocks", "left_thigh", "right_thigh"} <= resting(seated)
+    assert not resting(seated) & {"torso_front", "torso_back", "head"}  # hanging arms do reach the floor
+    lying = body_support(_posed_fit(backend, rest, ON_THE_BACK), ids)
+    assert lying.posture == "lying" and {"torso_back", "buttocks", "head"} <= resting(lying)
+    assert "torso_front" not in resting(lying)
+    rolled = _posed_fit(backend, rest, ROLLED)
+    assert body_support(rolled, ids).posture == "lying"
+    upright = body_support(rolled, ids, gravity=np.array([1.0, 0.0, 0.0]))
+    assert upright.posture == "standing" and resting(upright) == {"left_foot", "right_foot"}
+
+
+def test_gravity_and_binary_are_validated_options():
+    from ivlm_core.backends import backend_options, create_backend
+
+    assert {"binary", "gravity"} <= backend_options("keypoint")
+    for bad in ([0.0, 0.0, 0.0], [1.0, 2.0], [np.nan, 1.0, 0.0]):
+        with pytest.raises(ValueError, match="gravity"):
+            create_backend("keypoint", gravity=bad)
+
+
+def test_unresolved_label_is_reasoned_from_its_size(backend):
+    """A label the category table does not know is sized at the person's depth (a hand-sized box
+    is hand-held) and the evidence says so, instead of a silent generic prior."""
+    (res,) = backend.estimate(skimage.data.camera(), [Detection("flux capacitor", CAMERA_BOX)])
+    assert _hands(res.body_parts), res.evidence
+    assert "reasoned from geometry" in res.evidence[0] and "hand_held" in res.evidence[0]
+
+
+def test_upscaled_photo_keeps_its_pose_and_a_box_without_pose_says_so(backend):
+    """The same photo four times larger gives the same contact (crops are area-averaged to the pose
+    model's working size); a person box on a blank wall reports that no pose was found."""
+    image = cv2.cvtColor(cv2.imread(str(DRINKER_PHOTO)), cv2.COLOR_BGR2RGB)
+    big = cv2.resize(image, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    (res,) = backend.estimate(big, [Detection("person", 4 * DRINKER_BOX), Detection("cup", 4 * CUP_BOX)])
+    assert "left_hand" in res.body_parts, (res.reason, res.evidence)
+    blank = np.full((480, 640, 3), 200, np.uint8)
+    wall = Detection("person", np.array([100.0, 50, 300, 450]))
+    (res,) = backend.estimate(blank, [wall, Detection("cup", CUP_BOX)])
+    assert res.body_parts == {} and "no body pose found in the person box" in res.reason
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_scene_labels_and_binary_contact_on_shared_photos():
+    """Standing travellers touch the floor with their feet (under any spelling of the surface); a
+    rider high above the street does not touch it; binary mode adds one object-agnostic result per
+    person: the feet on the floor, the rider's seat on the elephant, no object mesh."""
+    from ivlm_core.backends import create_backend
+
+    backend = create_backend("keypoint", binary=True)
+    try:
+        airport = _rgb(SHARED_PHOTOS / "airport_volunteer_and_traveller.jpg")
+        person = Detection("person", np.array([327.0, 139, 406, 395]))
+        labels = ("floor", "Tiled floors", "ground", "yoga mat")
+        floors = [Detection(label, np.array([0.0, 300, 640, 480])) for label in labels]
+        *surfaces, anything = backend.estimate(airport, [person, *floors])
+        for res in surfaces:
+            assert set(res.body_parts) == {"left_foot", "right_foot"}, (res.obj.label, res.evidence)
+            assert any(e.startswith("support:standing") for e in res.evidence)
+        assert anything.obj.label == "any" and anything.object_mesh_id == ""
+        assert anything.object_probabilities.size == 0
+        assert {"left_foot", "right_foot"} <= set(anything.body_parts)
+        soles = backend.body.part_vertex_ids("left_foot")
+        assert anything.body_probabilities[soles].max() >= 0.5
+        mahout = _rgb(SHARED_PHOTOS / "mahout_riding_elephant.jpg")
+        rider = Detection("person", np.array([85.0, 158, 200, 330]))
+        street = Detection("street", np.array([0.0, 430, 426, 640]))
+        elephant = Detection("elephant", np.array([34.0, 281, 300, 616]))
+        on_street, on_elephant, anything = backend.estimate(mahout, [rider, street, elephant])
+        assert on_street.body_parts == {}, on_street.evidence
+        # astride with his legs hanging (little hip flexion) but his feet far above the ground the
+        # elephant stands on: carried by it
+        assert "buttocks" in on_elephant.body_parts, on_elephant.evidence
+        assert any(e.startswith("rides:") for e in on_elephant.evidence)
+        assert "buttocks" in anything.body_parts
+        beside = Detection("horse", np.array([250.0, 150, 480, 400]))  # his feet at its hooves
+        (next_to,) = backend.estimate(airport, [person, beside])[:1]
+        assert "buttocks" not in next_to.body_parts, next_to.evidence
+    finally:
+        backend.close()
+
+
+def test_a_board_seen_end_on_may_be_as_near_as_its_width_allows():
+    """A 1.55 m snowboard whose box is 77 px long may point at the camera (then it spans its 0.3 m width):
+    a person 2.4 m away agrees with it; a compact object of that box size would be far behind her."""
+    from ivlm_core.backends.keypoint import evidence as ev
+
+    cam = CameraIntrinsics.from_fov(640, 428, 60.0)
+    box = np.array([331.0, 383.0, 408.0, 423.0])
+    near, far = ev.object_depth(box, 1.55, cam, width_m=0.3)
+    assert near < 2.4 < far
+    assert ev.depth_agreement(2.4, (near, far)) == 1.0
+    assert ev.depth_agreement(2.4, ev.object_depth(box, 1.55, cam)) < 0.5
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_a_person_box_without_pose_tries_a_padded_crop_and_the_whole_image_pose_of_that_person(backend):
+    """A man filling the frame behind a picture frame is found once his crop gets a plain border; the
+    skateboarder cut off by the top border is found (padded crop or whole photo); a box elsewhere (the
+    tiny rider at the bowl's rim) does not get the big skater's pose."""
+    frame = _rgb(SHARED_PHOTOS / "man_holding_picture_frame.jpg")
+    (pose,) = backend.detector.detect(frame, [np.array([0.0, 0.0, 621.0, 640.0])])
+    assert pose is not None
+    sidewalk = _rgb(SHARED_PHOTOS / "skateboarder_on_sidewalk.jpg")
+    (pose,) = backend.detector.detect(sidewalk, [np.array([117.0, 2, 237, 226])])
+    assert pose is not None and pose.box_given
+    bowl = _rgb(SHARED_PHOTOS / "skateboarder_in_bowl.jpg")
+    boxes = [np.array([36.0, 137, 247, 343]), np.array([185.0, 2, 228, 95])]
+    rider, tiny = backend.detector.detect(bowl, boxes)
+    assert rider is not None and tiny is None
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_standing_on_a_seat_needs_the_feet_on_its_top_and_a_pet_touches_the_face_only_in_a_hug(backend):
+    """A standing traveller's feet on the upper half of a bench's box stand on it; the same feet at the
+    bottom of a bench's box stand in front of it. A dog box around the face of the man hugging his dog
+    but not his chest does not touch his head."""
+    airport = _rgb(SHARED_PHOTOS / "airport_volunteer_and_traveller.jpg")
+    person = Detection("person", np.array([327.0, 139, 406, 395]))
+    backend.estimate(airport, [person, Detection("floor", np.array([0.0, 300, 640, 480]))])
+    feet_y = float(backend.last_poses[0].keypoints[[29, 30, 31, 32], 1].mean())
+    top = Detection("bench", np.array([300.0, feet_y - 15, 440, feet_y + 90]))
+    front = Detection("bench", np.array([300.0, feet_y - 90, 440, feet_y + 8]))
+    on_top, in_front = backend.estimate(airport, [person, top, front])
+    assert {"left_foot", "right_foot"} & set(on_top.body_parts), on_top.evidence
+    assert any(e.startswith("stands_on:") for e in on_top.evidence)
+    assert not {p for p in in_front.body_parts if p.endswith("_foot")}, in_front.evidence
+
+    couch = _rgb(SHARED_PHOTOS / "man_on_couch_hugging_dog.jpg")
+    man = Detection("person", np.array([162.0, 195, 640, 480]))
+    (hug,) = backend.estimate(couch, [man, Detection("dog", np.array([246.0, 167, 532, 474]))])
+    assert "head" in hug.body_parts and "torso_front" in hug.body_parts, hug.evidence
+    ears = backend.last_poses[0].keypoints[[7, 8]]  # a dog-sized box around the head, above the chest
+    (x0, y0), (x1, y1) = ears.min(0), ears.max(0)
+    face = np.array([x0 - 120, max(0.0, y0 - 150), x1 + 120, y1 + 15])
+    (face_only,) = backend.estimate(couch, [man, Detection("dog", face)])
+    assert any(e.startswith("near:head") for e in face_only.evidence)  # the face is on it in the image
+    assert not {"head", "torso_front"} & set(face_only.body_parts), face_only.evidence
+
+
+def test_an_implausible_body_fit_is_doubted_or_not_trusted(backend, monkeypatch):
+    """The cameraman's real landmarks pass every check; with the hips turned half a turn against the
+    shoulders (no spine does that) the fit is doubted; with the legs also running far out of his box
+    (a skeleton following something else) the contact is withheld, and the result says why."""
+    import dataclasses
+
+    from ivlm_core.backends.keypoint.plausibility import DOUBT, check_fit
+
+    image = np.stack([skimage.data.camera()] * 3, -1)
+    dets = [Detection("person", CAMERAMAN_BOX), Detection("camera", CAMERA_BOX)]
+    (res,) = backend.estimate(image, dets)
+    assert _hands(res.body_parts)
+    pose = backend.last_poses[0]
+    cam = CameraIntrinsics.from_fov(512, 512, backend.default_fov_deg)
+    assert check_fit(pose, backend.fitter.fit(pose, cam), image.shape[:2]).trust == 1.0
+    world = pose.world.copy()
+    world[[23, 24]] = world[[24, 23]]  # hips swapped: the pelvis faces backwards
+    twisted = dataclasses.replace(pose, world=world)
+    assert check_fit(twisted, backend.fitter.fit(twisted, cam), image.shape[:2]).trust == DOUBT
+    kp, vis = twisted.keypoints.copy(), twisted.visibility.copy()
+    kp[23:33] = [480.0, 300.0]  # hips, knees, ankles and feet seen far right of the person box
+    vis[23:33] = 1.0
+    astray = dataclasses.replace(twisted, keypoints=kp, visibility=vis)
+    monkeypatch.setattr(backend.detector, "detect", lambda *args, **kwargs: [astray])
+    (res,) = backend.estimate(image, dets)
+    assert res.body_parts == {} and "not trustworthy" in res.reason, (res.reason, res.evidence)
+    assert any(e.startswith("fit:not trusted") for e in res.evidence)
+
+
+def _seen_pose(fit: BodyFit, cam: CameraIntrinsics) -> PersonPose:
+    """The landmarks a perfect pose model would give for a fitted body seen through cam."""
+    names = list(MEDIAPIPE_OF_KEYPOINT)
+    points = np.stack([fit.keypoints[n] for n in names])
+    pixels = np.repeat(_project(points[[0]], cam), NUM_LANDMARKS, axis=0)
+    world = np.repeat(points[[0]], NUM_LANDMARKS, axis=0)
+    for name, point, pixel in zip(names, points, _project(points, cam), strict=True):
+        pixels[MEDIAPIPE_OF_KEYPOINT[name]], world[MEDIAPIPE_OF_KEYPOINT[name]] = pixel, point
+    box = np.concatenate([pixels.min(0) - 10, pixels.max(0) + 10])
+    return PersonPose(pixels.astype(np.float32), np.ones(NUM_LANDMARKS, np.float32),
+                      (world - world[23:25].mean(0)).astype(np.float32), box, True)  # fmt: skip
+
+
+def test_a_body_lying_on_a_bed_touches_it_with_its_back(backend):
+    """Lying on the back there is no hip flexion to call it seated, yet the bed holds the body up: the
+    back and buttocks (the weight-bearing parts) touch it; the same body sitting upright on it is
+    judged by its seated pose as before."""
+    from ivlm_core.backends.keypoint import evidence as ev
+    from ivlm_core.backends.keypoint.reasoning import score_parts
+
+    cam = CameraIntrinsics.from_fov(640, 480, 60.0)
+    rest = np.zeros((backend.body.num_joints, 3), np.float32)
+    fit = _posed_fit(backend, rest, ON_THE_BACK)
+    down = np.array([0.0, 0.5, 0.0])  # lying half a metre below the camera's height
+    moved = {k: v + down for k, v in fit.keypoints.items()}
+    fit = dataclasses.replace(fit, vertices=fit.vertices + down, keypoints=moved)
+    pose = _seen_pose(fit, cam)
+    support = body_support(fit, backend._part_ids)
+    assert support.posture == "lying"
+    bed_box = pose.box_xyxy + np.array([-40.0, 0.0, 40.0, 60.0])  # the bed under and around the body
+    bed = ev.ObjectRegion.from_detection(bed_box, None, (480, 640))
+    scores = score_parts(pose, bed, backend.priors.get("bed"), cam, z_person=3.0, support=support)
+    contacted = scores.contacted(backend.priors.threshold)
+    assert {"buttocks", "torso_back"} <= set(contacted), scores.evidence
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_feet_on_a_board_do_not_touch_the_ground_beneath_it(backend):
+    """The skateboarder in the bowl stands on his board: asked about the board and the bowl together,
+    his feet touch the board only; asked about the bowl alone, the 2D evidence cannot tell."""
+    bowl = _rgb(SHARED_PHOTOS / "skateboarder_in_bowl.jpg")
+    person = Detection("person", np.array([36.0, 137, 247, 343]))
+    board = Detection("skateboard", np.array([188.0, 265, 254, 352]))
+    ramp = Detection("skate bowl", np.array([0.0, 95, 640, 427]))
+    on_board, on_ramp = backend.estimate(bowl, [person, board, ramp])
+    assert {"left_foot", "right_foot"} <= set(on_board.body_parts), on_board.evidence
+    assert not {p for p in on_ramp.body_parts if p.endswith("_foot")}, on_ramp.evidence
+    assert any("feet on the skateboard" in e for e in on_ramp.evidence)
+    (alone,) = backend.estimate(bowl, [person, ramp])
+    assert {p for p in alone.body_parts if p.endswith("_foot")}
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_feet_are_on_the_pedals_only_while_riding(backend):
+    """A cyclist standing beside his bike holds the handlebars, his feet on the ground inside the
+    bike's box; riders sitting on their bikes have their feet on the pedals."""
+    standing = _rgb(SHARED_PHOTOS / "cyclist_standing_with_bike.jpg")
+    person, bike = np.array([360.0, 143, 476, 394]), np.array([339.0, 252, 528, 398])
+    (beside,) = backend.estimate(standing, [Detection("person", person), Detection("bicycle", bike)])
+    assert _hands(beside.body_parts), beside.evidence
+    assert not {p for p in beside.body_parts if p.endswith("_foot")}, beside.evidence
+    riding = _rgb(LOCAL_PHOTOS / "cyclists_riding_bicycles.jpg")
+    person, bike = np.array([335.0, 80, 548, 440]), np.array([390.0, 225, 560, 495])
+    (rider,) = backend.estimate(riding, [Detection("person", person), Detection("bicycle", bike)])
+    assert "buttocks" in rider.body_parts, rider.evidence
+    assert {p for p in rider.body_parts if p.endswith("_foot")}, rider.evidence

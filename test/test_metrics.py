@@ -182,3 +182,19 @@ def test_pooled_part_scores_on_the_labelled_photos(shared_photos):
     truth = np.array([pair["contact"] for image in labels for pair in image["pairs"]])
     assert detection_prf(truth, truth).f1 == pytest.approx(1.0)
     assert detection_prf(np.ones_like(truth), truth).precision == pytest.approx(truth.mean())
+
+
+def test_labelled_pairs_summary_splits_original_pairs_and_kinds():
+    from ivlm_core.metrics import LabelledPair, labelled_pairs_summary
+
+    pairs = [
+        LabelledPair(["left_hand"], ["right_hand"], True, "object", original=True),  # sideless hit
+        LabelledPair([], ["left_foot", "right_foot"], True, "scene"),  # missed
+        LabelledPair(["left_hand"], [], False, "no_contact", original=True),  # false contact
+        LabelledPair([], [], False, "no_contact"),
+    ]
+    s = labelled_pairs_summary(pairs)
+    assert s["f1_original"] == 1.0 and s["no_contact_accuracy_original"] == 0.0
+    assert s["by_kind"]["scene"]["f1"] == 0.0 and s["by_kind"]["no_contact"]["accuracy"] == 0.5
+    assert s["by_kind_added"]["no_contact"]["accuracy"] == 1.0 and "object" not in s["by_kind_added"]
+    assert s["f1_strict"] == 0.0 and 0.0 < s["f1"] < 1.0

@@ -85,20 +85,53 @@ def test_label_lookup_accepts_synonyms_and_spelling_variants(registry, label, ca
 def test_unknown_label_gets_a_box_sized_from_the_pixel_box_and_camera(registry_log):
     registry = ObjectRegistry(assumed_depth_m=2.0)
     camera = CameraIntrinsics.from_fov(640, 480, fov_deg=60.0)
-    obj = registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
-    registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera)
-    assert obj.mesh_id == "generic:power drill:350x180x180mm"  # label and size in 10 % steps: a real identity
-    assert registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 200.0, 150.0]), camera=camera) is obj
-    other = registry.get("power drill", box_xyxy=np.array([100.0, 100.0, 300.0, 150.0]), camera=camera)
+    box = np.array([100.0, 100.0, 200.0, 150.0])
+    obj = registry.get("flux capacitor", box_xyxy=box, camera=camera)
+    registry.get("flux capacitor", box_xyxy=box, camera=camera)
+    assert obj.mesh_id == "generic:flux capacitor:350x180x180mm"  # label + size in 10 % steps: an identity
+    assert registry.get("flux capacitor", box_xyxy=box, camera=camera) is obj
+    other = registry.get("flux capacitor", box_xyxy=np.array([100.0, 100.0, 300.0, 150.0]), camera=camera)
     assert other.mesh_id != obj.mesh_id and other.size_m[0] > obj.size_m[0]
-    jitter = registry.get("power drill", box_xyxy=np.array([101.0, 100.0, 301.0, 151.0]), camera=camera)
+    jitter = registry.get("flux capacitor", box_xyxy=np.array([101.0, 100.0, 301.0, 151.0]), camera=camera)
     assert jitter is other  # a box that moves by a pixel is the same mesh
     width = 100.0 / camera.fx * 2.0
     height = 50.0 / camera.fy * 2.0
     np.testing.assert_allclose(obj.size_m, [width, height, height], rtol=0.05)  # within half a 10 % step
     assert obj.to_trimesh().is_watertight
-    warnings = [r for r in registry_log.records if "power drill" in r.getMessage()]
+    warnings = [r for r in registry_log.records if "flux capacitor" in r.getMessage()]
     assert len(warnings) == 1, "the warning is given once per label, not per frame"
+
+
+@pytest.mark.parametrize(
+    ("label", "name", "affordance"),
+    [("wet sand", "sand", "support_surface"), ("tablet (iPad)", "tablet", "hand_held_small"),
+     ("dining table / counter", "dining table", "rest_on"),
+     ("a pair of scissors", "scissors", "hand_held_small"), ("cup of coffee", "cup", "food_drink"),
+     ("Knives", "knife", "hand_held_small"), ("yoga mat", "yoga mat", "support_surface"),
+     ("berries", "berry", "food_drink"), ("ground", "ground", "support_surface"),
+     ("Bar_Counter", "bar counter", "rest_on"), ("red coffee mug", "cup", "food_drink"),
+     ("mountains", "mountains", "background_far"), ("men", "person", "person"),
+     ("picture frames", "picture frame", "hand_held_large")],
+)  # fmt: skip
+def test_open_vocabulary_labels_resolve_to_one_table_row(registry, label, name, affordance):
+    match = registry.labels.resolve(label)
+    assert match is not None and match.category.label == name and match.category.affordance == affordance
+    assert (match.via == "") == (label.lower().replace("_", " ") == name)  # says how it matched
+    mesh = registry.get(label)
+    assert mesh.label == name
+    np.testing.assert_allclose(mesh.size_m, match.category.size_m, rtol=0.15)  # its size prior, not its box
+
+
+def test_the_table_has_several_hundred_nouns_each_with_a_known_class():
+    from ivlm_core.backends.keypoint.priors import ContactPriors
+
+    resolver = ObjectRegistry().labels
+    assert len(resolver.vocabulary) >= 300
+    classes = set(ContactPriors().affordances)
+    rows = [*resolver.categories.values(), *resolver.vocabulary.values()]
+    assert {row.affordance for row in rows} <= classes
+    for label in ("flux capacitor", "41", "", "of"):
+        assert resolver.resolve(label) is None
 
 
 def test_unknown_label_without_camera_gets_the_default_size():

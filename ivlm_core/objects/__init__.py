@@ -1,17 +1,19 @@
 """Object meshes at real-world size for every detection label, and the InteractVLM render normalisation."""
 
-from ivlm_core.objects.registry import (
+from ivlm_core.objects.categories import (
     CATEGORIES_PATH,
+    LabelMatch,
+    LabelResolver,
     ObjectCategory,
-    ObjectMesh,
-    ObjectRegistry,
     load_categories,
-    normalize_for_render,
     normalize_name,
 )
+from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry, normalize_for_render
 
 __all__ = [
     "CATEGORIES_PATH",
+    "LabelMatch",
+    "LabelResolver",
     "ObjectCategory",
     "ObjectMesh",
     "ObjectRegistry",

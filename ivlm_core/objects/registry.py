@@ -18,9 +18,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 import trimesh
-import yaml
 
 from ivlm_core.decimation import decimate
+from ivlm_core.objects.categories import (
+    CATEGORIES_PATH,
+    LabelResolver,
+    ObjectCategory,
+    normalize_name,
+)
 from ivlm_core.objects.shapes import build_object, generic_parts
 from ivlm_core.types import CameraIntrinsics
 
@@ -28,28 +33,11 @@ LOG = logging.getLogger(__name__)
 
 T = TypeVar("T")
 GENERIC_SIZE_STEP = 0.1  # relative step of generic box sizes (see ObjectRegistry._generic)
-CATEGORIES_PATH = Path(__file__).with_name("categories.yaml")
 # user meshes above this are decimated at load: a 5M-face file took a minute and 2.8 GB to configure and
 # listed 143k object vertex ids per message; the built-in shapes have a few thousand faces
 MAX_USER_FACES = 20_000
 # glTF is metres by specification; trimesh sets `units` for it and for formats that carry units.
 MESH_SUFFIXES = tuple(sorted({f".{fmt}" for fmt in trimesh.available_formats()} - {".xyz", ".zip", ".bz2"}))
-
-
-def normalize_name(name: str) -> str:
-    """Case-, space-, underscore- and hyphen-insensitive key for labels, synonyms and file stems."""
-    return "".join(ch for ch in name.lower() if ch not in " _-\t")
-
-
-@dataclass(frozen=True)
-class ObjectCategory:
-    """One row of categories.yaml: a label, its synonyms, its size prior and its shape recipe."""
-
-    label: str
-    synonyms: tuple[str, ...]
-    size_m: np.ndarray  # (3,) float64, typical extents along x, y, z of the canonical frame, metres
-    parts: tuple[dict[str, Any], ...]  # recipe, see ivlm_core.objects.shapes
-    like: str | None = None  # built from this category's recipe, stretched to size_m
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,42 +96,6 @@ def normalize_for_render(vertices: np.ndarray) -> np.ndarray:
     if extent <= 0:
         raise ValueError("vertices are all at one point; cannot normalise a mesh of zero size")
     return (centred / extent).astype(np.float32)
-
-
-def load_categories(path: Path = CATEGORIES_PATH) -> dict[str, ObjectCategory]:
-    """Read the category table; raises ValueError on a malformed row or a name used twice."""
-    with open(path, encoding="utf-8") as f:
-        table = yaml.safe_load(f)
-    categories: dict[str, ObjectCategory] = {}
-    seen: dict[str, str] = {}
-    for label, row in table["categories"].items():
-        size = np.asarray(row.get("size_m", ()), dtype=np.float64)
-        if size.shape != (3,) or not np.all(size > 0):
-            raise ValueError(
-                f"{path}: category {label!r} needs size_m: [x, y, z] > 0, got {row.get('size_m')!r}"
-            )
-        recipes = [key for key in ("parts", "shape", "like") if key in row]
-        if len(recipes) != 1:
-            raise ValueError(f"{path}: category {label!r} needs exactly one of `parts`, `shape` or `like`")
-        if "parts" in row:
-            parts = row["parts"]
-        elif "shape" in row:
-            parts = generic_parts(row["shape"], size)
-        else:
-            like = table["categories"].get(row["like"])
-            if like is None or "parts" not in like:
-                raise ValueError(
-                    f"{path}: category {label!r} is `like` {row['like']!r}, which has no `parts`"
-                )
-            parts = like["parts"]
-        synonyms = (label, *row.get("synonyms", ()))
-        for name in synonyms:
-            key = normalize_name(name)
-            if key in seen and seen[key] != label:
-                raise ValueError(f"{path}: name {name!r} is used by both {seen[key]!r} and {label!r}")
-            seen[key] = label
-        categories[label] = ObjectCategory(label, tuple(synonyms), size, tuple(parts), row.get("like"))
-    return categories
 
 
 def _freeze(array: np.ndarray) -> np.ndarray:
@@ -229,10 +181,8 @@ class ObjectRegistry:
         if int(max_user_faces) < 4:
             raise ValueError(f"max_user_faces must be >= 4, got {max_user_faces}")
         self.max_user_faces = int(max_user_faces)
-        self.categories = load_categories()
-        self._category_of = {
-            normalize_name(name): cat.label for cat in self.categories.values() for name in cat.synonyms
-        }
+        self.labels = LabelResolver()
+        self.categories = self.labels.categories
         self._lock = threading.Lock()
         self._cache: dict[str, ObjectMesh] = {}
         self._warned: set[str] = set()
@@ -243,12 +193,9 @@ class ObjectRegistry:
             self._load_user_folder(Path(user_folder).expanduser())
 
     def category(self, label: str) -> ObjectCategory | None:
-        """The built-in category a label or synonym names (a plural "cups" names "cup"), or None."""
-        key = normalize_name(label)
-        name = self._category_of.get(key)
-        if name is None and key.endswith("s"):
-            name = self._category_of.get(key[:-1])
-        return None if name is None else self.categories[name]
+        """The table row a label names (built-in category or vocabulary noun, see LabelResolver), or None."""
+        match = self.labels.resolve(label)
+        return None if match is None else match.category
 
     def get(
         self,
@@ -259,7 +206,8 @@ class ObjectRegistry:
         """The mesh for a detection label; never raises for an unknown label.
 
         Order: user mesh named like the label, user mesh named like a synonym of its category,
-        built-in shape, generic box sized from `box_xyxy` ((4,) pixels) and `camera`.
+        built-in shape (a vocabulary noun's: its class's generic shape at its size prior), generic
+        box sized from `box_xyxy` ((4,) pixels) and `camera`.
         """
         if not isinstance(label, str) or not label.strip():
             raise ValueError(f"object label must be a non-empty string, got {label!r}")
@@ -278,12 +226,13 @@ class ObjectRegistry:
     def builtin(self, label: str) -> ObjectMesh:
         """The built-in shape of a category (ignoring user meshes); ValueError for an unknown label."""
         category = self.category(label)
-        if category is None:
+        if category is None or not category.builtin:
             raise ValueError(f"no built-in object category named {label!r}; see {CATEGORIES_PATH}")
         return self._builtin(category)
 
     def _builtin(self, category: ObjectCategory) -> ObjectMesh:
-        mesh_id = f"builtin:{category.label.replace(' ', '_')}"
+        kind = "builtin" if category.builtin else "vocabulary"
+        mesh_id = f"{kind}:{category.label.replace(' ', '_')}"
         with self._lock:
             if mesh_id not in self._cache:
                 mesh = build_object(category.parts, category.size_m)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ivlm_core import detect as lm
-from ivlm_core.detect import PersonPose
+from ivlm_core.backends.keypoint import landmarks as lm
+from ivlm_core.backends.keypoint.landmarks import PersonPose
 from ivlm_core.types import CameraIntrinsics
 
 NEAR_SIGMA = 0.04  # point-to-object tolerance, fraction of body length (~7 cm on an adult)
@@ -25,6 +25,7 @@ FORESHORTENED_RATIO = (0.25, 0.4)  # thigh/torso image-length ratio mapped to a 
 FORESHORTENED_KNEE_VISIBILITY = 0.3  # knees below this mean visibility count as hidden
 DEPTH_TOLERANCE = np.log(2.5)  # object/person depth ratio accepted without penalty (size priors are rough)
 DEPTH_SIGMA = 0.5  # log-ratio fall-off beyond the tolerance
+OFF_GROUND = (0.15, 0.3)  # lower ankle's height above the object box's bottom (box heights): carried 0 .. 1
 OUT_OF_FRAME_WEIGHT = 0.5  # landmarks outside the image are guesses: they count half
 EXTREMITIES = ("left_hand", "right_hand", "left_foot", "right_foot", "head")
 
@@ -117,6 +118,11 @@ class ObjectRegion:
         dist = cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
         return cls(np.asarray(box_xyxy, np.float64), shape, dist)
 
+    def top_half(self) -> ObjectRegion:
+        """The upper half of the box (where a seat's or a table's top surface shows), without the mask."""
+        x0, y0, x1, y1 = self.box_xyxy
+        return ObjectRegion(np.array([x0, y0, x1, 0.5 * (y0 + y1)]), self.image_size)
+
     def distance(self, pts: np.ndarray) -> np.ndarray:
         """(N,) pixel distance from pts (N, 2) to the object (0 inside)."""
         x0, y0, x1, y1 = self.box_xyxy
@@ -169,6 +175,19 @@ def _smoothstep(x: float, lo: float, hi: float) -> float:
 def seated_score(flexion_deg: float) -> float:
     """Seated from the metric 3D hip flexion."""
     return _smoothstep(flexion_deg, *SEATED_FLEXION_DEG)
+
+
+def carried_score(pose: PersonPose, region: ObjectRegion) -> float:
+    """Carried by the object (a rider astride an animal, legs hanging): the hips over the upper half of
+    its box and the lower ankle well above the box's bottom, where the ground it stands on is. A person
+    whose feet are off that ground is held up by the object, whatever their hip flexion."""
+    x0, y0, x1, y1 = region.box_xyxy
+    kp = pose.keypoints
+    hips = 0.5 * (kp[lm.LEFT_HIP] + kp[lm.RIGHT_HIP])
+    if not (x0 <= hips[0] <= x1 and hips[1] <= 0.5 * (y0 + y1)):
+        return 0.0
+    feet = max(kp[lm.LEFT_ANKLE, 1], kp[lm.RIGHT_ANKLE, 1])
+    return _smoothstep((y1 - feet) / max(y1 - y0, 1.0), *OFF_GROUND)
 
 
 def foreshortened_thighs_score(pose: PersonPose) -> tuple[float, float]:
@@ -228,18 +247,27 @@ def person_depth(pose: PersonPose, camera: CameraIntrinsics) -> float:
     return f * 1.7 / max(1.0, pose.box_xyxy[3] - pose.box_xyxy[1])
 
 
-def object_depth(box: np.ndarray, size_m: float, camera: CameraIntrinsics) -> float | None:
-    """Object distance (metres) from its box and typical size; None if the image border cuts the box."""
+def object_depth(
+    box: np.ndarray, size_m: float, camera: CameraIntrinsics, width_m: float | None = None
+) -> tuple[float, float] | None:
+    """(nearest, farthest) object distance (metres) its box allows; None if the image border cuts the box.
+
+    The box's longer side spans the object's largest extent `size_m` when the object is seen side-on;
+    an elongated object pointing at the camera (a board, a bat) is foreshortened down to its second
+    extent `width_m`, which makes it look farther. Without width_m the object is taken as compact.
+    """
     x0, y0, x1, y1 = box
     if x0 <= 1 or y0 <= 1 or x1 >= camera.width - 1 or y1 >= camera.height - 1:
         return None
-    extent_px = max(x1 - x0, y1 - y0)
-    return 0.5 * (camera.fx + camera.fy) * size_m / extent_px
+    f_over_px = 0.5 * (camera.fx + camera.fy) / max(x1 - x0, y1 - y0)
+    return f_over_px * min(width_m or size_m, size_m), f_over_px * size_m
 
 
-def depth_agreement(z_person: float, z_object: float | None) -> float:
-    """1 when person and object are at similar depths (within the size priors' slack), decaying beyond."""
+def depth_agreement(z_person: float, z_object: tuple[float, float] | None) -> float:
+    """1 when the person's depth lies in the object's depth range (within the size priors' slack),
+    decaying beyond."""
     if z_object is None:
         return 1.0
-    excess = max(0.0, abs(np.log(z_object / z_person)) - DEPTH_TOLERANCE)
+    near, far = z_object
+    excess = max(0.0, np.log(near / z_person) - DEPTH_TOLERANCE, np.log(z_person / far) - DEPTH_TOLERANCE)
     return float(np.exp(-0.5 * (excess / DEPTH_SIGMA) ** 2))

@@ -30,13 +30,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse
 import torch
 from scipy.spatial.transform import Rotation
 
-from ivlm_core import detect as lm
+from ivlm_core.backends.keypoint import landmarks as lm
+from ivlm_core.backends.keypoint.landmarks import PersonPose
 from ivlm_core.body import KEYPOINT_NAMES, BodyModel
-from ivlm_core.detect import PersonPose
+from ivlm_core.geometry import vertex_normals
 from ivlm_core.types import CameraIntrinsics
 
 # body-model keypoint name -> mediapipe landmark index
@@ -174,14 +174,7 @@ class BodyFitter:
                 self._chains.append((names, joints))
         self._neck = model.joint_index(_NECK_BONE[family])
         self._build_skeleton(rest_joints)
-        # (V, F) incidence: vertex normal = normalised sum of the area-weighted normals of its faces
-        faces = model.faces
-        rows = faces.reshape(-1)
-        cols = np.repeat(np.arange(len(faces)), 3)
-        self._vertex_faces = scipy.sparse.csr_matrix(
-            (np.ones(len(rows)), (rows, cols)), shape=(model.num_vertices, len(faces))
-        )
-        self.rest_normals = self._normals(self.rest_vertices.astype(np.float64)).astype(np.float32)
+        self.rest_normals = vertex_normals(self.rest_vertices, model.faces).astype(np.float32)
 
     def _build_skeleton(self, rest_joints: np.ndarray) -> None:
         """Keypoint skeleton: each fitted keypoint is a blend of where the torso and its limb links put it.
@@ -271,7 +264,7 @@ class BodyFitter:
         problem = self._problem(pose, camera, scale, R)
         links = self._limb_links(pose, R)
         points = scale * self._skeleton(links[None])[0] @ R.T
-        translation, _ = _translation_pnp(points, problem.pixels, problem.weights, pose.box_xyxy, camera)
+        translation = _translation_pnp(points, problem.pixels, problem.weights, pose.box_xyxy, camera)
         steps = _STEPS_COLD
         if previous is not None and previous.link_rotations is not None:
             # the previous fit is the better start unless the person moved or turned a lot
@@ -288,7 +281,7 @@ class BodyFitter:
         verts = (scale * body_verts) @ R.T + translation
         return BodyFit(
             vertices=verts.astype(np.float32),
-            normals=self._normals(verts).astype(np.float32),
+            normals=vertex_normals(verts, self.model.faces).astype(np.float32),
             rotation=R,
             translation=translation,
             scale=scale,
@@ -370,9 +363,7 @@ class BodyFitter:
         R_t = R.swapaxes(-1, -2)
         links = _rotvec(x[:, 6:].reshape(batch, _NUM_LINKS, 3)) @ links0
         cam = scale * self._skeleton(links) @ R_t + (t0 + x[:, 3:6])[:, None]
-        z = np.maximum(cam[..., 2], 1e-3)
-        c = problem.camera
-        uv = np.stack([c.fx * cam[..., 0] / z + c.cx, c.fy * cam[..., 1] / z + c.cy], axis=-1)
+        uv = problem.camera.project(cam, min_depth=1e-3)
         w = np.sqrt(problem.weights * robust)[None, :, None]
         reproj = (w * (uv - problem.pixels) / problem.body_px).reshape(batch, -1)
 
@@ -479,14 +470,6 @@ class BodyFitter:
         rotations[self._neck] = links[_HEAD_LINK]
         return Rotation.from_matrix(rotations).as_rotvec().astype(np.float32)
 
-    def _normals(self, verts: np.ndarray) -> np.ndarray:
-        """(V, 3) unit vertex normals of the mesh `verts` (V, 3)."""
-        tri = verts[self.model.faces]
-        face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-        normals = self._vertex_faces @ face_normals
-        return normals / (np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12)
-
-
 def _head_vector(points: dict[str, np.ndarray]) -> np.ndarray:
     """(3,) from the shoulders' midpoint to the ears' midpoint: the direction the neck link turns."""
     ears = 0.5 * (points["left_ear"] + points["right_ear"])
@@ -506,8 +489,7 @@ def _rms_px(
     vis = visibility >= 0.5
     if np.count_nonzero(vis) < 4:
         vis = np.ones_like(vis)
-    z = np.maximum(points[:, 2], 1e-3)
-    uv = np.stack([camera.fx * points[:, 0] / z + camera.cx, camera.fy * points[:, 1] / z + camera.cy], 1)
+    uv = camera.project(points, min_depth=1e-3)
     return float(np.sqrt(np.mean(np.sum((uv - pixels)[vis] ** 2, axis=1))))
 
 @contextlib.contextmanager
@@ -535,12 +517,11 @@ def _minimal_rotation(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 def _translation_pnp(
     points: np.ndarray, pixels: np.ndarray, visibility: np.ndarray, box: np.ndarray, camera: CameraIntrinsics
-) -> tuple[np.ndarray, float]:
+) -> np.ndarray:
     """Translation t (3,) metres that puts the oriented body points (N, 3) on their pixels (N, 2).
 
     For each visible point P: fx (Px + tx) - (u - cx)(Pz + tz) = 0 and fy (Py + ty) - (v - cy)(Pz + tz) = 0,
     linear in t. Falls back to a 1.7 m person filling the box when the solve is degenerate.
-    Returns t and the RMS reprojection error of the visible points, pixels.
     """
     vis = visibility >= 0.5
     if np.count_nonzero(vis) < 4:
@@ -556,9 +537,5 @@ def _translation_pnp(
     t, *_ = np.linalg.lstsq(A, b, rcond=None)
     if not np.all(np.isfinite(t)) or t[2] + P[:, 2].min() < 0.2:
         z = camera.fy * 1.7 / max(1.0, box[3] - box[1])
-        centre = 0.5 * (box[:2] + box[2:])
-        t = np.array([(centre[0] - camera.cx) * z / camera.fx, (centre[1] - camera.cy) * z / camera.fy, z])
-    Q = P + t
-    proj = np.stack([camera.fx * Q[:, 0] / Q[:, 2], camera.fy * Q[:, 1] / Q[:, 2]], axis=1)
-    rms = float(np.sqrt(np.mean(np.sum((proj - np.stack([u, v], axis=1)) ** 2, axis=1))))
-    return t, rms
+        t = camera.backproject(0.5 * (box[:2] + box[2:]), z)
+    return t

@@ -27,8 +27,14 @@ LEFT_HIP, RIGHT_HIP, LEFT_KNEE, RIGHT_KNEE, LEFT_ANKLE, RIGHT_ANKLE = 23, 24, 25
 LEFT_HEEL, RIGHT_HEEL, LEFT_FOOT_INDEX, RIGHT_FOOT_INDEX = 29, 30, 31, 32
 NUM_LANDMARKS = 33
 
-_MIN_CROP_SIDE = 256  # small people are upscaled to this many pixels (longer side) before pose
+# mediapipe's pose landmark model works on 256x256 inputs and resizes what it gets without
+# anti-aliasing, so a large crop loses the person to aliasing (a photo upscaled x4 gave no pose).
+# Crops are brought into this range first: small ones upscaled (cubic), large ones area-averaged.
+_MIN_CROP_SIDE = 256  # pixels, longer side
+_MAX_CROP_SIDE = 768
 _CROP_MARGINS = (0.15, 0.0, 0.4)  # box growth tried in turn, as a fraction of the box size per side
+_PAD = 0.25  # plain border added around a crop that gave no pose, fraction of its size per side
+SAME_PERSON_IOU = 0.5  # a whole-image pose belongs to a person box when their boxes overlap this much
 
 
 @dataclass
@@ -134,37 +140,46 @@ class PoseDetector:
         image: (H, W, 3) uint8 RGB. person_boxes: (4,) pixel boxes; None or empty searches the whole
         image and returns [] or [pose]. video: consecutive frames of one stream (tracking graph).
         """
-        h, w = image.shape[:2]
-        if not person_boxes:
-            # the full frame first (the tracking graph on video), then square windows: mediapipe's
-            # person detector letterboxes to a square and misses people who fill a wide frame.
-            # On video the window that found the person last time is tried first (warm start).
-            windows: list[tuple[int, int, int, int] | None] = [None, *_square_windows(w, h)]
-            if video and self._last_window in windows:
-                windows.remove(self._last_window)
-                windows.insert(0, self._last_window)
-            pose = None
-            for win in windows:
-                if win is None:
-                    graph = self._tracking if video else self._static
-                    pose = self._run(graph, image, np.array([0.0, 0.0, w, h]), offset=(0.0, 0.0), scale=1.0)
-                else:
-                    x0, y0, x1, y1 = win
-                    crop = image[y0:y1, x0:x1]
-                    pose = self._run(
-                        self._static, crop, np.array(win, np.float64), offset=(x0, y0), scale=1.0
-                    )
-                if pose is not None:
-                    self._last_window = win
-                    break
-            if pose is None:
-                return []
-            pose.box_xyxy = _landmark_box(pose.keypoints, pose.visibility, w, h)
-            pose.box_given = False
-            return [pose]
-        return [self._detect_in_box(image, np.asarray(b, np.float64)) for b in person_boxes]
+        if person_boxes:
+            whole: list[PersonPose | None] = []  # the whole-image search, run once when a box fails
+            return [self._detect_in_box(image, np.asarray(b, np.float64), whole) for b in person_boxes]
+        return self._search(image, video)
 
-    def _detect_in_box(self, image: np.ndarray, box: np.ndarray) -> PersonPose | None:
+    def _search(self, image: np.ndarray, video: bool) -> list[PersonPose]:
+        """The one most prominent person of the image ([] when none)."""
+        h, w = image.shape[:2]
+        # the full frame first (the tracking graph on video), then square windows: mediapipe's
+        # person detector letterboxes to a square and misses people who fill a wide frame.
+        # On video the window that found the person last time is tried first (warm start).
+        windows: list[tuple[int, int, int, int] | None] = [None, *_square_windows(w, h)]
+        if video and self._last_window in windows:
+            windows.remove(self._last_window)
+            windows.insert(0, self._last_window)
+        pose = None
+        for win in windows:
+            if win is None:
+                graph = self._tracking if video else self._static
+                pose = self._run(graph, image, np.array([0.0, 0.0, w, h]), offset=(0.0, 0.0))
+            else:
+                x0, y0, x1, y1 = win
+                crop = image[y0:y1, x0:x1]
+                pose = self._run(self._static, crop, np.array(win, np.float64), offset=(x0, y0))
+            if pose is not None:
+                self._last_window = win
+                break
+        if pose is None:
+            return []
+        pose.box_xyxy = _landmark_box(pose.keypoints, pose.visibility, w, h)
+        pose.box_given = False
+        return [pose]
+
+    def _detect_in_box(
+        self, image: np.ndarray, box: np.ndarray, whole: list[PersonPose | None]
+    ) -> PersonPose | None:
+        """The person in `box`: crops with growing margins, the last one padded with a plain border, then
+        the whole-image search when its person is this box's (mediapipe's person detector sometimes
+        finds a small or cut-off person only with the scene around it). `whole` caches that search
+        for the other boxes of the image."""
         h, w = image.shape[:2]
         bw, bh = box[2] - box[0], box[3] - box[1]
         for margin in _CROP_MARGINS:
@@ -174,18 +189,34 @@ class PoseDetector:
             y1 = int(min(h, np.ceil(box[3] + margin * bh)))
             if x1 - x0 < 8 or y1 - y0 < 8:
                 return None
-            crop = image[y0:y1, x0:x1]
-            scale = max(1.0, _MIN_CROP_SIDE / max(crop.shape[:2]))
-            if scale > 1.0:
-                crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-            pose = self._run(self._static, crop, box, offset=(x0, y0), scale=scale)
+            pose = self._run(self._static, image[y0:y1, x0:x1], box, offset=(x0, y0))
             if pose is not None:
                 return pose
-        return None
+        # a person who fills the frame or is cut by its border has no background around them, which
+        # mediapipe's person detector needs: pad the crop with a plain border
+        ph, pw = int(_PAD * (y1 - y0)), int(_PAD * (x1 - x0))
+        padded = cv2.copyMakeBorder(image[y0:y1, x0:x1], ph, ph, pw, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        pose = self._run(self._static, padded, box, offset=(x0 - pw, y0 - ph))
+        if pose is not None:
+            return pose
+        if not whole:
+            whole += self._search(image, video=False) or [None]
+        found = whole[0]
+        if found is None or _iou(found.box_xyxy, box) < SAME_PERSON_IOU:
+            return None
+        return PersonPose(found.keypoints, found.visibility, found.world, box.copy(), box_given=True)
 
     def _run(
-        self, graph, crop: np.ndarray, box: np.ndarray, offset: tuple[float, float], scale: float
+        self, graph, crop: np.ndarray, box: np.ndarray, offset: tuple[float, float]
     ) -> PersonPose | None:
+        """Landmarks of the person in `crop` (its top-left at `offset` in the image), resized to the
+        model's working range first (_MIN_CROP_SIDE .. _MAX_CROP_SIDE)."""
+        side = max(crop.shape[:2])
+        scale = float(np.clip(side, _MIN_CROP_SIDE, _MAX_CROP_SIDE)) / side
+        if scale > 1.0:
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        elif scale < 1.0:
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         if id(graph) in self._warmed:
             res = graph.process(np.ascontiguousarray(crop))
         else:  # a graph's first landmark pass logs calculator warnings: keep them out of user output
@@ -202,6 +233,15 @@ class PoseDetector:
         return PersonPose(
             keypoints=kp, visibility=vis, world=world, box_xyxy=box.astype(np.float64), box_given=True
         )
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two pixel boxes."""
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
 
 
 def _square_windows(w: int, h: int) -> list[tuple[int, int, int, int]]:
