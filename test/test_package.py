@@ -24,8 +24,9 @@ PIP_NAMES = {
     "sentencepiece": "sentencepiece", "tqdm": "tqdm", "roma": "roma",
 }
 # optional, imported lazily and only where present: nvdiffrast (CUDA machines), cv_bridge (a ROS 2
-# distro; not on PyPI, images are converted with numpy without it)
-OPTIONAL = {"nvdiffrast", "cv_bridge"}
+# distro; not on PyPI, images are converted with numpy without it), bitsandbytes (8/4-bit loading of the
+# interactvlm backend on a CUDA machine; a clear error names it when missing)
+OPTIONAL = {"nvdiffrast", "cv_bridge", "bitsandbytes"}
 
 
 def _imports(package: str) -> dict[str, set[str]]:
