@@ -157,8 +157,10 @@ def _why_not_reconstructed(result: ContactResult) -> str:
         return rec.reason or "the reconstruction failed its checks"
     if result.reason:
         return f"not reconstructed: {result.reason}"
+    if result.object_mesh is None:
+        return "not reconstructed: no object mesh (object-agnostic contact has no object to place)"
     return (f"not reconstructed: the '{result.backend}' backend did not place the object in 3D (the keypoint "
-            "backend does when the node parameter 'reconstruct' is true)")
+            "backend does unless the node parameter 'reconstruct' is false)")
 
 
 def contact_report(result: ContactResult, config: ReportConfig | None = None) -> ContactReport:

@@ -43,6 +43,15 @@ class Setting:
     def check(self, name: str, value: Any) -> Any:
         """`value` as this setting's type; ValueError saying what is wrong and what to do."""
         d = self.default
+        if isinstance(value, bool) and isinstance(d, str) and set(self.limits or ()) >= {"true", "false"}:
+            value = "true" if value else "false"  # a tri-state (auto/true/false) set with a YAML boolean
+        if isinstance(d, list) and d and isinstance(d[0], float):  # a vector: (len(d),) finite numbers
+            ok = isinstance(value, list | tuple) and len(value) == len(d)
+            ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+            if not ok or not all(math.isfinite(v) for v in value) or not any(value):
+                raise ValueError(f"parameter {name} = {value!r} must be {len(d)} finite numbers, not all "
+                                 f"zero; {self.description}")
+            return [float(v) for v in value]
         if isinstance(d, list):
             value = [] if value is None else value  # `[]` in a params file has no type: no names
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
@@ -76,13 +85,23 @@ SETTINGS: dict[str, Setting] = {
     "backend": Setting("keypoint", "contact estimator", ("keypoint", "interactvlm")),
     "backend_options": Setting("", "extra backend constructor options, a YAML mapping ('{checkpoint: /x}')"),
     "device": Setting("cpu", "torch device for the backend: cpu, cuda, cuda:1"),
-    "body_model": Setting("anny", "body model the vertex ids refer to", ("anny", "smpl", "smplh", "smplx")),
+    "body_model": Setting("auto", "body model the vertex ids refer to; auto = the backend's own (keypoint: "
+                          "anny; interactvlm: the body its checkpoint was trained on)",
+                          ("auto", "anny", "smpl", "smplh", "smplx")),
     "body_model_path": Setting("", "folder with SMPL-family model files (not needed for anny)"),
     "object_mesh_folder": Setting("", "user object meshes named after labels ('' = built-in shapes only)"),
     "video": Setting(True, "frames are consecutive (a backend that tracks reuses the previous fit)"),
-    "reconstruct": Setting(False, "place each object against the body in 3D (pose, object contact points, "
-                           "grasp points, object marker); the keypoint backend needs ~0.15 s per contact "
-                           "pair on a CPU"),
+    "reconstruct": Setting("auto", "place each object in contact against the body in 3D (pose, object "
+                           "contact points, grasp points, Detection3DArray, object marker); auto = on for "
+                           "backends that fit the body in the camera frame (keypoint: ~7 ms a pair on "
+                           "video), off for those that cannot (interactvlm); true or false to choose",
+                           ("auto", "true", "false")),
+    "binary_contact": Setting(False, "also answer, per person, which body parts touch anything (ground, "
+                              "seat, wall, objects): one extra Contact with object_label 'any' and no object "
+                              "mesh (InteractVLM's hcontact mode)"),
+    "gravity": Setting([0.0, 1.0, 0.0], "direction of gravity in the camera's optical frame (x right, y "
+                       "down, z forward); the default is image-down, set it when the camera's tilt is known",
+                       live=False),
     "grasp_clearance": Setting(ReportConfig.grasp_clearance_m, "metres kept between published grasp points "
                                "and every body or object contact point", (0.0, 0.5), live=True),
     "contact_threshold": Setting(ReportConfig.contact_threshold, "vertex contact probability threshold",
@@ -151,22 +170,31 @@ def unknown_names(names: Iterable[str], specs: dict[str, Setting]) -> list[str]:
 
 
 # Backend options the node passes from its own settings; "hints" a backend may ignore without harm.
-BACKEND_SETTINGS = ("device", "body_model", "body_model_path", "object_mesh_folder", "reconstruct")
-BACKEND_HINTS = ("video", "default_fov_deg")  # tracking hint; the node supplies the camera itself
+BACKEND_SETTINGS = ("device", "body_model", "body_model_path", "object_mesh_folder", "reconstruct",
+                    "binary_contact")
+BACKEND_HINTS = ("video", "default_fov_deg", "gravity")  # the node supplies the camera itself
+OPTION_NAMES = {"binary_contact": "binary"}  # setting -> backend option, where the names differ
 
 
 def backend_kwargs(values: dict[str, Any], accepted: set[str]) -> dict[str, Any]:
-    """Constructor options of the backend from the settings; ValueError for a setting it cannot honour."""
+    """Constructor options of the backend from the settings; ValueError for a setting it cannot honour.
+
+    "auto" (body_model, reconstruct) leaves the choice to the backend, except that reconstruct is on for
+    every backend that can place objects (the 3D pose and grasp points are what planners need).
+    """
     options = {}
     for name in BACKEND_SETTINGS + BACKEND_HINTS:
-        value = values[name]
-        if name in accepted:
-            if value != "":
-                options[name] = value
-        elif name in BACKEND_SETTINGS and value != SETTINGS[name].default:
-            raise ValueError(f"parameter {name} = {value!r}: the '{values['backend']}' backend cannot honour "
-                             f"it (it accepts {', '.join(sorted(accepted))}); unset it or choose another "
-                             f"backend")
+        option, value = OPTION_NAMES.get(name, name), values[name]
+        if name == "reconstruct":
+            value = {"auto": option in accepted or "auto", "true": True, "false": False}[value]
+        if value in ("", "auto"):
+            continue
+        if option in accepted:
+            options[option] = value
+        elif name in BACKEND_SETTINGS and value is not False and values[name] != SETTINGS[name].default:
+            raise ValueError(f"parameter {name} = {values[name]!r}: the '{values['backend']}' backend cannot "
+                             f"honour it (it accepts {', '.join(sorted(accepted))}); unset it or choose "
+                             f"another backend")
     if "reconstruct_config" in accepted:  # the node's threshold and clearance reach the reconstruction
         options["reconstruct_config"] = ReconstructConfig(contact_threshold=values["contact_threshold"],
                                                           grasp_clearance_m=values["grasp_clearance"])

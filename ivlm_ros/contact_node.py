@@ -72,7 +72,7 @@ class ContactNode(LifecycleNode):
             t0 = time.monotonic()
             self._pipeline = ContactPipeline(p)
             self._body_mesh = None if not p["publish_markers"] else markers.body_marker_mesh(
-                p["body_model"], p["body_model_path"], p["device"], p["marker_max_triangles"])
+                self._pipeline.backend.body, p["marker_max_triangles"])
         except Exception as exc:  # any load failure: stay unconfigured and say why
             self.get_logger().error(f"configure failed: {exc}")
             self._stats.last_error = f"configure: {exc}"

@@ -19,6 +19,7 @@ from geometry_msgs.msg import Point
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ivlm_core.body import BodyModel
 from ivlm_core.colours import CONTACT_RGB, GRASP_RGB, OBJECT_RGB, contact_rgb
 from ivlm_core.decimation import DecimatedMesh, decimate
 from ivlm_core.types import ContactResult
@@ -120,12 +121,9 @@ def contact_markers(header: Any, results: list[ContactResult], person_ids: list[
     return out
 
 
-def body_marker_mesh(body_model: str, body_model_path: str, device: str, max_triangles: int) -> DecimatedMesh:
-    """The body model's template cut to the marker triangle budget (once, at configure)."""
-    from ivlm_core.body import load_body_model
-
-    model = load_body_model(body_model, body_model_path or None, device)
-    return decimate(model.canonical_vertices, model.faces, max_triangles)
+def body_marker_mesh(body: BodyModel, max_triangles: int) -> DecimatedMesh:
+    """The backend's body template cut to the marker triangle budget (once, at configure)."""
+    return decimate(body.canonical_vertices, body.faces, max_triangles)
 
 
 class MarkerWorker:

@@ -122,6 +122,7 @@ def ros():
         Parameter("detections_type", value="ivlm"), Parameter("marker_rate_hz", value=50.0),
         Parameter("diagnostics_period_s", value=0.2), Parameter("max_rate_hz", value=0.0),
         Parameter("smoothing_alpha", value=1.0), Parameter("image_qos", value="reliable"),
+        Parameter("reconstruct", value=False),  # 2D contact only: test_node_reconstruction covers 3D
         # The harness publishes an image and then its detections from one Python thread while the node
         # runs the backend in the same process: on 2 loaded cores the gap reached the default 0.25 s
         # and a frame went unpaired (flaky). Pairing, not timing, is what these tests check.

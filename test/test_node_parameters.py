@@ -72,7 +72,7 @@ def test_reconstruct_with_a_backend_that_cannot_fails_configure_and_says_why():
         node = ContactNode(context=context, parameter_overrides=[
             Parameter("backend", value="interactvlm"), Parameter("reconstruct", value=True)])
         assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
-        assert "reconstruct = True: the 'interactvlm' backend cannot honour it" in node._stats.last_error
+        assert "reconstruct = 'true': the 'interactvlm' backend cannot honour it" in node._stats.last_error
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)

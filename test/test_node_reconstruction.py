@@ -99,12 +99,13 @@ def test_grasp_marker_draws_the_published_grasp_points_and_only_for_reconstructe
 
 @pytest.fixture(scope="module")
 def live():
-    """A contact node with `reconstruct: true` (real keypoint backend) and a peer node that publishes like a
-    camera driver and a detector and listens to contacts and markers, all in a private rclpy context."""
+    """A contact node with its default 3D placement (real keypoint backend) and binary contact, and a peer
+    node that publishes like a camera driver and a detector and listens to contacts and markers, all in a
+    private rclpy context."""
     context = rclpy.Context()
     rclpy.init(context=context)
     node = ContactNode(context=context, parameter_overrides=[
-        Parameter("reconstruct", value=True), Parameter("detections_type", value="ivlm"),
+        Parameter("binary_contact", value=True), Parameter("detections_type", value="ivlm"),
         Parameter("image_qos", value="reliable"), Parameter("smoothing_alpha", value=1.0),
         Parameter("max_rate_hz", value=0.0), Parameter("marker_rate_hz", value=50.0),
         Parameter("grasp_clearance", value=0.06),
@@ -142,9 +143,14 @@ def test_node_publishes_a_real_photo_reconstruction_consistently_in_message_and_
     image_pub.publish(conversions.rgb_to_image(rgb, header))
     det_pub.publish(conversions.detections_to_ivlm_msg([Detection("camera", CAMERA_BOX)], header))
     out = wait_for(lambda: next((c for c in contacts if c.header == header), None), 60.0)
-    assert out is not None and len(out.contacts) == 1, "no ContactArray for the published photo"
-    c = out.contacts[0]
+    assert out is not None and len(out.contacts) == 2, "no ContactArray for the published photo"
+    c, anything = out.contacts
     assert c.object_label == "camera" and c.in_contact and c.grasp_clearance == pytest.approx(0.06)
+    # binary contact: the same person touching anything, with no object side
+    assert anything.object_label == "any" and anything.person_id == c.person_id and anything.in_contact
+    assert set(c.body_parts) <= set(anything.body_parts)
+    assert anything.object_mesh_id == "" and not anything.object_vertex_ids and not anything.reconstructed
+    assert not anything.grasp_points and "no object" in anything.reconstruction_reason
     markers = wait_for(lambda: next((m for m in marker_arrays if m.markers and m.markers[0].header == header),
                                  None), 30.0)
     assert markers is not None, "no MarkerArray for the published photo"

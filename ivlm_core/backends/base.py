@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ivlm_core.body import BodyModel
 from ivlm_core.objects.registry import ObjectRegistry
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
@@ -20,6 +21,7 @@ class ContactBackend(ABC):
     """
 
     name: str
+    body: BodyModel  # the body model the results' vertex ids refer to (loaded once, in the constructor)
     # Where the backend takes object meshes from (label policy and markers ask it too), None if nowhere.
     objects: ObjectRegistry | None = None
 

@@ -35,12 +35,12 @@ from ivlm_core.body import load_body_model
 from ivlm_core.body.model import BodyModel
 from ivlm_core.body.parts import PART_NAMES
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
+from ivlm_core.reconstruct import ReconstructConfig
 from ivlm_core.render import OBJECT_VIEWS, LiftTables, Rasterizer, lift, render_object_views
 from ivlm_core.render.lift import lift_like_original
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
 PART_COVERAGE = 0.1  # a part is named when >= 10% of its vertices are in contact (facts §2)
-CONTACT_THRESHOLD = 0.5  # vertex contact for part naming, as the original's metrics
 CROP_MARGIN = 0.1  # fraction of the box size added on each side of a multi-person crop
 OBJECT_PIXEL_GATE = 0.3  # ObjectMeshContact3DPredictor lifts only pixels with sigmoid > 0.3
 DEMO_2D_MASK_LOGIT = 0.5  # run_demo.py's h2dcontact overlay: `pred_masks > 0.5` on the logits
@@ -199,7 +199,8 @@ class InteractVLMBackend(ContactBackend):
                 result = self._result(p, o, loc, people[p] if people else None, whole)
                 if obj_side is not None:
                     mesh, probs, text = obj_side
-                    result.object_mesh_id, result.object_probabilities = mesh.mesh_id, probs
+                    result.object_mesh, result.object_mesh_id = mesh, mesh.mesh_id
+                    result.object_probabilities = probs
                     result.evidence.append(f"object answer: {text}")
                 results.append(result)
         order = {(p, id(o)): i for i, (p, o) in enumerate(pairs)}
@@ -296,7 +297,7 @@ class InteractVLMBackend(ContactBackend):
 
     def named_parts(self, probabilities: np.ndarray) -> dict[str, float]:
         """Parts with >= 10% of their vertices at probability >= 0.5 -> the part's mean probability."""
-        contact = probabilities >= CONTACT_THRESHOLD
+        contact = probabilities >= ReconstructConfig.contact_threshold  # 0.5, as the original's metrics
         return {
             name: float(probabilities[ids].mean())
             for name, ids in self._parts
