@@ -10,89 +10,21 @@ from __future__ import annotations
 
 import array
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import rclpy
-import yaml
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from ivlm_core.frame_sources import VIDEO_SUFFIXES, Frame, detections_from_yaml, load_stills, video_frames
 from ivlm_core.labels import load_labels
-from ivlm_core.types import CameraIntrinsics, Detection
+from ivlm_core.types import CameraIntrinsics
 from ivlm_ros import conversions
 from ivlm_ros.spin import spin_until_shutdown
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v"}
-BUILTIN = ("skimage:camera", "skimage:astronaut")
-
-
-@dataclass
-class Frame:
-    name: str  # file name (labels are looked up by it) or "<video>#<index>"
-    rgb: np.ndarray  # (H, W, 3) uint8
-
-
-def _read(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def load_stills(source: str) -> list[Frame]:
-    """The frames of an image file, a folder of images (sorted by name) or a built-in skimage photo."""
-    if source in BUILTIN:
-        import skimage.data
-
-        rgb = getattr(skimage.data, source.split(":")[1])()
-        return [Frame(source, np.ascontiguousarray(np.dstack([rgb] * 3) if rgb.ndim == 2 else rgb[:, :, :3]))]
-    path = Path(source).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
-        return [Frame(p.name, _read(p)) for p in files]
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
-        return [Frame(path.name, _read(path))]
-    raise ValueError(f"player source {source!r} is not an image, a folder of images, a video "
-                     f"({', '.join(sorted(VIDEO_SUFFIXES))}) or one of {BUILTIN}")
-
-
-def video_frames(path: Path) -> Iterator[Frame]:
-    """Frames of a video file, decoded one at a time (OpenCV)."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ValueError(f"cannot open video {path}")
-    try:
-        index = 0
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                return
-            yield Frame(f"{path.name}#{index}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            index += 1
-    finally:
-        cap.release()
-
-
-def parse_detections(text: str) -> list[Detection]:
-    """'[{label: cup, box: [x0, y0, x1, y1], score: 0.9, id: a}, ...]' (YAML) -> detections."""
-    items = yaml.safe_load(text) if text.strip() else []
-    if not isinstance(items, list):
-        raise ValueError(f"detections must be a YAML list of {{label, box}} mappings, got {text!r}")
-    try:
-        return [Detection(str(d["label"]), np.asarray(d["box"], np.float64), float(d.get("score", 1.0)),
-                          id=str(d.get("id", ""))) for d in items]
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"each detection needs 'label' and 'box' [x0, y0, x1, y1]: {exc}") from exc
-
 
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "source": ("skimage:camera", "image file, image folder, video file, skimage:camera or skimage:astronaut"),
@@ -126,7 +58,7 @@ class Player(Node):
         beside = source / "labels.json"
         labels_file = p["labels"] or (str(beside) if beside.is_file() else "")
         self._labels = load_labels(labels_file) if labels_file else {}
-        self._fixed = parse_detections(p["detections"])
+        self._fixed = detections_from_yaml(p["detections"])
         self._frames = self._frame_iter()
         self._image_pub = self.create_publisher(Image, "image", 10)
         self._compressed_pub = self.create_publisher(CompressedImage, "image/compressed", 10) \
