@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import cv2
@@ -21,8 +20,8 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("ivlm_ros.srv", reason="ivlm_ros messages are not built")
+from node_harness import running_node  # noqa: E402
 from polling import wait_for  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from scipy.spatial.transform import Rotation  # noqa: E402
@@ -31,7 +30,6 @@ from std_msgs.msg import Header  # noqa: E402
 
 from ivlm_core.types import Detection  # noqa: E402
 from ivlm_ros import conversions  # noqa: E402
-from ivlm_ros.contact_node import ContactNode  # noqa: E402
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -44,36 +42,21 @@ DETECTIONS = [Detection("person", np.array(PAIR["person_box_xyxy"], float), 0.9,
 @pytest.fixture(scope="module")
 def live():
     """The node (configured, not yet active) and a peer publishing like a camera + detector."""
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = ContactNode(context=context, parameter_overrides=[
+    overrides = [
         Parameter("reconstruct", value=True), Parameter("video", value=False),
         Parameter("detections_type", value="ivlm"), Parameter("smoothing_alpha", value=1.0),
         Parameter("max_rate_hz", value=0.0), Parameter("publish_markers", value=False),
-        Parameter("detection_wait_s", value=2.0)])
-    peer = rclpy.create_node("ivlm_estimate_peer", context=context)
-    pubs = (peer.create_publisher(Image, "image", 10),
-            peer.create_publisher(ObjectDetectionArray, "detections", 10))
-    got: dict[str, list] = {"contacts": [], "objects": []}
-    peer.create_subscription(ContactArray, "contacts", got["contacts"].append, 10)
-    if conversions.vision_msgs_installed():
-        from vision_msgs.msg import Detection3DArray
+        Parameter("detection_wait_s", value=2.0)]
+    with running_node(overrides, peer="ivlm_estimate_peer", activate=False) as (node, peer):
+        pubs = (peer.create_publisher(Image, "image", 10),
+                peer.create_publisher(ObjectDetectionArray, "detections", 10))
+        got: dict[str, list] = {"contacts": [], "objects": []}
+        peer.create_subscription(ContactArray, "contacts", got["contacts"].append, 10)
+        if conversions.vision_msgs_installed():
+            from vision_msgs.msg import Detection3DArray
 
-        peer.create_subscription(Detection3DArray, "objects_3d", got["objects"].append, 10)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
-    executor.add_node(node)
-    executor.add_node(peer)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    yield node, pubs, got
-    node.trigger_deactivate()
-    node.trigger_cleanup()
-    executor.shutdown()
-    node.destroy_node()
-    peer.destroy_node()
-    rclpy.shutdown(context=context)
-    spinner.join(timeout=5)
+            peer.create_subscription(Detection3DArray, "objects_3d", got["objects"].append, 10)
+        yield node, pubs, got
 
 
 def _client(stamp: int) -> dict:

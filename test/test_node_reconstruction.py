@@ -6,8 +6,6 @@ silhouette, `ivlm_core.testing`), placed by `reconstruct`; failures are real one
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
@@ -16,11 +14,9 @@ from scipy.spatial.transform import Rotation
 pytestmark = pytest.mark.ros
 
 conversions = pytest.importorskip("ivlm_ros.conversions", reason="ivlm_ros messages are not built")
-import rclpy  # noqa: E402
 import skimage.data  # noqa: E402
+from node_harness import running_node  # noqa: E402
 from polling import wait_for  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from scenes import book_result, book_scene, reconstruct_scene  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
@@ -30,7 +26,6 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from ivlm_core.contact_report import ReportConfig, contact_report  # noqa: E402
 from ivlm_core.decimation import decimate  # noqa: E402
 from ivlm_core.types import Detection  # noqa: E402
-from ivlm_ros.contact_node import ContactNode  # noqa: E402
 from ivlm_ros.markers import contact_markers  # noqa: E402
 from ivlm_ros.msg import ContactArray, ObjectDetectionArray  # noqa: E402
 
@@ -102,35 +97,19 @@ def live():
     """A contact node with its default 3D placement (real keypoint backend) and binary contact, and a peer
     node that publishes like a camera driver and a detector and listens to contacts and markers, all in a
     private rclpy context."""
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = ContactNode(context=context, parameter_overrides=[
+    overrides = [
         Parameter("binary_contact", value=True), Parameter("detections_type", value="ivlm"),
         Parameter("image_qos", value="reliable"), Parameter("smoothing_alpha", value=1.0),
         Parameter("max_rate_hz", value=0.0), Parameter("marker_rate_hz", value=50.0),
         Parameter("grasp_clearance", value=0.06),
-        Parameter("detection_wait_s", value=2.0)])  # in-process publisher + backend: no timing race
-    peer = rclpy.create_node("ivlm_reconstruction_peer", context=context)
-    pubs = (peer.create_publisher(Image, "image", 10),
-            peer.create_publisher(ObjectDetectionArray, "detections", 10))
-    got: tuple[list[ContactArray], list[MarkerArray]] = ([], [])
-    peer.create_subscription(ContactArray, "contacts", got[0].append, 10)
-    peer.create_subscription(MarkerArray, "contact_markers", got[1].append, 10)
-    executor = MultiThreadedExecutor(num_threads=3, context=context)
-    executor.add_node(node)
-    executor.add_node(peer)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    yield pubs, got
-    node.trigger_deactivate()
-    node.trigger_cleanup()
-    executor.shutdown()
-    node.destroy_node()
-    peer.destroy_node()
-    rclpy.shutdown(context=context)
-    spinner.join(timeout=5)
+        Parameter("detection_wait_s", value=2.0)]  # in-process publisher + backend: no timing race
+    with running_node(overrides, peer="ivlm_reconstruction_peer") as (_, peer):
+        pubs = (peer.create_publisher(Image, "image", 10),
+                peer.create_publisher(ObjectDetectionArray, "detections", 10))
+        got: tuple[list[ContactArray], list[MarkerArray]] = ([], [])
+        peer.create_subscription(ContactArray, "contacts", got[0].append, 10)
+        peer.create_subscription(MarkerArray, "contact_markers", got[1].append, 10)
+        yield pubs, got
 
 
 def test_node_publishes_a_real_photo_reconstruction_consistently_in_message_and_markers(live):

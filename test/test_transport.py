@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,13 @@ pytestmark = pytest.mark.ros
 
 rclpy = pytest.importorskip("rclpy")
 pytest.importorskip("ivlm_ros.msg", reason="ivlm_ros messages are not built")
+from node_harness import running_node  # noqa: E402
 from polling import wait_for  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo  # noqa: E402
 
 from ivlm_core.types import CameraIntrinsics  # noqa: E402
-from ivlm_ros.contact_node import ContactNode  # noqa: E402
 from ivlm_ros.transport import FRAME_DEPTH, StampRate, matched_qos  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,24 +58,10 @@ def test_stamp_rate_reports_the_sent_rate_and_the_share_received():
 
 @pytest.fixture(scope="module")
 def node():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = ContactNode(context=context, parameter_overrides=[
-        Parameter("use_detections", value=False), Parameter("publish_markers", value=False),
-        Parameter("max_rate_hz", value=0.5)])  # the backend runs rarely: transport is under test
-    executor = SingleThreadedExecutor(context=context)  # as `ros2 run` / the launch file spin the node
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    yield node
-    node.trigger_deactivate()
-    node.trigger_cleanup()
-    executor.shutdown()
-    node.destroy_node()
-    rclpy.shutdown(context=context)
-    spinner.join(timeout=5)
+    overrides = [Parameter("use_detections", value=False), Parameter("publish_markers", value=False),
+                 Parameter("max_rate_hz", value=0.5)]  # the backend runs rarely: transport is under test
+    with running_node(overrides, threads=1) as (node, _):  # single-threaded, as `ros2 run` spins it
+        yield node
 
 
 def _camera(reliable: bool, frames: int = 30) -> subprocess.Popen:
