@@ -209,9 +209,7 @@ class ContactNode(LifecycleNode):
             f"{self.p['default_fov_deg']} deg; calibrate the camera for metric 3D"]
         if camera is None:
             return CameraIntrinsics.from_fov(width, height, self.p["default_fov_deg"])
-        if (camera.width, camera.height) != (width, height):
-            raise ValueError(f"camera_info is {camera.width}x{camera.height} but the image is "
-                             f"{width}x{height}; publish the CameraInfo of this image stream")
+        camera.check_image_size(width, height)
         return camera
 
     def _process(self, msg: Image | CompressedImage, paired: tuple[list[Detection], list[str]] | None,

@@ -20,6 +20,7 @@ import numpy as np
 import trimesh
 
 from ivlm_core.decimation import decimate
+from ivlm_core.geometry import vertex_normals
 from ivlm_core.objects.categories import (
     CATEGORIES_PATH,
     LabelResolver,
@@ -71,12 +72,8 @@ class ObjectMesh:
 
     @property
     def vertex_normals(self) -> np.ndarray:
-        """(V, 3) float64 unit vertex normals (trimesh's area-weighted face normals), read-only, once."""
-
-        def make() -> np.ndarray:
-            return _freeze(np.array(trimesh.Trimesh(self.vertices, self.faces, process=False).vertex_normals))
-
-        return self.derived("vertex_normals", make)
+        """(V, 3) float64 unit vertex normals (ivlm_core.geometry.vertex_normals), read-only, made once."""
+        return self.derived("vertex_normals", lambda: _freeze(vertex_normals(self.vertices, self.faces)))
 
 
 def normalize_for_render(vertices: np.ndarray) -> np.ndarray:
