@@ -29,7 +29,7 @@ from ivlm_core.backends.keypoint.reasoning import score_parts
 from ivlm_core.backends.keypoint.support import IMAGE_DOWN, BodySupport, body_support
 from ivlm_core.body import PART_NAMES, load_body_model
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
-from ivlm_core.reconstruct import reconstruct
+from ivlm_core.reconstruct import ReconstructConfig, reconstruct
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction
 
 # Within a contacted part, vertices where the evidence points get the part's full confidence, the
@@ -68,7 +68,8 @@ class KeypointBackend(ContactBackend):
     user meshes for the object side (see ObjectRegistry). binary: add one object-agnostic result per
     person (object label "any", no object mesh): the parts touching anything, the ground and seats
     included. gravity: (3,) direction of gravity in the camera's optical frame (default image-down,
-    (0, 1, 0)), for cameras whose tilt is known.
+    (0, 1, 0)), for cameras whose tilt is known. reconstruct_config: the placement's settings (the
+    node passes its contact_threshold and grasp_clearance here); None: ReconstructConfig's defaults.
     """
 
     name = "keypoint"
@@ -85,6 +86,7 @@ class KeypointBackend(ContactBackend):
         default_fov_deg: float = 60.0,
         binary: bool = False,
         gravity: Sequence[float] | None = None,
+        reconstruct_config: ReconstructConfig | None = None,
     ) -> None:
         self.gravity = _gravity(gravity)
         self.binary = bool(binary)
@@ -99,6 +101,7 @@ class KeypointBackend(ContactBackend):
         self._smooth = _vertex_averaging(self.body.faces, self.body.num_vertices)
         self._palm = self._palm_weights()
         self.place_objects = reconstruct  # the option keeps the node's parameter name
+        self.reconstruct_config = reconstruct_config or ReconstructConfig()
         self._previous_reconstruction: dict[tuple[int, str], Reconstruction] = {}
         self._previous: dict[int, BodyFit] = {}
         self.last_timings_ms: dict[str, float] = {}
@@ -244,6 +247,7 @@ class KeypointBackend(ContactBackend):
                 object_mask=obj.mask,
                 body_normals=fit.normals,
                 init=self._previous_reconstruction.get(key) if self.video else None,
+                config=self.reconstruct_config,
             )
             if self.video:
                 self._previous_reconstruction[key] = rec
