@@ -230,9 +230,9 @@ ORIGINAL_IMAGES = 20  # the first twenty images of labels.json hold the original
 # Bars: the original pairs keep their goal; every kind added later is held to what the backend
 # reaches on the added images (bench/real_photos.py measures them all), raised as it improves.
 ORIGINAL_F1, ORIGINAL_NO_CONTACT = 0.88, 0.8  # measured 0.893 and 1.0 (the goal: 0.75, 0.8)
-ADDED_KIND_F1 = {"object": 0.7, "open_vocabulary": 0.85, "scene": 0.93}  # measured 0.722, 0.875, 0.957
-NO_CONTACT_ACCURACY = 0.89  # every contact-false pair, original and added; measured 0.897
-ALL_F1, ALL_F1_STRICT = 0.85, 0.79  # all contact pairs; measured 0.866, 0.800 (issue 12 goals: 0.85, 0.78)
+ADDED_KIND_F1 = {"object": 0.74, "open_vocabulary": 0.85, "scene": 0.93}  # measured 0.743, 0.875, 0.957
+NO_CONTACT_ACCURACY = 0.92  # every contact-false pair, original and added; measured 0.931 (goal 0.9)
+ALL_F1, ALL_F1_STRICT = 0.86, 0.8  # all contact pairs; measured 0.871, 0.806 (issue 12 goals: 0.85, 0.78)
 
 
 @pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
@@ -249,6 +249,36 @@ def test_shared_photos_meet_the_part_f1_and_no_contact_goals(backend):
         assert summary["by_kind_added"][kind]["f1"] >= bar, (kind, summary)
     assert summary["no_contact_accuracy"] >= NO_CONTACT_ACCURACY, summary
     assert summary["f1"] >= ALL_F1 and summary["f1_strict"] >= ALL_F1_STRICT, summary
+
+
+@pytest.mark.skipif(not (SHARED_PHOTOS / "labels.json").is_file(), reason="needs ../shared/photos")
+def test_a_hand_held_up_by_its_folded_arm_rests_on_no_structure(backend):
+    """The wine taster raising his glass to the mouth holds it with his right hand, which touches neither
+    the railing behind him nor the counter; the man at the birthday table rests his forearms on it, not
+    the hands he lifts (the 'leans' test of tables, counters, walls and railings)."""
+    wanted = {
+        ("people_at_wine_bar_counter.jpg", "wine glass"),
+        ("people_at_wine_bar_counter.jpg", "staircase railing"),
+        ("family_at_birthday_table.jpg", "dining table"),
+    }
+    found = {}
+    for entry in json.loads((SHARED_PHOTOS / "labels.json").read_text()):
+        if not any(entry["file"] == f for f, _ in wanted):
+            continue
+        image = cv2.cvtColor(cv2.imread(str(SHARED_PHOTOS / entry["file"])), cv2.COLOR_BGR2RGB)
+        for pair in entry["pairs"]:
+            key = (entry["file"], pair["object"])
+            if key in wanted and key not in found:
+                dets = [Detection("person", np.array(pair["person_box_xyxy"], float)),
+                        Detection(pair["object"], np.array(pair["box_xyxy"], float))]
+                found[key] = backend.estimate(image, dets)[0]
+    bar = "people_at_wine_bar_counter.jpg"
+    glass, railing = found[(bar, "wine glass")], found[(bar, "staircase railing")]
+    assert "right_hand" in glass.body_parts, glass.evidence
+    assert railing.body_parts == {}, railing.evidence
+    assert any(e.startswith("lifted:right_hand") for e in railing.evidence), railing.evidence
+    table = found[("family_at_birthday_table.jpg", "dining table")]
+    assert "right_forearm" in table.body_parts and not _hands(table.body_parts), table.evidence
 
 
 def _project(points: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:

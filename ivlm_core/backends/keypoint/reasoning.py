@@ -22,6 +22,7 @@ _TAGS = {  # evidence names of the tests
     "rides": "rides",
     "pedals": "pedals",
     "rests": "rests_on",
+    "leans": "leans_on",
 }
 
 
@@ -114,6 +115,14 @@ def score_parts(
         elif prior.test == "stands_on":  # standing, feet on the object's top surface (its box's upper half)
             standing = support is not None and support.posture == "standing"
             e = ev.proximity(prior.part, pts[prior.part], region.top_half(), body_px) if standing else 0.0
+        elif prior.test == "leans":  # a hand resting or pushing on a structure, not held up by its arm
+            e = ev.proximity(prior.part, pts[prior.part], region, body_px)
+            side = prior.part.split("_")[0]
+            if e >= 0.5 and side in ("left", "right") and support is not None:
+                lifted = ev.lifted_hand_score(pose, side, support.gravity)
+                if lifted >= 0.5:
+                    evidence.append(f"lifted:{prior.part}({lifted:.2f}), held up by its folded arm")
+                e *= 1.0 - lifted
         elif prior.test == "rests":  # bears the body's weight, and lies on the surface's image region
             weight = 0.0 if support is None else support.parts.get(prior.part, 0.0)
             e = weight * ev.proximity(prior.part, pts[prior.part], region, body_px, sigma=ev.SEAT_SIGMA)
