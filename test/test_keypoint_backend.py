@@ -302,16 +302,11 @@ def test_the_hand_model_finds_the_hand_on_a_small_held_object(backend):
     assert [h.side for h in on_spoon] == ["left"], [(h.side, h.points.mean(0)) for h in found]
 
 
-def _project(points: np.ndarray, cam: CameraIntrinsics) -> np.ndarray:
-    p = np.asarray(points, np.float64)
-    return np.stack([cam.fx * p[:, 0] / p[:, 2] + cam.cx, cam.fy * p[:, 1] / p[:, 2] + cam.cy], axis=1)
-
-
 def test_body_fit_lines_up_with_the_person(backend):
     image = skimage.data.camera()
     (res,) = backend.estimate(image, [Detection("camera", CAMERA_BOX)])
     cam = CameraIntrinsics.from_fov(512, 512)
-    uv = _project(res.body_vertices, cam)
+    uv = cam.project(res.body_vertices)
     pose = backend.last_poses[0]
     height_px = pose.scale_px
     head = uv[backend.body.part_vertex_ids("head")].mean(0)
@@ -342,13 +337,13 @@ def test_body_fit_agrees_with_the_landmarks_and_the_object(backend, scene):
     np.testing.assert_allclose(fit.vertices, res.body_vertices, atol=1e-5)  # the backend's own fit
     names = list(MEDIAPIPE_OF_KEYPOINT)
     ids = [MEDIAPIPE_OF_KEYPOINT[n] for n in names]
-    uv = _project(np.stack([fit.keypoints[n] for n in names]), cam)
+    uv = cam.project(np.stack([fit.keypoints[n] for n in names]))
     err = np.linalg.norm(uv - pose.keypoints[ids], axis=1)
     seen = pose.visibility[ids] >= 0.5
     assert seen.sum() >= 8
     assert np.sqrt(np.mean(err[seen] ** 2)) <= 20.0, dict(zip(names, err.round(1), strict=True))
     hand_ids = backend.body.part_vertex_ids(hand)
-    centre = _project(res.body_vertices[hand_ids], cam).mean(0)
+    centre = cam.project(res.body_vertices[hand_ids]).mean(0)
     box = dets[-1].box_xyxy
     margin = 0.25 * (box[2:] - box[:2])
     assert np.all(centre >= box[:2] - margin) and np.all(centre <= box[2:] + margin), (centre, box)
@@ -378,10 +373,10 @@ def test_fit_recovers_a_known_body_placement_despite_a_leaning_3d_estimate(backe
     vertices = out.vertices[0].numpy() @ R.T + t
     keypoints = out.keypoints[0].numpy() @ R.T + t
     cam = CameraIntrinsics.from_fov(640, 480, 60.0)
-    pixels = np.repeat(_project(keypoints, cam)[[KEYPOINT_NAMES.index("nose")]], NUM_LANDMARKS, axis=0)
+    pixels = np.repeat(cam.project(keypoints)[[KEYPOINT_NAMES.index("nose")]], NUM_LANDMARKS, axis=0)
     world = np.repeat(keypoints[[KEYPOINT_NAMES.index("nose")]], NUM_LANDMARKS, axis=0)
     for name, landmark in MEDIAPIPE_OF_KEYPOINT.items():
-        pixels[landmark] = _project(keypoints[[KEYPOINT_NAMES.index(name)]], cam)[0]
+        pixels[landmark] = cam.project(keypoints[[KEYPOINT_NAMES.index(name)]])[0]
         world[landmark] = keypoints[KEYPOINT_NAMES.index(name)]
     hips = 0.5 * (world[MEDIAPIPE_OF_KEYPOINT["left_hip"]] + world[MEDIAPIPE_OF_KEYPOINT["right_hip"]])
     lean = Rotation.from_euler("x", -lean_deg, degrees=True).as_matrix()  # top towards the camera
@@ -647,9 +642,9 @@ def _seen_pose(fit: BodyFit, cam: CameraIntrinsics) -> PersonPose:
     """The landmarks a perfect pose model would give for a fitted body seen through cam."""
     names = list(MEDIAPIPE_OF_KEYPOINT)
     points = np.stack([fit.keypoints[n] for n in names])
-    pixels = np.repeat(_project(points[[0]], cam), NUM_LANDMARKS, axis=0)
+    pixels = np.repeat(cam.project(points[[0]]), NUM_LANDMARKS, axis=0)
     world = np.repeat(points[[0]], NUM_LANDMARKS, axis=0)
-    for name, point, pixel in zip(names, points, _project(points, cam), strict=True):
+    for name, point, pixel in zip(names, points, cam.project(points), strict=True):
         pixels[MEDIAPIPE_OF_KEYPOINT[name]], world[MEDIAPIPE_OF_KEYPOINT[name]] = pixel, point
     box = np.concatenate([pixels.min(0) - 10, pixels.max(0) + 10])
     return PersonPose(pixels.astype(np.float32), np.ones(NUM_LANDMARKS, np.float32),
