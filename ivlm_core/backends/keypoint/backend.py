@@ -223,7 +223,7 @@ class KeypointBackend(ContactBackend):
             category = self.priors.from_geometry(category.label, extent_px * z_person / camera.fx)
         region = ev.ObjectRegion.from_detection(obj.box_xyxy, obj.mask, shape)
         pc = score_parts(pose, region, category, camera, z_person=z_person, support=support)
-        held = max(pc.scores.get(h, 0.0) for h in HANDS) >= self.priors.threshold
+        held = max(pc.scores.get(part, 0.0) for part in HANDS) >= self.priors.threshold
         if category.affordance in HELD_IN_HAND and not held:  # the hand model looks for the hand holding it
             found = self.hands.around(image, obj.box_xyxy)
             hands = [hand for hand in found if _inside(hand.points.mean(0), person_box)]
