@@ -3,7 +3,9 @@
     python -m ivlm_core.cli IMAGE [--object LABEL X0,Y0,X1,Y1 ...] [--person X0,Y0,X1,Y1 ...]
                             [--binary] [--out DIR] [--fov DEG | --K fx,fy,cx,cy]
 
-Writes DIR/result.json (parts, evidence, reasons, contact vertex ids), DIR/overlay.png (the fitted
+Writes DIR/result.json (per pair: parts, evidence, reasons and the contact report the ROS Contact
+message is written from: contact vertex ids and points, object pose, object contact and grasp
+points; see ivlm_core.contact_report), DIR/overlay.png (the fitted
 body meshes drawn over the image through K, grey -> red by contact probability, with the boxes: look
 at this first), DIR/panels.png (InteractVLM-style views: per person the four canonical body views,
 per object the four object views, contact in red) and, per pair k, DIR/pair<k>_body.glb and
@@ -27,13 +29,13 @@ import trimesh
 from ivlm_core.backends import create_backend
 from ivlm_core.backends.keypoint.backend import BINARY_LABEL
 from ivlm_core.colours import contact_rgb, rgba8
+from ivlm_core.contact_report import ContactReport, ReportConfig, contact_report
 from ivlm_core.objects import normalize_for_render
 from ivlm_core.reconstruct import scene_glb
 from ivlm_core.render import HUMAN_VIEWS, OBJECT_VIEWS, Rasterizer
 from ivlm_core.render.cameras import RenderCamera
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
-CONTACT_THRESHOLD = 0.5
 MESH_ALPHA = 0.6  # opacity of the body mesh drawn over the photo
 PANEL_PX = 192  # side of one view in panels.png
 
@@ -180,32 +182,20 @@ def draw_panels(
     return np.concatenate(rows, axis=0)
 
 
-def _result_json(k: int, res: ContactResult) -> dict:
+def _result_json(k: int, res: ContactResult, report: ContactReport) -> dict:
+    """One pair of result.json: the pair's boxes, parts, answer and evidence, then its contact report
+    (the fields of the ROS Contact message: vertex ids, 3D points, object pose, grasp points)."""
     return {
         "pair": k,
         "person_index": res.person_index,
-        "object": res.obj.label,
         "object_box_xyxy": res.obj.box_xyxy.tolist(),
         "person_box_xyxy": None if res.person_box is None else res.person_box.tolist(),
-        "body_model": res.body_model,
         "body_parts": res.body_parts,
         "text": res.text,
         "reason": res.reason,
         "evidence": res.evidence,
-        "body_contact_vertex_ids": res.contact_vertex_ids(CONTACT_THRESHOLD).tolist(),
-        "num_body_vertices": int(res.body_probabilities.shape[0]),
-        "object_mesh_id": res.object_mesh_id,
-        "object_contact_vertex_ids": np.flatnonzero(res.object_probabilities >= CONTACT_THRESHOLD).tolist(),
-        "reconstruction": None
-        if res.reconstruction is None
-        else {
-            "ok": res.reconstruction.ok,
-            "quality": round(float(res.reconstruction.quality), 3),
-            "reason": res.reconstruction.reason,
-            "object_pose": res.reconstruction.object_pose.tolist(),
-            "object_scale": float(res.reconstruction.object_scale),
-        },
         "backend": res.backend,
+        **report.as_dict(),
     }
 
 
@@ -248,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    reports = [contact_report(res, ReportConfig()) for res in results]
     faces = backend.body.faces
     object_meshes = {}
     for k, res in enumerate(results):
@@ -255,25 +246,24 @@ def main(argv: list[str] | None = None) -> int:
             body = trimesh.Trimesh(res.body_vertices, faces, process=False)
             body.visual.vertex_colors = rgba8(contact_rgb(res.body_probabilities))
             body.export(args.out / f"pair{k}_body.glb")
-        if not res.object_mesh_id:  # binary contact: no object mesh
+        mesh = res.object_mesh
+        if mesh is None:  # binary contact: no object mesh
             continue
-        mesh = backend.objects.get(res.obj.label, res.obj.box_xyxy, camera)
-        if mesh.mesh_id == res.object_mesh_id and len(mesh.vertices) == len(res.object_probabilities):
-            object_meshes[k] = mesh
-            obj = mesh.to_trimesh()
-            obj.visual.vertex_colors = rgba8(contact_rgb(res.object_probabilities))
-            obj.export(args.out / f"pair{k}_object.glb")
-            if res.reconstruction is not None and res.reconstruction.ok and res.body_vertices is not None:
-                glb = scene_glb(
-                    res.body_vertices,
-                    backend.body.faces,
-                    res.body_probabilities,
-                    mesh.vertices,
-                    mesh.faces,
-                    res.object_probabilities,
-                    res.reconstruction,
-                )
-                (args.out / f"pair{k}_scene.glb").write_bytes(glb)
+        object_meshes[k] = mesh
+        obj = mesh.to_trimesh()
+        obj.visual.vertex_colors = rgba8(contact_rgb(res.object_probabilities))
+        obj.export(args.out / f"pair{k}_object.glb")
+        if reports[k].reconstructed and res.body_vertices is not None:
+            glb = scene_glb(
+                res.body_vertices,
+                backend.body.faces,
+                res.body_probabilities,
+                mesh.vertices,
+                mesh.faces,
+                res.object_probabilities,
+                res.reconstruction,
+            )
+            (args.out / f"pair{k}_scene.glb").write_bytes(glb)
     rgb = image if image.ndim == 3 else np.stack([image] * 3, -1)
     rgb = rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8)
     overlay = draw_overlay(rgb, results, faces, camera)
@@ -284,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "image": str(args.image),
         "camera_K": camera.K.tolist(),
         "timings_ms": {k: round(v, 1) for k, v in backend.last_timings_ms.items()},
-        "results": [_result_json(k, r) for k, r in enumerate(results)],
+        "results": [_result_json(k, r, rep) for k, (r, rep) in enumerate(zip(results, reports, strict=True))],
     }
     (args.out / "result.json").write_text(json.dumps(summary, indent=1))
     for k, res in enumerate(results):

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 import skimage.data
 import trimesh
 
+import ivlm_core.cli as cli
 from ivlm_core.cli import main
+from ivlm_core.contact_report import ReportConfig, contact_report
+from ivlm_core.settings import SETTINGS
+
+DRINKER_PHOTO = Path(__file__).parent / "data" / "player" / "man_holding_drink_glass.jpg"
 
 
 def test_cli_writes_json_overlay_and_meshes_for_camera_photo(tmp_path, capsys):
@@ -22,15 +28,19 @@ def test_cli_writes_json_overlay_and_meshes_for_camera_photo(tmp_path, capsys):
     result = json.loads((out / "result.json").read_text())
     (pair,) = result["results"]
     assert any(p.endswith("_hand") for p in pair["body_parts"])
-    assert pair["body_contact_vertex_ids"] and pair["evidence"]
+    assert pair["body_vertex_ids"] and pair["evidence"]
     overlay = cv2.imread(str(out / "overlay.png"))
     assert overlay.shape == (512, 512, 3)
     # the overlay is in colour (contact drawn in red) while the input photo is grey
     assert np.abs(overlay[:, :, 2].astype(int) - overlay[:, :, 0].astype(int)).max() > 100
     body = trimesh.load(out / "pair0_body.glb", force="mesh")
     assert len(body.vertices) > 1000
-    assert pair["reconstruction"] is not None
-    assert (out / "pair0_scene.glb").is_file() == pair["reconstruction"]["ok"]
+    # the cameraman's camcorder is placed against his hand: a real pose, its contact and grasp points
+    assert pair["reconstructed"], pair["reconstruction_reason"]
+    assert (out / "pair0_scene.glb").is_file()
+    assert pair["object_scale"] > 0 and not np.allclose(pair["object_pose"], np.eye(4))
+    assert len(pair["object_contact_points"]) == len(pair["object_vertex_ids"]) > 0
+    assert len(pair["grasp_points"]) > 0
     assert "hand" in capsys.readouterr().out
 
 
@@ -53,9 +63,9 @@ def test_cli_binary_mode_writes_the_object_agnostic_contact_and_the_panels(tmp_p
     assert main([str(image_path), *args, "--out", str(out)]) == 0
     camera, pair = json.loads((out / "result.json").read_text())["results"]
     assert pair["object"] == "any" and pair["object_mesh_id"] == ""
-    assert pair["object_contact_vertex_ids"] == []
+    assert pair["object_vertex_ids"] == [] and not pair["reconstructed"]
     hands = {p for p in camera["body_parts"] if p.endswith("_hand")}
-    assert hands and hands <= set(pair["body_parts"]) and pair["body_contact_vertex_ids"], pair["evidence"]
+    assert hands and hands <= set(pair["body_parts"]) and pair["body_vertex_ids"], pair["evidence"]
     assert pair["evidence"][0].startswith("support:")
     panels = cv2.imread(str(out / "panels.png"))
     assert 2 * panels.shape[1] == 4 * panels.shape[0]  # two rows of four views: the person, the camera
@@ -89,3 +99,50 @@ def test_cli_refuses_truncated_images_a_file_as_out_and_a_short_K_before_working
     camera = ["--object", "camera", "245,135,335,245", "--no-reconstruct"]
     assert main([str(deep), *camera, "--out", str(out)]) == 0
     assert cv2.imread(str(out / "overlay.png")).dtype == np.uint8
+
+
+def test_cli_result_json_carries_what_the_contact_array_of_the_same_results_carries(tmp_path, monkeypatch):
+    """result.json and the ROS ContactArray are written from one contact report: for the drinker photo
+    (the glass placed against his left hand) both carry the same vertex ids, body and object contact
+    points, object pose, grasp points, threshold and clearance, with the node's default settings."""
+    conversions = pytest.importorskip("ivlm_ros.conversions", reason="ivlm_ros messages are not built")
+    from ivlm_ros.msg import ContactArray
+
+    runs = []
+    create = cli.create_backend
+
+    def recording_backend(*args, **kwargs):  # the CLI's own backend, its results kept for the message
+        backend = create(*args, **kwargs)
+        estimate = backend.estimate
+
+        def recorded(*a, **kw):
+            runs.append(estimate(*a, **kw))
+            return runs[-1]
+
+        backend.estimate = recorded
+        return backend
+
+    monkeypatch.setattr(cli, "create_backend", recording_backend)
+    out = tmp_path / "out"
+    args = [str(DRINKER_PHOTO), "--person", "0,25,335,500", "--object", "cup", "245,235,305,345"]
+    assert main([*args, "--out", str(out)]) == 0
+    (pair,) = json.loads((out / "result.json").read_text())["results"]
+    (results,) = runs
+    node_config = ReportConfig(SETTINGS["contact_threshold"].default, SETTINGS["grasp_clearance"].default)
+    array = ContactArray(contacts=[conversions.contact_to_msg(contact_report(r, node_config), r.person_index)
+                                   for r in results])
+    (msg,) = array.contacts
+    assert pair["reconstructed"] and msg.reconstructed, pair["reconstruction_reason"]
+    assert pair["object"] == msg.object_label and pair["object_mesh_id"] == msg.object_mesh_id
+    assert pair["body_vertex_ids"] == list(msg.body_vertex_ids) != []
+    assert pair["object_vertex_ids"] == list(msg.object_vertex_ids) != []
+    assert pair["contact_threshold"] == pytest.approx(msg.contact_threshold)
+    assert pair["grasp_clearance"] == pytest.approx(msg.grasp_clearance)
+    to_array = conversions.points_to_array
+    for key in ("body_contact_points", "object_contact_points", "grasp_points", "grasp_normals"):
+        ours, theirs = np.array(pair[key]).reshape(-1, 3), to_array(getattr(msg, key))
+        assert len(ours) == len(theirs) > 0, key
+        np.testing.assert_allclose(ours, theirs, atol=1e-9, err_msg=key)
+    pose = conversions.pose_from_matrix(np.array(pair["object_pose"]))
+    assert pose == msg.object_pose
+    assert pair["object_scale"] == pytest.approx(msg.object_scale, rel=1e-6)

@@ -22,14 +22,14 @@ from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
 from ivlm_core.backends.keypoint import evidence as ev
 from ivlm_core.backends.keypoint import landmarks as lm
 from ivlm_core.backends.keypoint.body_fit import BodyFit, BodyFitter
-from ivlm_core.backends.keypoint.landmarks import PersonPose, PoseDetector, to_rgb8
+from ivlm_core.backends.keypoint.landmarks import HandDetector, PersonPose, PoseDetector, to_rgb8
 from ivlm_core.backends.keypoint.plausibility import FitCheck, check_fit
 from ivlm_core.backends.keypoint.priors import PRIORS_PATH, CategoryPrior, ContactPriors, normalize_label
 from ivlm_core.backends.keypoint.reasoning import score_parts
 from ivlm_core.backends.keypoint.support import IMAGE_DOWN, BodySupport, body_support
 from ivlm_core.body import PART_NAMES, load_body_model
 from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
-from ivlm_core.reconstruct import reconstruct
+from ivlm_core.reconstruct import ReconstructConfig, reconstruct
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction
 
 # Within a contacted part, vertices where the evidence points get the part's full confidence, the
@@ -44,6 +44,10 @@ GROUND_PRIOR = 0.9  # a weight-bearing part touches whatever holds the body up
 SEAT_PRIORS = {"buttocks": 0.9, "left_thigh": 0.6, "right_thigh": 0.6}  # a sitting body held up off the floor
 LEG_LANDMARKS = [lm.LEFT_KNEE, lm.RIGHT_KNEE, lm.LEFT_ANKLE, lm.RIGHT_ANKLE]
 LEGS_SEEN = 0.5  # knees' and ankles' mean visibility (0 outside the image) below which posture is a guess
+# Objects held in one hand, where the pose model's hand landmarks are least reliable: when they put no
+# hand on such an object, mediapipe Hands looks for the hand holding it (issue 12 item 5).
+HELD_IN_HAND = ("hand_held_small", "food_drink", "worn_hands")
+HANDS = ("left_hand", "right_hand")
 
 
 class _Person(NamedTuple):
@@ -68,7 +72,8 @@ class KeypointBackend(ContactBackend):
     user meshes for the object side (see ObjectRegistry). binary: add one object-agnostic result per
     person (object label "any", no object mesh): the parts touching anything, the ground and seats
     included. gravity: (3,) direction of gravity in the camera's optical frame (default image-down,
-    (0, 1, 0)), for cameras whose tilt is known.
+    (0, 1, 0)), for cameras whose tilt is known. reconstruct_config: the placement's settings (the
+    node passes its contact_threshold and grasp_clearance here); None: ReconstructConfig's defaults.
     """
 
     name = "keypoint"
@@ -85,6 +90,7 @@ class KeypointBackend(ContactBackend):
         default_fov_deg: float = 60.0,
         binary: bool = False,
         gravity: Sequence[float] | None = None,
+        reconstruct_config: ReconstructConfig | None = None,
     ) -> None:
         self.gravity = _gravity(gravity)
         self.binary = bool(binary)
@@ -92,6 +98,7 @@ class KeypointBackend(ContactBackend):
         self.default_fov_deg = default_fov_deg
         self.priors = ContactPriors(priors_path)
         self.detector = PoseDetector()
+        self.hands = HandDetector()
         self.body = load_body_model(body_model, body_model_path or None, device)
         self.fitter = BodyFitter(self.body)
         self.objects = ObjectRegistry(user_folder=object_mesh_folder)
@@ -99,6 +106,7 @@ class KeypointBackend(ContactBackend):
         self._smooth = _vertex_averaging(self.body.faces, self.body.num_vertices)
         self._palm = self._palm_weights()
         self.place_objects = reconstruct  # the option keeps the node's parameter name
+        self.reconstruct_config = reconstruct_config or ReconstructConfig()
         self._previous_reconstruction: dict[tuple[int, str], Reconstruction] = {}
         self._previous: dict[int, BodyFit] = {}
         self.last_timings_ms: dict[str, float] = {}
@@ -106,6 +114,7 @@ class KeypointBackend(ContactBackend):
 
     def close(self) -> None:
         self.detector.close()
+        self.hands.close()
 
     def estimate(
         self,
@@ -162,9 +171,8 @@ class KeypointBackend(ContactBackend):
             support = body_support(fit, self._part_ids, self.gravity)
             check = check_fit(pose, fit, image.shape[:2])
             timings["fit"] += 1e3 * (time.perf_counter() - t)
-            shape = image.shape[:2]
             person = _Person(i, pose, fit, support, check, np.asarray(box, np.float64))
-            pairs = self._pairs(person, objects, shape, camera, timings)
+            pairs = self._pairs(person, objects, image, camera, timings)
             results += pairs
             if self.binary:
                 results.append(self._binary(person, pairs, camera, queries[-1]))
@@ -174,7 +182,7 @@ class KeypointBackend(ContactBackend):
         self,
         person: _Person,
         objects: list[Detection],
-        shape: tuple[int, int],
+        image: np.ndarray,
         camera: CameraIntrinsics,
         timings: dict[str, float],
     ) -> list[ContactResult]:
@@ -182,25 +190,26 @@ class KeypointBackend(ContactBackend):
         things stood on) go first: feet standing on a board touch it, not the ground, floor or ramp
         beneath it, which the board is between."""
         boards = [k for k, obj in enumerate(objects) if _is_board(self.priors.get(obj.label))]
-        results = {k: self._pair(person, objects[k], shape, camera, timings) for k in boards}
+        results = {k: self._pair(person, objects[k], image, camera, timings) for k in boards}
         standing_on = [k for k in boards if any(p.endswith("_foot") for p in results[k].body_parts)]
         holder = objects[standing_on[0]].label if standing_on else None
         for k, obj in enumerate(objects):
             if k not in results:
-                results[k] = self._pair(person, obj, shape, camera, timings, feet_on=holder)
+                results[k] = self._pair(person, obj, image, camera, timings, feet_on=holder)
         return [results[k] for k in range(len(objects))]
 
     def _pair(
         self,
         person: _Person,
         obj: Detection,
-        shape: tuple[int, int],
+        image: np.ndarray,
         camera: CameraIntrinsics,
         timings: dict[str, float],
         feet_on: str | None = None,
     ) -> ContactResult:
         """Person and one object; feet_on: the board the feet stand on (they touch no ground under it)."""
         i, pose, fit, support, check, person_box = person
+        shape = image.shape[:2]
         h, w = shape
         if _clip_box(obj.box_xyxy, w, h) is None:
             return self._empty(
@@ -214,6 +223,12 @@ class KeypointBackend(ContactBackend):
             category = self.priors.from_geometry(category.label, extent_px * z_person / camera.fx)
         region = ev.ObjectRegion.from_detection(obj.box_xyxy, obj.mask, shape)
         pc = score_parts(pose, region, category, camera, z_person=z_person, support=support)
+        held = max(pc.scores.get(part, 0.0) for part in HANDS) >= self.priors.threshold
+        if category.affordance in HELD_IN_HAND and not held:  # the hand model looks for the hand holding it
+            found = self.hands.around(image, obj.box_xyxy)
+            hands = [hand for hand in found if _inside(hand.points.mean(0), person_box)]
+            if hands:
+                pc = score_parts(pose, region, category, camera, z_person, support, hands)
         if feet_on is not None and _is_ground(category):
             pc.scores = {part: 0.0 if part.endswith("_foot") else s for part, s in pc.scores.items()}
             pc.evidence.append(f"feet on the {feet_on}, not on the {obj.label} beneath it")
@@ -244,6 +259,7 @@ class KeypointBackend(ContactBackend):
                 object_mask=obj.mask,
                 body_normals=fit.normals,
                 init=self._previous_reconstruction.get(key) if self.video else None,
+                config=self.reconstruct_config,
             )
             if self.video:
                 self._previous_reconstruction[key] = rec
@@ -482,6 +498,11 @@ def _gravity(gravity: Sequence[float] | None) -> np.ndarray:
             f"x right, y down, z forward; (0, 1, 0) for an upright camera), got {gravity!r}"
         )
     return g / np.linalg.norm(g)
+
+
+def _inside(point: np.ndarray, box: np.ndarray) -> bool:
+    """True when pixel `point` (2,) lies in `box` [x0, y0, x1, y1]."""
+    return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
 
 
 def _clip_box(box: np.ndarray, w: int, h: int) -> np.ndarray | None:

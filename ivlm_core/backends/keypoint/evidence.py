@@ -26,6 +26,8 @@ FORESHORTENED_KNEE_VISIBILITY = 0.3  # knees below this mean visibility count as
 DEPTH_TOLERANCE = np.log(2.5)  # object/person depth ratio accepted without penalty (size priors are rough)
 DEPTH_SIGMA = 0.5  # log-ratio fall-off beyond the tolerance
 OFF_GROUND = (0.15, 0.3)  # lower ankle's height above the object box's bottom (box heights): carried 0 .. 1
+LIFTED_FLEXION_DEG = (60.0, 90.0)  # elbow flexion mapped to a folded-arm score of 0 .. 1
+LIFTED_RISE = (0.0, 0.3)  # sine of the forearm's rise above the horizontal (wrist over elbow): 0 .. 1
 OUT_OF_FRAME_WEIGHT = 0.5  # landmarks outside the image are guesses: they count half
 EXTREMITIES = ("left_hand", "right_hand", "left_foot", "right_foot", "head")
 
@@ -170,6 +172,29 @@ def hip_flexion_deg(world: np.ndarray) -> float:
 def _smoothstep(x: float, lo: float, hi: float) -> float:
     t = float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
     return t * t * (3 - 2 * t)
+
+
+def lifted_hand_score(pose: PersonPose, side: str, gravity: np.ndarray) -> float:
+    """A hand held up by its own arm: the elbow folded (flexion from the metric 3D landmarks) and the wrist
+    above the elbow along gravity (its image direction). Such a hand is at the face, gestures or holds
+    something up; it does not rest or push on a table, counter, wall or railing, which take a hand's
+    weight from below with the forearm lying on them or the arm reaching out to them.
+
+    side: "left" or "right"; gravity: (3,) unit, camera frame. 0 when gravity runs along the line of
+    sight (a camera looking straight down: "above" is not seen in the image).
+    """
+    s, e, w = ((lm.LEFT_SHOULDER, lm.LEFT_ELBOW, lm.LEFT_WRIST) if side == "left"
+               else (lm.RIGHT_SHOULDER, lm.RIGHT_ELBOW, lm.RIGHT_WRIST))
+    world = pose.world.astype(np.float64)
+    upper, fore = world[e] - world[s], world[w] - world[e]
+    cos = float(upper @ fore / (np.linalg.norm(upper) * np.linalg.norm(fore) + 1e-9))
+    flexion = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    down = np.asarray(gravity, np.float64)[:2]
+    if np.linalg.norm(down) < 0.3:
+        return 0.0
+    forearm = (pose.keypoints[w] - pose.keypoints[e]).astype(np.float64)
+    rise = float(-forearm @ down / (np.linalg.norm(down) * np.linalg.norm(forearm) + 1e-9))
+    return _smoothstep(flexion, *LIFTED_FLEXION_DEG) * _smoothstep(rise, *LIFTED_RISE)
 
 
 def seated_score(flexion_deg: float) -> float:

@@ -35,6 +35,7 @@ _MAX_CROP_SIDE = 768
 _CROP_MARGINS = (0.15, 0.0, 0.4)  # box growth tried in turn, as a fraction of the box size per side
 _PAD = 0.25  # plain border added around a crop that gave no pose, fraction of its size per side
 SAME_PERSON_IOU = 0.5  # a whole-image pose belongs to a person box when their boxes overlap this much
+HAND_CROP = 1.5  # hands are searched in a square around an object box, this many box sizes from its centre
 
 
 @dataclass
@@ -61,6 +62,17 @@ class PersonPose:
         )
         box_h = self.box_xyxy[3] - self.box_xyxy[1]
         return float(max(3.0 * torso, 0.5 * box_h, 1.0))
+
+
+@dataclass
+class HandLandmarks:
+    """One hand found by mediapipe Hands. side: the person's own "left" or "right"; points: (21, 2)
+    float32 pixels in the full image (wrist first, mediapipe's hand landmark order); score: the
+    handedness classifier's confidence in [0, 1]."""
+
+    side: str
+    points: np.ndarray
+    score: float
 
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:
@@ -262,3 +274,57 @@ def _landmark_box(kp: np.ndarray, vis: np.ndarray, w: int, h: int) -> np.ndarray
     return np.array(
         [max(0.0, x0 - mx), max(0.0, y0 - my), min(float(w), x1 + mx), min(float(h), y1 + my)], np.float64
     )
+
+
+class HandDetector:
+    """mediapipe Hands (the full model in the wheel, static images), loaded once.
+
+    The pose model places the hands from the whole body and misses them on small held objects (a spoon
+    held in front of the chest); the hand model, run on a crop around the object, finds the hand
+    holding it and says which hand it is.
+    """
+
+    def __init__(self, min_detection_confidence: float = 0.5) -> None:
+        with _quiet_stderr():
+            import mediapipe as mp
+
+            self._hands = mp.solutions.hands.Hands(
+                static_image_mode=True,
+                max_num_hands=2,
+                model_complexity=1,
+                min_detection_confidence=min_detection_confidence,
+            )
+            self._hands.process(np.zeros((64, 64, 3), np.uint8))  # delegates initialise and log here
+
+    def close(self) -> None:
+        self._hands.close()
+
+    def around(self, image: np.ndarray, box: np.ndarray) -> list[HandLandmarks]:
+        """The hands in a square crop around `box` (HAND_CROP box sizes from its centre), image pixels.
+
+        mediapipe labels handedness as seen in a mirrored (selfie) image, so its "Left" is the person's
+        right hand in a camera's image; `side` is the person's own.
+        """
+        h, w = image.shape[:2]
+        cx, cy = 0.5 * (box[0] + box[2]), 0.5 * (box[1] + box[3])
+        half = HAND_CROP * max(box[2] - box[0], box[3] - box[1])
+        x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+        x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        crop = image[y0:y1, x0:x1]
+        scale = float(np.clip(max(crop.shape[:2]), _MIN_CROP_SIDE, _MAX_CROP_SIDE)) / max(crop.shape[:2])
+        if scale != 1.0:
+            method = cv2.INTER_CUBIC if scale > 1.0 else cv2.INTER_AREA
+            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=method)
+        res = self._hands.process(np.ascontiguousarray(crop))
+        if not res.multi_hand_landmarks:
+            return []
+        ch, cw = crop.shape[:2]
+        found = []
+        for marks, handedness in zip(res.multi_hand_landmarks, res.multi_handedness, strict=True):
+            label = handedness.classification[0]
+            pts = np.array([[p.x * cw, p.y * ch] for p in marks.landmark], np.float32) / scale
+            side = "right" if label.label == "Left" else "left"
+            found.append(HandLandmarks(side, pts + np.array([x0, y0], np.float32), float(label.score)))
+        return found

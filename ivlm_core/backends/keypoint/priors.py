@@ -18,7 +18,7 @@ from ivlm_core.objects.categories import CATEGORIES_PATH, LabelResolver
 
 PRIORS_PATH = Path(__file__).with_name("contact_priors.yaml")
 
-TESTS = ("near", "seated", "support", "stands_on", "rides", "pedals", "rests")
+TESTS = ("near", "seated", "support", "stands_on", "rides", "pedals", "rests", "leans")
 # Largest extent (metres, at the person's depth) up to which an unresolved object is taken as
 # hand-held small / hand-held large; anything larger is a structure touched with the hands.
 GEOMETRY_CLASSES = ((0.6, "hand_held_small"), (2.0, "hand_held_large"), (float("inf"), "lean_on"))

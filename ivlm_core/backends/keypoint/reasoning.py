@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ivlm_core.backends.keypoint import evidence as ev
-from ivlm_core.backends.keypoint.landmarks import PersonPose
+from ivlm_core.backends.keypoint.landmarks import HandLandmarks, PersonPose
 from ivlm_core.backends.keypoint.priors import CategoryPrior
 from ivlm_core.backends.keypoint.support import BodySupport
 from ivlm_core.types import CameraIntrinsics
@@ -22,6 +23,7 @@ _TAGS = {  # evidence names of the tests
     "rides": "rides",
     "pedals": "pedals",
     "rests": "rests_on",
+    "leans": "leans_on",
 }
 
 
@@ -48,12 +50,15 @@ def score_parts(
     camera: CameraIntrinsics,
     z_person: float | None = None,
     support: BodySupport | None = None,
+    hands: Sequence[HandLandmarks] = (),
 ) -> PartContact:
     """Score each part of the category prior with its test (near / seated / support / rests) and the
     depth check.
 
     z_person: the person's distance from the camera (metres) from the body fit; estimated from limb
     lengths when None. support: the weight-bearing parts of the fitted body (the `rests` test).
+    hands: the person's hands found by the hand model around the object: a hand on the object counts
+    as `near` evidence for its side, where the pose's hand is farther.
     """
     body_px = pose.scale_px
     pts = ev.part_points(pose.keypoints)
@@ -114,6 +119,14 @@ def score_parts(
         elif prior.test == "stands_on":  # standing, feet on the object's top surface (its box's upper half)
             standing = support is not None and support.posture == "standing"
             e = ev.proximity(prior.part, pts[prior.part], region.top_half(), body_px) if standing else 0.0
+        elif prior.test == "leans":  # a hand resting or pushing on a structure, not held up by its arm
+            e = ev.proximity(prior.part, pts[prior.part], region, body_px)
+            side = prior.part.split("_")[0]
+            if e >= 0.5 and side in ("left", "right") and support is not None:
+                lifted = ev.lifted_hand_score(pose, side, support.gravity)
+                if lifted >= 0.5:
+                    evidence.append(f"lifted:{prior.part}({lifted:.2f}), held up by its folded arm")
+                e *= 1.0 - lifted
         elif prior.test == "rests":  # bears the body's weight, and lies on the surface's image region
             weight = 0.0 if support is None else support.parts.get(prior.part, 0.0)
             e = weight * ev.proximity(prior.part, pts[prior.part], region, body_px, sigma=ev.SEAT_SIGMA)
@@ -125,6 +138,12 @@ def score_parts(
                 # behind) or guessed by the pose model; it counts less than one that is seen
                 e *= max(HIDDEN_MIN_WEIGHT, vis / HIDDEN_VISIBILITY)
                 evidence.append(f"hidden:{prior.part}(visibility {vis:.2f}, evidence {e:.2f})")
+            for hand in hands:
+                found = ev.proximity(prior.part, hand.points, region, body_px)
+                if f"{hand.side}_hand" == prior.part and found > e:
+                    e = found
+                    if found >= 0.5:
+                        evidence.append(f"hand_model:{prior.part}({found:.2f}) on the object")
         scores[prior.part] = prior.prior * e * depth
         if e >= 0.5:
             evidence.append(f"{_TAGS[prior.test]}:{prior.part}({e:.2f})")
