@@ -30,6 +30,7 @@ from ivlm_core.backends import create_backend
 from ivlm_core.backends.keypoint.backend import BINARY_LABEL
 from ivlm_core.colours import contact_rgb, rgba8
 from ivlm_core.contact_report import ContactReport, ReportConfig, contact_report
+from ivlm_core.image_limits import MAX_IMAGE_PIXELS, check_encoded_image
 from ivlm_core.objects import normalize_for_render
 from ivlm_core.reconstruct import scene_glb
 from ivlm_core.render import HUMAN_VIEWS, OBJECT_VIEWS, Rasterizer
@@ -103,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
         help="person box X0,Y0,X1,Y1 (repeat; without it one person is searched for)",
     )
     ap.add_argument("--out", type=Path, default=Path("ivlm_out"), help="output folder (default ./ivlm_out)")
+    ap.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
+                    help=f"larger images are refused before decoding (default {MAX_IMAGE_PIXELS})")
     cam = ap.add_mutually_exclusive_group()
     cam.add_argument("--fov", type=float, default=60.0, help="horizontal field of view, degrees (default 60)")
     cam.add_argument("--K", help="intrinsics fx,fy,cx,cy in pixels (sensor_msgs/CameraInfo K)")
@@ -204,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.out.exists() and not args.out.is_dir():
         print(f"error: --out {args.out} is a file; give a folder (it is created if missing)", file=sys.stderr)
+        return 2
+    try:  # the size from the header: a small file can decode to a frame of many GB
+        check_encoded_image(args.image, args.max_image_pixels, f"file {args.image}")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     problem = _truncated(args.image)
     if problem:

@@ -7,7 +7,6 @@ only when it is importable); vision_msgs is imported lazily, so the node runs wi
 from __future__ import annotations
 
 import array
-import io
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -15,11 +14,11 @@ from typing import Any
 import cv2
 import numpy as np
 from geometry_msgs.msg import Point, Pose, Vector3
-from PIL import Image as PILImage
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
 from ivlm_core.contact_report import ContactReport
+from ivlm_core.image_limits import MAX_IMAGE_PIXELS, check_encoded_image, check_image_pixels
 from ivlm_core.labels import ParsedDetections, RawDetection, parse_detections
 from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros.msg import Contact, ObjectDetectionArray
@@ -56,18 +55,6 @@ _ENCODINGS.update({enc: (1, "u1") for enc in _NV21})
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
 # single-channel 16-bit / float images of distances, not pictures: a depth camera's depth or disparity stream
 _DEPTH_LIKE = ("16UC1", "16SC1", "32SC1", "32FC1", "64FC1")
-# larger frames are refused before any pixel is touched (a 20000x20000 frame would need 1.2 GB as RGB);
-# 40 MP is above 8K UHD (33 MP)
-MAX_IMAGE_PIXELS = 40_000_000
-
-
-def _check_size(width: int, height: int, max_pixels: int, what: str) -> None:
-    if width <= 0 or height <= 0:
-        raise ValueError(f"empty image ({width}x{height}, {what})")
-    if width * height > max_pixels:
-        raise ValueError(f"image is {width}x{height} = {width * height / 1e6:.1f} MP ({what}), above "
-                         f"max_image_pixels = {max_pixels / 1e6:.1f} MP; lower the camera resolution or "
-                         f"raise the node parameter max_image_pixels")
 
 
 def _rows(msg: Image, n_rows: int, row_bytes: int) -> np.ndarray:
@@ -98,7 +85,7 @@ def image_to_rgb(msg: Image, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     a picture. Other encodings go through cv_bridge when it is importable. Bad input raises ValueError.
     """
     h, w, enc = int(msg.height), int(msg.width), msg.encoding
-    _check_size(w, h, max_pixels, f"encoding '{enc}'")
+    check_image_pixels(w, h, max_pixels, f"encoding '{enc}'")
     if enc in _DEPTH_LIKE:
         raise ValueError(f"image encoding '{enc}' is a depth-like image (one channel of distances), not a "
                          f"camera picture; remap 'image' to the camera's colour or mono stream "
@@ -153,15 +140,7 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int = MAX_IMAGE_PIXELS) 
     if "compresseddepth" in msg.format.replace(" ", "").lower():
         raise ValueError(f"compressed image format '{msg.format}' is a depth image, not a camera picture; "
                          f"subscribe to the camera's colour stream")
-    try:
-        with PILImage.open(io.BytesIO(buf.tobytes())) as header:
-            width, height = header.size
-    except PILImage.DecompressionBombError as exc:  # Pillow's own bound (~179 MP) is above ours
-        raise ValueError(f"image is too large ({what}): {exc}; the node refuses frames above "
-                         f"max_image_pixels = {max_pixels / 1e6:.1f} MP") from None
-    except Exception as exc:  # Pillow raises several types for unreadable headers
-        raise ValueError(f"cannot read the image header ({what}): {exc}") from None
-    _check_size(width, height, max_pixels, what)
+    check_encoded_image(buf.tobytes(), max_pixels, what)
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if bgr is None:
         raise ValueError(f"cannot decode compressed image ({what})")

@@ -28,8 +28,8 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
+from ivlm_core.image_limits import MAX_IMAGE_PIXELS
 from ivlm_core.settings import Setting
-from ivlm_ros.conversions import MAX_IMAGE_PIXELS
 
 QOS_CHOICES = ("auto", "reliable", "best_effort", "sensor_data")  # sensor_data: best effort, depth 5
 FRAME_DEPTH = 3  # frames the reader's history holds until the callback takes them (see the module docstring)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -146,3 +148,21 @@ def test_cli_result_json_carries_what_the_contact_array_of_the_same_results_carr
     pose = conversions.pose_from_matrix(np.array(pair["object_pose"]))
     assert pose == msg.object_pose
     assert pair["object_scale"] == pytest.approx(msg.object_scale, rel=1e-6)
+
+
+def test_cli_refuses_an_image_too_large_from_its_header_before_decoding(tmp_path, capsys):
+    """A 20000x20000 PNG of a few hundred bytes (a decompression bomb) took the CLI to 6.4 GB."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    rows = zlib.compress(bytes((3 * 20000 + 1) * 4))
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+    args = ["--object", "cup", "245,235,305,345", "--out", str(tmp_path / "o")]
+    assert main([str(bomb), *args]) == 2
+    assert "max_image_pixels = 40.0 MP" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    photo = Path(__file__).parent / "data" / "player" / "man_holding_drink_glass.jpg"  # 375x500
+    assert main([str(photo), *args, "--max-image-pixels", "100000"]) == 2
+    assert "max_image_pixels = 0.1 MP" in capsys.readouterr().err
+

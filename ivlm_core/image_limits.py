@@ -1,0 +1,45 @@
+"""How large an input image may be, checked before any pixel is decoded (node and CLI alike).
+
+A small encoded file can decode to a huge frame (a 425 KB 20000x20000 PNG took the node to 3.1 GB and
+the CLI to 6.4 GB): the size is read from the encoded header first (Pillow parses headers without
+decoding) and compared with the limit, so such a file is refused before it takes memory.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+from PIL import Image as PILImage
+
+# 40 MP is above 8K UHD (33 MP); a 20000x20000 frame would need 1.2 GB as RGB
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def check_image_pixels(width: int, height: int, max_pixels: int, what: str) -> None:
+    """ValueError naming `what` unless width x height is a non-empty image of at most `max_pixels`."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"empty image ({width}x{height}, {what})")
+    if width * height > max_pixels:
+        raise ValueError(f"image is {width}x{height} = {width * height / 1e6:.1f} MP ({what}), above "
+                         f"max_image_pixels = {max_pixels / 1e6:.1f} MP; lower the camera resolution or "
+                         f"raise max_image_pixels")
+
+
+def check_encoded_image(data: bytes | Path, max_pixels: int, what: str) -> tuple[int, int]:
+    """(width, height) of an encoded image (jpeg, png, ...; bytes or a file) from its header alone,
+    checked against `max_pixels`; ValueError naming `what` for an unreadable header or a frame that is
+    too large."""
+    try:
+        with warnings.catch_warnings():  # Pillow warns before its own bomb limit; ours is lower anyway
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(io.BytesIO(data) if isinstance(data, bytes) else data) as header:
+                width, height = header.size
+    except PILImage.DecompressionBombError as exc:  # Pillow's own bound (~179 MP) is above ours
+        raise ValueError(f"image is too large ({what}): {exc}; images above max_image_pixels = "
+                         f"{max_pixels / 1e6:.1f} MP are refused") from None
+    except Exception as exc:  # Pillow raises several types for unreadable headers
+        raise ValueError(f"cannot read the image header ({what}): {exc}") from None
+    check_image_pixels(width, height, max_pixels, what)
+    return width, height
