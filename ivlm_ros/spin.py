@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import rclpy
 import rclpy.executors
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.node import Node
 
 M_ARENA_MAX = -8  # glibc mallopt parameter (malloc.h)
@@ -36,6 +37,9 @@ def spin_until_shutdown(node: Node, cleanup: Callable[[], None] | None = None) -
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
+    except _rclpy.RCLError:  # SIGINT shut the context down between the executor's check and its wait
+        if rclpy.ok(context=node.context):
+            raise
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if cleanup is not None:
