@@ -6,6 +6,7 @@ of diagnostic_msgs/DiagnosticStatus.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ class FrameStats:
     level: int = OK
     message: str = "waiting for images"
     warned: set[str] = field(default_factory=set)  # header problems already warned about
+    # the worker sets the status while a timer publishes it: one lock keeps message and last_error together
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def record(self, done: float, now_ns: int, stamp_ns: int, overhead_ms: float, backend_ms: float,
                frame_id: str = "x") -> list[str]:
@@ -78,19 +81,27 @@ class FrameStats:
             self.set(OK, f"ok: {pairs} pair(s)" + (f" ({'; '.join(reasons)})" if reasons else ""))
 
     def set(self, level: int, message: str) -> None:
-        self.level, self.message = level, message
+        with self._lock:
+            self.level, self.message = level, message
 
     def error(self, text: str) -> None:
         """A frame (or part of one) failed: counted, kept as the last error, level ERROR."""
-        self.errors += 1
-        self.last_error = text
-        self.set(ERROR, text)
+        with self._lock:
+            self.errors += 1
+            self.last_error = text
+            self.set(ERROR, text)
 
     def status(self, warnings: list[str]) -> tuple[int, str]:
         """Level and message: the stream's own, or WARN with `warnings` (inputs, camera) while it is OK."""
-        if warnings and self.level == OK:
-            return WARN, "; ".join(warnings)
-        return self.level, self.message
+        with self._lock:
+            if warnings and self.level == OK:
+                return WARN, "; ".join(warnings)
+            return self.level, self.message
+
+    def snapshot(self, warnings: list[str]) -> tuple[int, str, dict[str, str]]:
+        """status(warnings) and values() taken together: a published message and its last_error agree."""
+        with self._lock:
+            return (*self.status(warnings), self.values())
 
     def rate_hz(self, now: float | None = None) -> float:
         """Frames processed per second over the last 5 s."""

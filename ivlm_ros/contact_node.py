@@ -272,13 +272,11 @@ class ContactNode(LifecycleNode):
         pub = self._pubs.get("diagnostics")
         if pub is None:
             return
-        s, queue = self._stats, self._queue
-        values = {"backend": self.p["backend"], "device": self.p["device"], **s.values(),
-                  **(queue.values() if queue is not None else {}),
-                  "parameter_warnings": "; ".join(self._parameter_warnings)}
         inputs, warnings = self._inputs.status() if self._inputs is not None else ({}, [])
-        values.update(inputs)
-        level, message = s.status(warnings + self._camera_warnings)
+        level, message, stream = self._stats.snapshot(warnings + self._camera_warnings)
+        values = {"backend": self.p["backend"], "device": self.p["device"], **stream,
+                  **(self._queue.values() if self._queue is not None else {}),
+                  "parameter_warnings": "; ".join(self._parameter_warnings), **inputs}
         status = DiagnosticStatus(level=bytes([level]), name=f"{self.get_name()}: contact", message=message,
                                   hardware_id=f"ivlm_ros/{self.p['backend']}",
                                   values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
-from ivlm_core.diagnostics import FrameStats
+from ivlm_core.diagnostics import ERROR, FrameStats
 from ivlm_core.pairing import MIN_WAIT_S, FramePairer
 
 
@@ -88,3 +90,23 @@ def test_stamp_zero_is_left_out_of_the_latency():
     values = stats.values()
     assert values["latency_p95_ms"] == "30.0" and values["frames_without_stamp"] == "100"
     assert values["frames_processed"] == "101"
+
+
+def test_a_published_status_and_its_last_error_agree_while_the_worker_reports():
+    """The worker reports errors while a timer publishes: message and last_error come from one moment
+    (seen torn in a node test: message 'camera K ...' with last_error still the previous frame's)."""
+    stats, done = FrameStats(), threading.Event()
+
+    def worker() -> None:
+        for k in range(20000):
+            stats.error(f"frame {k}: bad")
+        done.set()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    torn = 0
+    while not done.is_set():
+        level, message, values = stats.snapshot([])
+        torn += level == ERROR and message != values["last_error"]
+    thread.join()
+    assert torn == 0
