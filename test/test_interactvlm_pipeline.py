@@ -12,6 +12,7 @@ import pytest
 import torch
 from skimage import data
 
+import ivlm_core.backends.interactvlm.backend as backend_module
 from ivlm_core.backends.interactvlm.backend import InteractVLMBackend
 from ivlm_core.backends.interactvlm.body_rig import TRAINED_BODY_KEY
 from ivlm_core.backends.interactvlm.configs import checkpoint_config, tiny_architecture
@@ -187,3 +188,20 @@ def test_object_side_lifts_onto_the_registry_mesh_encoded_once(answering, photo)
     [second] = both.estimate(photo, [bench])
     assert object_loc.views[f"object:{mesh.mesh_id}"].embeddings is embeddings  # rendered + encoded once
     np.testing.assert_allclose(second.object_probabilities, first.object_probabilities, atol=1e-5)
+
+
+def test_object_rigs_are_kept_for_the_most_recent_meshes_only(answering, photo, monkeypatch):
+    """Generic meshes change id with their size: the renders, SAM embeddings and lift tables kept per mesh
+    are bounded (least recently used dropped), so a long run with many labels does not grow."""
+    monkeypatch.setattr(backend_module, "MAX_OBJECT_RIGS", 2)
+    object_loc = MVLoc(answering.loc.net, answering.loc.tokenizer, MVLocConfig(max_new_tokens=28))
+    both = InteractVLMBackend(localizer=answering.loc, object_localizer=object_loc, body_model="anny")
+    box = np.array([0.0, 300.0, 200.0, 510.0])
+    for label in ("bench", "cup", "book"):
+        both.estimate(photo, [Detection(label, box)])
+    kept = sorted(k for k in object_loc.views if k.startswith("object:"))
+    assert kept == sorted(f"object:{both.objects.get(label, box).mesh_id}" for label in ("cup", "book"))
+    [again] = both.estimate(photo, [Detection("bench", box)])  # rendered again when it comes back
+    assert again.object_probabilities.shape == (both.objects.get("bench", box).vertices.shape[0],)
+    assert len([k for k in object_loc.views if k.startswith("object:")]) == 2
+

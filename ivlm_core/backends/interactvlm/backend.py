@@ -19,6 +19,7 @@ and the object, so the answer is about that person.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ from ivlm_core.types import CameraIntrinsics, ContactResult, Detection
 
 PART_COVERAGE = 0.1  # a part is named when >= 10% of its vertices are in contact (facts §2)
 CROP_MARGIN = 0.1  # fraction of the box size added on each side of a multi-person crop
+MAX_OBJECT_RIGS = 64  # object meshes whose renders, SAM embeddings and lift tables are kept (LRU)
 OBJECT_PIXEL_GATE = 0.3  # ObjectMeshContact3DPredictor lifts only pixels with sigmoid > 0.3
 DEMO_2D_MASK_LOGIT = 0.5  # run_demo.py's h2dcontact overlay: `pred_masks > 0.5` on the logits
 
@@ -157,7 +159,9 @@ class InteractVLMBackend(ContactBackend):
             )
             self.loc_2d = MVLoc.from_checkpoint(config_2d)
         self.objects = ObjectRegistry(user_folder=object_mesh_folder)
-        self._object_tables: dict[str, LiftTables] = {}  # mesh id -> lift tables of its rig
+        # mesh id -> lift tables of its rig, least recently used first; at most MAX_OBJECT_RIGS are kept (with
+        # their SAM embeddings): generic meshes change id with their size, so an unbounded cache would grow
+        self._object_tables: OrderedDict[str, LiftTables] = OrderedDict()
         if self.object_loc is not None:
             size = self.object_loc.arch.mask_size
             self._object_rasterizer = Rasterizer(
@@ -251,11 +255,18 @@ class InteractVLMBackend(ContactBackend):
         at the render distance 1.5 for a joint model (as its ocontact training data)."""
         meshes = [self.objects.get(o.label, o.box_xyxy, camera) for o in objects]
         for mesh in meshes:
-            if mesh.mesh_id not in self._object_tables:
-                encoding = {"encoding_views": OBJECT_VIEWS} if self.joint else {}
-                rig = render_object_views(self._object_rasterizer, mesh.vertices, mesh.faces, **encoding)
-                self.object_loc.set_views(f"object:{mesh.mesh_id}", rig.images, rig.cam_params)
-                self._object_tables[mesh.mesh_id] = rig.tables
+            if mesh.mesh_id in self._object_tables:
+                self._object_tables.move_to_end(mesh.mesh_id)
+                continue
+            encoding = {"encoding_views": OBJECT_VIEWS} if self.joint else {}
+            rig = render_object_views(self._object_rasterizer, mesh.vertices, mesh.faces, **encoding)
+            self.object_loc.set_views(f"object:{mesh.mesh_id}", rig.images, rig.cam_params)
+            self._object_tables[mesh.mesh_id] = rig.tables
+        in_use = {m.mesh_id for m in meshes}
+        stale = [k for k in self._object_tables if k not in in_use]  # least recently used first
+        for old in stale[: max(0, len(self._object_tables) - MAX_OBJECT_RIGS)]:
+            del self._object_tables[old]
+            self.object_loc.views.pop(f"object:{old}", None)
         return meshes, [f"object:{m.mesh_id}" for m in meshes]
 
     def _lift_object(self, mesh: ObjectMesh, masks: torch.Tensor) -> np.ndarray:
