@@ -76,8 +76,15 @@ def launched():
     got = {"contacts": [], "detections": []}
     node.create_subscription(ContactArray, f"/{NAMESPACE}/contacts", got["contacts"].append, 10)
     node.create_subscription(Detection2DArray, f"/{NAMESPACE}/detections", got["detections"].append, 10)
+    def answered_after_detections() -> bool:
+        """Two ContactArrays, the last of a frame whose detections this listener saw too (the listener may
+        discover the player after the node did: the first frames' detections can pass it by)."""
+        stamps = {(d.header.stamp.sec, d.header.stamp.nanosec) for d in got["detections"]}
+        last = got["contacts"][-1].header.stamp if got["contacts"] else None
+        return len(got["contacts"]) >= 2 and last is not None and (last.sec, last.nanosec) in stamps
+
     deadline = time.monotonic() + 120.0
-    while time.monotonic() < deadline and len(got["contacts"]) < 2 and proc.poll() is None:
+    while time.monotonic() < deadline and not answered_after_detections() and proc.poll() is None:
         executor.spin_once(timeout_sec=0.2)
     got["node_env"] = _environment_of(f"__ns:=/{NAMESPACE}", "ivlm_ros/contact_node")
     client = node.create_client(GetState, f"/{NAMESPACE}/contact_node/get_state")
