@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
-from ivlm_core.objects.registry import ObjectMesh
+from ivlm_core.objects.mesh import ObjectMesh
 from ivlm_core.reconstruct import ReconstructConfig
 from ivlm_core.types import ContactResult, Reconstruction
 

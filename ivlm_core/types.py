@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from ivlm_core.objects.registry import ObjectMesh
+    from ivlm_core.objects.mesh import ObjectMesh
 
 
 # Field of view (per image axis) a pinhole camera can plausibly have: below 1 degree is a telescope,

@@ -8,7 +8,8 @@ from ivlm_core.objects.categories import (
     load_categories,
     normalize_name,
 )
-from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry, normalize_for_render
+from ivlm_core.objects.mesh import ObjectMesh
+from ivlm_core.objects.registry import ObjectRegistry, normalize_for_render
 
 __all__ = [
     "CATEGORIES_PATH",

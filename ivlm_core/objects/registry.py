@@ -1,79 +1,36 @@
 """Object label -> metric mesh: user meshes from a folder, built-in procedural shapes, generic boxes.
 
-Canonical frame of every ObjectMesh (built-in and generic; user meshes keep their own axes, which
-should follow it): metres, real-world size, origin at the bounding-box centre, +y is the object's
-natural up (as it stands or is held upright), x is its longest horizontal extent (a bicycle's
-length, a couch's width) and +z is its front (the side a person faces or uses: the couch seat,
-the TV screen, the laptop's keyboard edge); vehicles and animals head towards +x.
+Every mesh is an ObjectMesh in its canonical frame (ivlm_core.objects.mesh).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 import trimesh
 
 from ivlm_core.decimation import decimate
-from ivlm_core.geometry import vertex_normals
 from ivlm_core.objects.categories import (
     CATEGORIES_PATH,
     LabelResolver,
     ObjectCategory,
     normalize_name,
 )
+from ivlm_core.objects.mesh import ObjectMesh, freeze
 from ivlm_core.objects.shapes import build_object, generic_parts
 from ivlm_core.types import CameraIntrinsics
 
 LOG = logging.getLogger(__name__)
 
-T = TypeVar("T")
 GENERIC_SIZE_STEP = 0.1  # relative step of generic box sizes (see ObjectRegistry._generic)
 # user meshes above this are decimated at load: a 5M-face file took a minute and 2.8 GB to configure and
 # listed 143k object vertex ids per message; the built-in shapes have a few thousand faces
 MAX_USER_FACES = 20_000
 # glTF is metres by specification; trimesh sets `units` for it and for formats that carry units.
 MESH_SUFFIXES = tuple(sorted({f".{fmt}" for fmt in trimesh.available_formats()} - {".xyz", ".zip", ".bz2"}))
-
-
-@dataclass(frozen=True, eq=False)
-class ObjectMesh:
-    """A metric object mesh in its canonical frame (see the module docstring); arrays are read-only.
-
-    The registry hands out one ObjectMesh per mesh identity (`mesh_id`: label and size), and it travels
-    with every ContactResult, so what is derived from it (normals, samples, decimations) is computed
-    once per mesh and kept on it (`derived`), never in caches keyed by object ids.
-    """
-
-    mesh_id: str  # "builtin:<label>", "file:<absolute path>" or "generic:<label>:<x>x<y>x<z>mm"
-    label: str  # the category label for built-in and matched user meshes, else the requested label
-    vertices: np.ndarray  # (V, 3) float32, metres, centred on the bounding-box centre
-    faces: np.ndarray  # (F, 3) int64
-    size_m: np.ndarray  # (3,) float64 bounding-box extents along x, y, z, metres
-    synonyms: tuple[str, ...]  # every name that selects this mesh (label included)
-    _derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
-    _derived_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-
-    def to_trimesh(self) -> trimesh.Trimesh:
-        """The mesh as a trimesh.Trimesh (a copy; vertex order kept)."""
-        return trimesh.Trimesh(self.vertices.copy(), self.faces.copy(), process=False)
-
-    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
-        """`make()` computed once per mesh and `key` (e.g. ("decimated", 2000)), then kept on the mesh."""
-        with self._derived_lock:
-            if key not in self._derived:
-                self._derived[key] = make()
-            return self._derived[key]
-
-    @property
-    def vertex_normals(self) -> np.ndarray:
-        """(V, 3) float64 unit vertex normals (ivlm_core.geometry.vertex_normals), read-only, made once."""
-        return self.derived("vertex_normals", lambda: _freeze(vertex_normals(self.vertices, self.faces)))
 
 
 def normalize_for_render(vertices: np.ndarray) -> np.ndarray:
@@ -95,20 +52,15 @@ def normalize_for_render(vertices: np.ndarray) -> np.ndarray:
     return (centred / extent).astype(np.float32)
 
 
-def _freeze(array: np.ndarray) -> np.ndarray:
-    array.flags.writeable = False
-    return array
-
-
 def _make_mesh(mesh_id: str, label: str, mesh: trimesh.Trimesh, synonyms: tuple[str, ...]) -> ObjectMesh:
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     vertices = vertices - (vertices.min(axis=0) + vertices.max(axis=0)) / 2.0
     return ObjectMesh(
         mesh_id=mesh_id,
         label=label,
-        vertices=_freeze(vertices.astype(np.float32)),
-        faces=_freeze(np.asarray(mesh.faces, dtype=np.int64).copy()),
-        size_m=_freeze(vertices.max(axis=0) - vertices.min(axis=0)),
+        vertices=freeze(vertices.astype(np.float32)),
+        faces=freeze(np.asarray(mesh.faces, dtype=np.int64).copy()),
+        size_m=freeze(vertices.max(axis=0) - vertices.min(axis=0)),
         synonyms=synonyms,
     )
 

@@ -35,7 +35,8 @@ from ivlm_core.backends.interactvlm.mvloc import MODES, Localization, MVLoc, MVL
 from ivlm_core.body import load_body_model
 from ivlm_core.body.model import BodyModel
 from ivlm_core.body.parts import PART_NAMES
-from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
+from ivlm_core.objects.mesh import ObjectMesh
+from ivlm_core.objects.registry import ObjectRegistry
 from ivlm_core.reconstruct import ReconstructConfig
 from ivlm_core.render import OBJECT_VIEWS, LiftTables, Rasterizer, lift, render_object_views
 from ivlm_core.render.lift import lift_like_original

@@ -28,7 +28,8 @@ from ivlm_core.backends.keypoint.priors import PRIORS_PATH, CategoryPrior, Conta
 from ivlm_core.backends.keypoint.reasoning import score_parts
 from ivlm_core.backends.keypoint.support import IMAGE_DOWN, BodySupport, body_support
 from ivlm_core.body import PART_NAMES, load_body_model
-from ivlm_core.objects.registry import ObjectMesh, ObjectRegistry
+from ivlm_core.objects.mesh import ObjectMesh
+from ivlm_core.objects.registry import ObjectRegistry
 from ivlm_core.reconstruct import ReconstructConfig, reconstruct
 from ivlm_core.types import CameraIntrinsics, ContactResult, Detection, Reconstruction
 
