@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from ivlm_core.contact_report import ReportConfig
+from ivlm_core.objects.registry import MAX_USER_FACES
 from ivlm_core.reconstruct import ReconstructConfig
 
 NOT_LIVE = ("is read at configure (it loads models, meshes, subscriptions or timers): set it while the node "
@@ -90,6 +91,8 @@ SETTINGS: dict[str, Setting] = {
                           ("auto", "anny", "smpl", "smplh", "smplx")),
     "body_model_path": Setting("", "folder with SMPL-family model files (not needed for anny)"),
     "object_mesh_folder": Setting("", "user object meshes named after labels ('' = built-in shapes only)"),
+    "max_user_faces": Setting(MAX_USER_FACES, "user object meshes with more faces are decimated to this "
+                              "budget once, at configure (placement and messages stay fast)", (4, 1_000_000)),
     "video": Setting(True, "frames are consecutive (a backend that tracks reuses the previous fit)"),
     "reconstruct": Setting("auto", "place each object in contact against the body in 3D (pose, object "
                            "contact points, grasp points, Detection3DArray, object marker); auto = on for "
@@ -171,7 +174,7 @@ def unknown_names(names: Iterable[str], specs: dict[str, Setting]) -> list[str]:
 
 # Backend options the node passes from its own settings; "hints" a backend may ignore without harm.
 BACKEND_SETTINGS = ("device", "body_model", "body_model_path", "object_mesh_folder", "reconstruct",
-                    "binary_contact")
+                    "binary_contact", "max_user_faces")
 BACKEND_HINTS = ("video", "default_fov_deg", "gravity")  # the node supplies the camera itself
 OPTION_NAMES = {"binary_contact": "binary"}  # setting -> backend option, where the names differ
 

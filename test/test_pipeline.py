@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import trimesh
 
 from ivlm_core.labels import load_labels
 from ivlm_core.pipeline import ContactPipeline
@@ -44,3 +45,16 @@ def test_a_photo_gives_a_report_per_pair_with_stable_ids_and_live_settings(pipel
     box = np.array([10.0, 10.0, 60.0, 60.0])
     kept = pipeline.estimate(rgb, camera, [*detections, Detection("flux capacitor", box)])
     assert "unknown object label(s) ['flux capacitor']" in kept.problems[0] and len(kept.results) == 1
+
+
+def test_max_user_faces_reaches_the_backend_registry(tmp_path):
+    """A user mesh of 81,920 faces is cut to the node's max_user_faces once, at configure."""
+    trimesh.creation.icosphere(subdivisions=6, radius=0.05).export(tmp_path / "cup.glb")
+    defaults = {name: spec.default for name, spec in SETTINGS.items()}
+    settings = defaults | {"object_mesh_folder": str(tmp_path), "max_user_faces": 1000, "video": False}
+    p = ContactPipeline(check_settings(SETTINGS, settings))
+    try:
+        cup = p.backend.objects.get("cup")
+        assert cup.mesh_id.startswith("file:") and 0 < len(cup.faces) <= 1000
+    finally:
+        p.close()

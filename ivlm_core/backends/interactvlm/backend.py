@@ -36,7 +36,7 @@ from ivlm_core.body import load_body_model
 from ivlm_core.body.model import BodyModel
 from ivlm_core.body.parts import PART_NAMES
 from ivlm_core.objects.mesh import ObjectMesh
-from ivlm_core.objects.registry import ObjectRegistry
+from ivlm_core.objects.registry import MAX_USER_FACES, ObjectRegistry
 from ivlm_core.reconstruct import ReconstructConfig
 from ivlm_core.render import OBJECT_VIEWS, LiftTables, Rasterizer, lift, render_object_views
 from ivlm_core.render.lift import lift_like_original
@@ -71,6 +71,7 @@ class InteractVLMBackend(ContactBackend):
         body_model: str = "",
         body_model_path: str | None = None,
         object_mesh_folder: str | None = None,
+        max_user_faces: int = MAX_USER_FACES,
         mode: str = "fast",
         sam_checkpoint: str = "",
         clip_dir: str = "",
@@ -105,6 +106,7 @@ class InteractVLMBackend(ContactBackend):
         body_correspondence (a .npz 'matrix' (V_out, V_trained)); anything else is refused.
         contact_2d_checkpoint (or contact_2d_localizer): the 2D human-contact model
         (interactvlm-2d-hcontact) for `human_contact_2d`, asked the h2dcontact demo prompt.
+        max_user_faces: user object meshes with more faces are decimated to this budget once, at load.
         quantization: "8bit" or "4bit" loads the language models through bitsandbytes (CUDA only; the
         13B model then fits a 16 GB GPU), "" keeps bf16.
         """
@@ -159,7 +161,7 @@ class InteractVLMBackend(ContactBackend):
                 checkpoint_dir=contact_2d_checkpoint, question=prompts.DEMO_H2DCONTACT_PROMPT, **common
             )
             self.loc_2d = MVLoc.from_checkpoint(config_2d)
-        self.objects = ObjectRegistry(user_folder=object_mesh_folder)
+        self.objects = ObjectRegistry(user_folder=object_mesh_folder, max_user_faces=max_user_faces)
         # mesh id -> lift tables of its rig, least recently used first; at most MAX_OBJECT_RIGS are kept (with
         # their SAM embeddings): generic meshes change id with their size, so an unbounded cache would grow
         self._object_tables: OrderedDict[str, LiftTables] = OrderedDict()
