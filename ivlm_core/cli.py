@@ -28,6 +28,7 @@ import trimesh
 
 from ivlm_core.backends import create_backend
 from ivlm_core.backends.keypoint.backend import BINARY_LABEL
+from ivlm_core.backends.keypoint.landmarks import to_rgb8
 from ivlm_core.colours import contact_rgb, rgba8
 from ivlm_core.contact_report import ContactReport, ReportConfig, contact_report
 from ivlm_core.image_limits import MAX_IMAGE_PIXELS, check_encoded_image
@@ -272,9 +273,7 @@ def main(argv: list[str] | None = None) -> int:
                 res.reconstruction,
             )
             (args.out / f"pair{k}_scene.glb").write_bytes(glb)
-    rgb = image if image.ndim == 3 else np.stack([image] * 3, -1)
-    rgb = rgb if rgb.dtype == np.uint8 else (rgb >> 8).astype(np.uint8)
-    overlay = draw_overlay(rgb, results, faces, camera)
+    overlay = draw_overlay(to_rgb8(image), results, faces, camera)
     cv2.imwrite(str(args.out / "overlay.png"), cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR))
     panels = draw_panels(results, backend.body.canonical_vertices, faces, object_meshes)
     cv2.imwrite(str(args.out / "panels.png"), cv2.cvtColor(panels, cv2.COLOR_RGB2BGR))

@@ -1,8 +1,8 @@
-"""Triangle-mesh basics every stage shares: validating a mesh and its vertex normals.
+"""Geometry every stage shares: validating a mesh, its vertex normals, the overlap of pixel boxes.
 
 One owner each: the renderer, the reconstruction, the metrics and the ROS conversions all check
-meshes and compute normals here, so a mesh accepted (and a normal computed) in one stage is the same
-in every other.
+meshes and compute normals here, and tracking, the pose search and the reconstruction's box check
+all measure box overlap here, so a result in one stage is the same in every other.
 """
 
 from __future__ import annotations
@@ -60,3 +60,13 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     )
     norm = np.linalg.norm(n, axis=1, keepdims=True)
     return np.divide(n, norm, out=np.zeros_like(n), where=norm > 1e-12)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes a: (N, 4) and b: (M, 4), [x0, y0, x1, y1] pixels -> (N, M)."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=-1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)

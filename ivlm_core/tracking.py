@@ -13,19 +13,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from ivlm_core.backends.base import PERSON_LABEL
+from ivlm_core.geometry import box_iou
 from ivlm_core.types import ContactResult, Detection
 
 UNTRACKED = 0
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a: (N, 4) and b: (M, 4), [x0, y0, x1, y1] pixels -> (N, M)."""
-    a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=-1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 @dataclass

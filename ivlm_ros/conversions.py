@@ -249,15 +249,13 @@ def detection_messages(wanted: str) -> tuple[type, Callable[..., ParsedDetection
     """
     if wanted not in ("auto", "vision_msgs", "ivlm"):
         raise ValueError(f"detections_type is {wanted!r}; choose one of: auto, vision_msgs, ivlm")
-    if wanted != "ivlm":
-        try:
-            from vision_msgs.msg import Detection2DArray
-        except ImportError:
-            if wanted == "vision_msgs":
-                raise ValueError("detections_type is 'vision_msgs' but vision_msgs is not installed; install "
-                                 "it or set detections_type to 'ivlm'") from None
-        else:
-            return Detection2DArray, detections_from_vision_msgs, detections_to_vision_msgs
+    if wanted == "vision_msgs" and not vision_msgs_installed():
+        raise ValueError("detections_type is 'vision_msgs' but vision_msgs is not installed; install it "
+                         "or set detections_type to 'ivlm'")
+    if wanted != "ivlm" and vision_msgs_installed():
+        from vision_msgs.msg import Detection2DArray
+
+        return Detection2DArray, detections_from_vision_msgs, detections_to_vision_msgs
     return ObjectDetectionArray, detections_from_ivlm_msg, detections_to_ivlm_msg
 
 

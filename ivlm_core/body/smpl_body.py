@@ -160,11 +160,6 @@ def load_smpl_family(name: str, model_path: str | None, device: str = "cpu") -> 
     data = read_model_file(path, f"{name.upper()} model")
     try:
         smplx_model = _smplx_model(name, path, data)
-    except ModuleNotFoundError as error:
-        raise ValueError(
-            f"{path} needs the '{error.name}' package to unpickle; use a chumpy-free copy of the model "
-            f"(smplx's tools/clean_ch.py writes one)"
-        ) from error
     except (KeyError, AttributeError, IndexError, TypeError, ValueError) as error:
         raise ValueError(f"{path} is not a readable {name.upper()} model file ({error!r})") from error
 

@@ -15,7 +15,7 @@ import trimesh
 from scipy.ndimage import distance_transform_edt
 from scipy.spatial import cKDTree
 
-from ivlm_core.geometry import validate_mesh, vertex_normals
+from ivlm_core.geometry import box_iou, validate_mesh, vertex_normals
 from ivlm_core.reconstruct.pose import (
     DEFAULT_SCHEDULE,
     PoseFit,
@@ -177,13 +177,6 @@ def _mask_targets(
     pick = _even_subset(len(xs), n_samples)
     samples = np.stack([xs[pick] + x0 + 0.5, ys[pick] + y0 + 0.5], axis=1)
     return dist.astype(np.float32), window, samples.astype(np.float32)
-
-
-def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _failed(reason: str, body_ids: np.ndarray, body_pts: np.ndarray, body_nrm: np.ndarray) -> Reconstruction:
@@ -393,7 +386,7 @@ def _checked_result(
     placed_hull = s * mesh.hull @ R.T + t
 
     uv = camera.project(placed_hull)
-    iou = _box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)
+    iou = float(box_iou(np.concatenate([uv.min(0), uv.max(0)]), box)[0, 0])
     # Body contact into the mesh frame (p = R^T (x - t) / s), where the surface's KD-tree is kept.
     gap = s * float(np.percentile(mesh.surface.query((body_contact - t) @ R / s)[0], 25))
     # Depth of the object's surface inside the body, from the nearest body vertex's tangent plane; only

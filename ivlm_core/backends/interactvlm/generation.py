@@ -38,16 +38,6 @@ class Answer:
     segs: list[tuple[int, torch.Tensor]]
     path: str = "generate"  # "original", "generate" or "single_pass"
 
-    @property
-    def seg_hidden(self) -> torch.Tensor | None:
-        """The state that predicted the first segmentation token (None without one)."""
-        return self.segs[0][1] if self.segs else None
-
-    @property
-    def seg_token(self) -> int | None:
-        """The first segmentation token's id (None without one)."""
-        return self.segs[0][0] if self.segs else None
-
 
 @dataclass
 class Prefix:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ivlm_core.geometry import box_iou
+
 # mediapipe's C++ side logs through glog/absl; keep that out of user output.
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -67,12 +69,10 @@ class PersonPose:
 @dataclass
 class HandLandmarks:
     """One hand found by mediapipe Hands. side: the person's own "left" or "right"; points: (21, 2)
-    float32 pixels in the full image (wrist first, mediapipe's hand landmark order); score: the
-    handedness classifier's confidence in [0, 1]."""
+    float32 pixels in the full image (wrist first, mediapipe's hand landmark order)."""
 
     side: str
     points: np.ndarray
-    score: float
 
 
 def to_rgb8(image: np.ndarray) -> np.ndarray:
@@ -214,7 +214,7 @@ class PoseDetector:
         if not whole:
             whole += self._search(image, video=False) or [None]
         found = whole[0]
-        if found is None or _iou(found.box_xyxy, box) < SAME_PERSON_IOU:
+        if found is None or box_iou(found.box_xyxy, box)[0, 0] < SAME_PERSON_IOU:
             return None
         return PersonPose(found.keypoints, found.visibility, found.world, box.copy(), box_given=True)
 
@@ -245,15 +245,6 @@ class PoseDetector:
         return PersonPose(
             keypoints=kp, visibility=vis, world=world, box_xyxy=box.astype(np.float64), box_given=True
         )
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two pixel boxes."""
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def _square_windows(w: int, h: int) -> list[tuple[int, int, int, int]]:
@@ -326,5 +317,5 @@ class HandDetector:
             label = handedness.classification[0]
             pts = np.array([[p.x * cw, p.y * ch] for p in marks.landmark], np.float32) / scale
             side = "right" if label.label == "Left" else "left"
-            found.append(HandLandmarks(side, pts + np.array([x0, y0], np.float32), float(label.score)))
+            found.append(HandLandmarks(side, pts + np.array([x0, y0], np.float32)))
         return found
