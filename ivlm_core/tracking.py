@@ -151,6 +151,11 @@ class ContactTracker:
         self.people = PersonTracker(self.min_iou, self.max_missed)
         self.smoother = ContactSmoother(self.alpha, self.max_missed)
 
+    def reset(self) -> None:
+        """Forget every id and smoothing state: the next frame starts a new stream (after a pause)."""
+        self.__post_init__()
+        self._objects.clear()
+
     def configure(self, min_iou: float, max_missed: int, alpha: float) -> None:
         """Change the settings live (ids and smoothing state are kept)."""
         ContactSmoother(alpha)  # validates

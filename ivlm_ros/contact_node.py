@@ -107,6 +107,7 @@ class ContactNode(LifecycleNode):
         pairer = FramePairer(p["pairing_tolerance_s"], p["detection_wait_s"],
                              use_detections=p["use_detections"])
         self._queue = FrameQueue(pairer, self._stats, p["max_rate_hz"])
+        self._pipeline.tracker.reset()  # frames after a pause start new ids and smoothing
         if self._body_mesh is not None:
             self._markers = markers.MarkerWorker(self._pubs["markers"], self._body_mesh,
                                                  p["marker_max_triangles"], self._report_error)
@@ -202,15 +203,17 @@ class ContactNode(LifecycleNode):
                                     throttle_duration_sec=5.0)
         self._publish_diagnostics()
 
-    def _camera(self, width: int, height: int, info: CameraInfo | None) -> CameraIntrinsics:
+    def _camera(self, width: int, height: int, info: CameraInfo | None) -> tuple[CameraIntrinsics, list[str]]:
+        """The frame's intrinsics and, for an uncalibrated CameraInfo (K all zeros), the warning why
+        default_fov_deg is used."""
         camera = None if info is None else conversions.camera_from_info(info)
-        self._camera_warnings = [] if info is None or camera is not None else [
+        if camera is not None:
+            camera.check_image_size(width, height)
+            return camera, []
+        warnings = [] if info is None else [
             f"camera_info K is all zeros (an uncalibrated driver): using default_fov_deg = "
             f"{self.p['default_fov_deg']} deg; calibrate the camera for metric 3D"]
-        if camera is None:
-            return CameraIntrinsics.from_fov(width, height, self.p["default_fov_deg"])
-        camera.check_image_size(width, height)
-        return camera
+        return CameraIntrinsics.from_fov(width, height, self.p["default_fov_deg"]), warnings
 
     def _process(self, msg: Image | CompressedImage, paired: tuple[list[Detection], list[str]] | None,
                  request: CameraInfo | None = None) -> ContactArray:
@@ -222,7 +225,9 @@ class ContactNode(LifecycleNode):
         else:
             rgb = conversions.image_to_rgb(msg, self.p["max_image_pixels"])
         info = self._camera_info if request is None or not request.width else request
-        camera = self._camera(rgb.shape[1], rgb.shape[0], info)
+        camera, camera_warnings = self._camera(rgb.shape[1], rgb.shape[0], info)
+        if request is None:  # the stream's camera, not an ~/estimate request's
+            self._camera_warnings = camera_warnings
         detections, problems = paired if paired is not None else ([], [])
         est = self._pipeline.estimate(rgb, camera, detections, problems, track=request is None)
         pairs = zip(est.reports, est.person_ids, strict=True)

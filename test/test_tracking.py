@@ -97,3 +97,16 @@ def test_person_detector_id_is_taken_at_the_tracker_overlap_not_a_fixed_one():
     jump = Detection("person", np.array([400.0, 0, 500, 300]), id="track7")  # far away, same track id
     moved = ContactResult(**{**shifted.__dict__, "person_box": np.array([440.0, 0, 540, 300])})
     assert tracker.update([moved], [jump, cup]) == a
+
+
+def test_reset_starts_a_new_stream_without_old_smoothing():
+    """After a pause (deactivate, activate) the first frame is its own answer, not blended with old ones."""
+    tracker = ContactTracker(min_iou=0.3, max_missed=5, alpha=0.5)
+    person = Detection("person", np.array([100.0, 50, 300, 450]))
+    cup = Detection("cup", np.array([250.0, 200, 300, 260]))
+    for _ in range(3):
+        tracker.update([_pair(cup, 0.9, person)], [person, cup])
+    tracker.reset()
+    fresh = _pair(cup, 0.1, person)
+    tracker.update([fresh], [person, cup])
+    assert float(fresh.body_probabilities[0]) == pytest.approx(0.1)
