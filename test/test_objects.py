@@ -94,6 +94,7 @@ def test_unknown_label_gets_a_box_sized_from_the_pixel_box_and_camera(registry_l
     assert other.mesh_id != obj.mesh_id and other.size_m[0] > obj.size_m[0]
     jitter = registry.get("flux capacitor", box_xyxy=np.array([101.0, 100.0, 301.0, 151.0]), camera=camera)
     assert jitter is other  # a box that moves by a pixel is the same mesh
+    assert registry.get("flux capacitor", box_xyxy=box, camera=camera) is obj  # sizes do not evict each other
     width = 100.0 / camera.fx * 2.0
     height = 50.0 / camera.fy * 2.0
     np.testing.assert_allclose(obj.size_m, [width, height, height], rtol=0.05)  # within half a 10 % step

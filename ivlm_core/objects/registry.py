@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ GENERIC_SIZE_STEP = 0.1  # relative step of generic box sizes (see ObjectRegistr
 # user meshes above this are decimated at load: a 5M-face file took a minute and 2.8 GB to configure and
 # listed 143k object vertex ids per message; the built-in shapes have a few thousand faces
 MAX_USER_FACES = 20_000
+MAX_GENERIC_MESHES = 64
 # glTF is metres by specification; trimesh sets `units` for it and for formats that carry units.
 MESH_SUFFIXES = tuple(sorted({f".{fmt}" for fmt in trimesh.available_formats()} - {".xyz", ".zip", ".bz2"}))
 
@@ -134,6 +136,9 @@ class ObjectRegistry:
         self.categories = self.labels.categories
         self._lock = threading.Lock()
         self._cache: dict[str, ObjectMesh] = {}
+        # generic boxes by mesh id (label and size): two sizes of one label in a frame are two meshes, each
+        # made once; the MAX_GENERIC_MESHES most recently used are kept
+        self._generic_meshes: OrderedDict[str, ObjectMesh] = OrderedDict()
         self._warned: set[str] = set()
         self._user: dict[str, ObjectMesh] = {}
         # unknown labels get this 1 m cube stretched to their size: no meshing per detection
@@ -222,12 +227,15 @@ class ObjectRegistry:
                     label,
                     *size,
                 )
-            cached = self._cache.get(f"generic:{label}")  # the latest size of each label is kept
-            if cached is not None and cached.mesh_id == mesh_id:
+            cached = self._generic_meshes.get(mesh_id)
+            if cached is not None:
+                self._generic_meshes.move_to_end(mesh_id)
                 return cached
             mesh = trimesh.Trimesh(self._unit_box.vertices * size, self._unit_box.faces, process=False)
-            self._cache[f"generic:{label}"] = _make_mesh(mesh_id, label, mesh, (label,))
-            return self._cache[f"generic:{label}"]
+            self._generic_meshes[mesh_id] = cached = _make_mesh(mesh_id, label, mesh, (label,))
+            while len(self._generic_meshes) > MAX_GENERIC_MESHES:  # least recently used first
+                self._generic_meshes.popitem(last=False)
+            return cached
 
     def _load_user_folder(self, folder: Path) -> None:
         if not folder.is_dir():

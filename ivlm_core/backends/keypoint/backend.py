@@ -22,7 +22,13 @@ from ivlm_core.backends.base import PERSON_LABEL, ContactBackend
 from ivlm_core.backends.keypoint import evidence as ev
 from ivlm_core.backends.keypoint import landmarks as lm
 from ivlm_core.backends.keypoint.body_fit import BodyFit, BodyFitter
-from ivlm_core.backends.keypoint.landmarks import HandDetector, PersonPose, PoseDetector, to_rgb8
+from ivlm_core.backends.keypoint.landmarks import (
+    HandDetector,
+    HandLandmarks,
+    PersonPose,
+    PoseDetector,
+    to_rgb8,
+)
 from ivlm_core.backends.keypoint.plausibility import FitCheck, check_fit
 from ivlm_core.backends.keypoint.priors import PRIORS_PATH, CategoryPrior, ContactPriors, normalize_label
 from ivlm_core.backends.keypoint.reasoning import score_parts
@@ -112,6 +118,7 @@ class KeypointBackend(ContactBackend):
         self.reconstruct_config = reconstruct_config or ReconstructConfig()
         self._previous_reconstruction: dict[tuple[int, str], Reconstruction] = {}
         self._previous: dict[int, BodyFit] = {}
+        self._hands_near: dict[int, list[HandLandmarks]] = {}  # this frame's hands around each object
         self.last_timings_ms: dict[str, float] = {}
         self.last_poses: list[PersonPose | None] = []  # per person index, for overlays and debugging
 
@@ -127,6 +134,7 @@ class KeypointBackend(ContactBackend):
     ) -> list[ContactResult]:
         t0 = time.perf_counter()
         self.last_poses = []
+        self._hands_near = {}
         image = to_rgb8(image)
         h, w = image.shape[:2]
         if camera is None:
@@ -228,7 +236,9 @@ class KeypointBackend(ContactBackend):
         pc = score_parts(pose, region, category, camera, z_person=z_person, support=support)
         held = max(pc.scores.get(part, 0.0) for part in HANDS) >= self.priors.threshold
         if category.affordance in HELD_IN_HAND and not held:  # the hand model looks for the hand holding it
-            found = self.hands.around(image, obj.box_xyxy)
+            found = self._hands_near.get(id(obj))
+            if found is None:  # the hand model runs once per object and frame, whoever may hold it
+                found = self._hands_near[id(obj)] = self.hands.around(image, obj.box_xyxy)
             hands = [hand for hand in found if _inside(hand.points.mean(0), person_box)]
             if hands:
                 pc = score_parts(pose, region, category, camera, z_person, support, hands)
