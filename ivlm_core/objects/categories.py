@@ -142,6 +142,7 @@ class LabelResolver:
     """Maps a free-form detection label onto a row of the category table (or None)."""
 
     def __init__(self, path: Path = CATEGORIES_PATH) -> None:
+        self.path = Path(path)
         self.categories, self.vocabulary, grammar = load_table(path)
         self._rows = {
             normalize_name(name): row

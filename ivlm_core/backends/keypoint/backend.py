@@ -105,12 +105,12 @@ class KeypointBackend(ContactBackend):
         self.binary = bool(binary)
         self.video = video
         self.default_fov_deg = default_fov_deg
-        self.priors = ContactPriors(priors_path)
+        self.objects = ObjectRegistry(user_folder=object_mesh_folder, max_user_faces=max_user_faces)
+        self.priors = ContactPriors(priors_path, labels=self.objects.labels)  # one category table for both
         self.detector = PoseDetector()
         self.hands = HandDetector()
         self.body = load_body_model(body_model, body_model_path or None, device)
         self.fitter = BodyFitter(self.body)
-        self.objects = ObjectRegistry(user_folder=object_mesh_folder, max_user_faces=max_user_faces)
         self._part_ids = {p: self.body.part_vertex_ids(p) for p in PART_NAMES}
         self._smooth = _vertex_averaging(self.body.faces, self.body.num_vertices)
         self._palm = self._palm_weights()

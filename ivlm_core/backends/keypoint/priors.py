@@ -56,7 +56,10 @@ def normalize_label(label: str) -> str:
 class ContactPriors:
     """Affordance classes and the category table: `get(label)` gives a label's part priors."""
 
-    def __init__(self, path: Path | str = PRIORS_PATH, categories_path: Path | str = CATEGORIES_PATH) -> None:
+    def __init__(self, path: Path | str = PRIORS_PATH, categories_path: Path | str = CATEGORIES_PATH,
+                 labels: LabelResolver | None = None) -> None:
+        """labels: the category table already loaded (the object registry's), else read from
+        categories_path."""
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
         self.path = Path(path)
@@ -65,7 +68,8 @@ class ContactPriors:
             name: self._parts(f"{self.path}: affordance class '{name}'", entry["parts"] or {})
             for name, entry in data["affordances"].items()
         }
-        self.labels = LabelResolver(Path(categories_path))
+        self.labels = labels if labels is not None else LabelResolver(Path(categories_path))
+        categories_path = self.labels.path
         for row in (*self.labels.categories.values(), *self.labels.vocabulary.values()):
             if row.affordance not in self.affordances:
                 raise ValueError(
