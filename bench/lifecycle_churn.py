@@ -20,9 +20,9 @@ import argparse
 import contextlib
 import ctypes
 import json
+import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -35,6 +35,7 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from bench.node_flood import _frame  # the flood bench's 640x480 cup frame and its labelled boxes
+from bench.node_flood import _rss_mb as rss_mb
 from ivlm_core.types import CameraIntrinsics
 from ivlm_ros import conversions
 from ivlm_ros.contact_node import ContactNode
@@ -46,10 +47,7 @@ def _rss_mb() -> float:
     """Resident memory of this process after returning freed heap to the system (glibc malloc_trim)."""
     with contextlib.suppress(OSError):  # not glibc: measured as is
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    return rss_mb(os.getpid())
 
 
 def _transition(client: object, transition_id: int) -> bool:

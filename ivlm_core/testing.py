@@ -8,9 +8,7 @@ contact regions on both surfaces. Everything is in the camera's optical frame, m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
-from typing import TypeVar
+from dataclasses import dataclass
 
 import numpy as np
 import trimesh
@@ -18,6 +16,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from ivlm_core.body import BodyModel
+from ivlm_core.objects.mesh import KeepsDerived
 from ivlm_core.render.cameras import RenderCamera
 from ivlm_core.render.rasterize import Rasterizer
 from ivlm_core.types import CameraIntrinsics
@@ -26,11 +25,10 @@ _BODY_TO_CAMERA = np.diag(
     [1.0, -1.0, -1.0]
 )  # body frame (y up, facing +z) -> camera frame, facing the camera
 _CONTACT_DISTANCE_M = 0.015  # surfaces closer than this are in contact
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class SceneObject:
+class SceneObject(KeepsDerived):
     """A test object: metric mesh (centred) and its rotational symmetry, for symmetry-aware errors.
 
     symmetry: "none"; "box" (180 degree turns about x, y, z); or "axis" (any turn about `axis`).
@@ -41,13 +39,6 @@ class SceneObject:
     faces: np.ndarray  # (F, 3) int64
     symmetry: str = "none"
     axis: np.ndarray | None = None  # (3,) for "axis"
-    _derived: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
-        """`make()` computed once per object and `key`, kept on it (as ObjectMesh.derived)."""
-        if key not in self._derived:
-            self._derived[key] = make()
-        return self._derived[key]
 
 
 @dataclass

@@ -23,7 +23,24 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)
-class ObjectMesh:
+class KeepsDerived:
+    """Base of immutable meshes: what is derived from one (normals, samples, decimations) is computed once
+    per key and kept on it, thread-safe, never in caches keyed by object ids."""
+
+    _derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _derived_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False,
+                                          compare=False)
+
+    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
+        """`make()` computed once per mesh and `key` (e.g. ("decimated", 2000)), then kept on the mesh."""
+        with self._derived_lock:
+            if key not in self._derived:
+                self._derived[key] = make()
+            return self._derived[key]
+
+
+@dataclass(frozen=True, eq=False)
+class ObjectMesh(KeepsDerived):
     """A metric object mesh in its canonical frame (see the module docstring); arrays are read-only.
 
     The registry hands out one ObjectMesh per mesh identity (`mesh_id`: label and size), and it travels
@@ -37,19 +54,10 @@ class ObjectMesh:
     faces: np.ndarray  # (F, 3) int64
     size_m: np.ndarray  # (3,) float64 bounding-box extents along x, y, z, metres
     synonyms: tuple[str, ...]  # every name that selects this mesh (label included)
-    _derived: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)
-    _derived_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def to_trimesh(self) -> trimesh.Trimesh:
         """The mesh as a trimesh.Trimesh (a copy; vertex order kept)."""
         return trimesh.Trimesh(self.vertices.copy(), self.faces.copy(), process=False)
-
-    def derived(self, key: Hashable, make: Callable[[], T]) -> T:
-        """`make()` computed once per mesh and `key` (e.g. ("decimated", 2000)), then kept on the mesh."""
-        with self._derived_lock:
-            if key not in self._derived:
-                self._derived[key] = make()
-            return self._derived[key]
 
     @property
     def vertex_normals(self) -> np.ndarray:

@@ -223,12 +223,7 @@ class PoseDetector:
     ) -> PersonPose | None:
         """Landmarks of the person in `crop` (its top-left at `offset` in the image), resized to the
         model's working range first (_MIN_CROP_SIDE .. _MAX_CROP_SIDE)."""
-        side = max(crop.shape[:2])
-        scale = float(np.clip(side, _MIN_CROP_SIDE, _MAX_CROP_SIDE)) / side
-        if scale > 1.0:
-            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        elif scale < 1.0:
-            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        crop, scale = _to_working_size(crop)
         if id(graph) in self._warmed:
             res = graph.process(np.ascontiguousarray(crop))
         else:  # a graph's first landmark pass logs calculator warnings: keep them out of user output
@@ -245,6 +240,18 @@ class PoseDetector:
         return PersonPose(
             keypoints=kp, visibility=vis, world=world, box_xyxy=box.astype(np.float64), box_given=True
         )
+
+
+def _to_working_size(crop: np.ndarray) -> tuple[np.ndarray, float]:
+    """`crop` scaled so its longer side lies in the models' working range (_MIN_CROP_SIDE ..
+    _MAX_CROP_SIDE): cubic up, area down (area keeps a large crop's detail instead of aliasing it);
+    returns it and the scale (model pixels per image pixel)."""
+    side = max(crop.shape[:2])
+    scale = float(np.clip(side, _MIN_CROP_SIDE, _MAX_CROP_SIDE)) / side
+    if scale != 1.0:
+        method = cv2.INTER_CUBIC if scale > 1.0 else cv2.INTER_AREA
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=method)
+    return crop, scale
 
 
 def _square_windows(w: int, h: int) -> list[tuple[int, int, int, int]]:
@@ -303,11 +310,7 @@ class HandDetector:
         x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
         if x1 - x0 < 8 or y1 - y0 < 8:
             return []
-        crop = image[y0:y1, x0:x1]
-        scale = float(np.clip(max(crop.shape[:2]), _MIN_CROP_SIDE, _MAX_CROP_SIDE)) / max(crop.shape[:2])
-        if scale != 1.0:
-            method = cv2.INTER_CUBIC if scale > 1.0 else cv2.INTER_AREA
-            crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=method)
+        crop, scale = _to_working_size(image[y0:y1, x0:x1])
         res = self._hands.process(np.ascontiguousarray(crop))
         if not res.multi_hand_landmarks:
             return []
