@@ -91,7 +91,7 @@ class ViewSet:
     """A rig's renders, their SAM embeddings and camera inputs."""
 
     renders: torch.Tensor  # (V, 3, S, S) float32 RGB 0..255 (kept for the original-style path)
-    embeddings: torch.Tensor  # (V, 256, S/16, S/16)
+    embeddings: torch.Tensor | None  # (V, 256, S/16, S/16); None: encoded where used (once per call)
     cam_params: torch.Tensor  # (V, 5) normalised camera parameters
 
 
@@ -275,7 +275,9 @@ class MVLoc:
         key = "__photo__"
         padded = padded.to(self.net.device)
         no_camera = torch.zeros(1, 5, device=padded.device)  # unused: the 2D model has no camera encoder
-        self.views[key] = ViewSet(padded, self.net.encode_renders(padded), no_camera)
+        # the original-style path encodes the views itself on every call: the photo is encoded once either way
+        embeddings = None if mode == "original" else self.net.encode_renders(padded)
+        self.views[key] = ViewSet(padded, embeddings, no_camera)
         try:
             found = self.localize(image, labels, key, mode)
         finally:
@@ -345,7 +347,8 @@ class MVLoc:
         masks: dict[tuple[int, str], torch.Tensor] = {}
         for key, rows in jobs.items():
             view = self.views[key]
-            embeddings = self.net.encode_renders(view.renders) if reencode else view.embeddings
+            reencoded = reencode or view.embeddings is None
+            embeddings = self.net.encode_renders(view.renders) if reencoded else view.embeddings
             seg = self.net.seg_embedding(torch.stack([state for *_, state in rows]))
             tokens = [self.net.view_tokens(seg[j : j + 1], view.cam_params, r[2]) for j, r in enumerate(rows)]
             logits = self.net.decode_masks(torch.cat(tokens), embeddings)
