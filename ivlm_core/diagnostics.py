@@ -62,12 +62,15 @@ class FrameStats:
             self.unstamped += 1
         else:
             self.latency_ms.append((now_ns - stamp_ns) * 1e-6)
-        new = [text for key, bad, text in (
+        new = []
+        for key, bad, text in (
             ("stamp", stamp_ns == 0, "images are stamped 0: latency cannot be measured; stamp them with the "
              "capture time"),
             ("frame_id", not frame_id, "images have an empty header.frame_id: 3D points are published in an "
-             "unnamed frame; set the camera driver's frame_id")) if bad and key not in self.warned]
-        self.warned.update(key for key, bad in (("stamp", stamp_ns == 0), ("frame_id", not frame_id)) if bad)
+             "unnamed frame; set the camera driver's frame_id")):
+            if bad and key not in self.warned:
+                self.warned.add(key)
+                new.append(text)
         return new
 
     def outcome(self, stamp_ns: int, problems: list[str], reasons: list[str], pairs: int,

@@ -149,7 +149,6 @@ def check_settings(specs: dict[str, Setting], values: dict[str, Any]) -> dict[st
         if not isinstance(options, dict):
             raise ValueError(f"parameter backend_options must be a YAML mapping, got {text!r}")
         out["backend_options"] = options
-    ReportConfig(out["contact_threshold"], out["grasp_clearance"])
     return out
 
 

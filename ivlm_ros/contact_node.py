@@ -236,7 +236,7 @@ class ContactNode(LifecycleNode):
         if request is not None:
             return out
         self._pubs["contacts"].publish(out)
-        if "objects_3d" in self._pubs:
+        if "objects_3d" in self._pubs and self._pubs["objects_3d"].get_subscription_count():
             meshes = [None if r.object_mesh is None else r.object_mesh.vertices for r in est.results]
             self._pubs["objects_3d"].publish(conversions.placed_objects_to_vision_msgs(msg.header, contacts,
                                                                                        meshes))
