@@ -169,9 +169,17 @@ def hip_flexion_deg(world: np.ndarray) -> float:
     return float(np.mean(angles))
 
 
-def _smoothstep(x: float, lo: float, hi: float) -> float:
+def smoothstep(x: float, lo: float, hi: float) -> float:
+    """0 below lo, 1 above hi, smooth (cubic Hermite) between: how evidence grades a measured quantity."""
     t = float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
     return t * t * (3 - 2 * t)
+
+
+def angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle between two vectors, degrees in [0, 180]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    cos = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
 
 
 def lifted_hand_score(pose: PersonPose, side: str, gravity: np.ndarray) -> float:
@@ -187,19 +195,18 @@ def lifted_hand_score(pose: PersonPose, side: str, gravity: np.ndarray) -> float
                else (lm.RIGHT_SHOULDER, lm.RIGHT_ELBOW, lm.RIGHT_WRIST))
     world = pose.world.astype(np.float64)
     upper, fore = world[e] - world[s], world[w] - world[e]
-    cos = float(upper @ fore / (np.linalg.norm(upper) * np.linalg.norm(fore) + 1e-9))
-    flexion = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    flexion = angle_deg(upper, fore)
     down = np.asarray(gravity, np.float64)[:2]
     if np.linalg.norm(down) < 0.3:
         return 0.0
     forearm = (pose.keypoints[w] - pose.keypoints[e]).astype(np.float64)
     rise = float(-forearm @ down / (np.linalg.norm(down) * np.linalg.norm(forearm) + 1e-9))
-    return _smoothstep(flexion, *LIFTED_FLEXION_DEG) * _smoothstep(rise, *LIFTED_RISE)
+    return smoothstep(flexion, *LIFTED_FLEXION_DEG) * smoothstep(rise, *LIFTED_RISE)
 
 
 def seated_score(flexion_deg: float) -> float:
     """Seated from the metric 3D hip flexion."""
-    return _smoothstep(flexion_deg, *SEATED_FLEXION_DEG)
+    return smoothstep(flexion_deg, *SEATED_FLEXION_DEG)
 
 
 def carried_score(pose: PersonPose, region: ObjectRegion) -> float:
@@ -212,7 +219,7 @@ def carried_score(pose: PersonPose, region: ObjectRegion) -> float:
     if not (x0 <= hips[0] <= x1 and hips[1] <= 0.5 * (y0 + y1)):
         return 0.0
     feet = max(kp[lm.LEFT_ANKLE, 1], kp[lm.RIGHT_ANKLE, 1])
-    return _smoothstep((y1 - feet) / max(y1 - y0, 1.0), *OFF_GROUND)
+    return smoothstep((y1 - feet) / max(y1 - y0, 1.0), *OFF_GROUND)
 
 
 def foreshortened_thighs_score(pose: PersonPose) -> tuple[float, float]:
@@ -233,7 +240,7 @@ def foreshortened_thighs_score(pose: PersonPose) -> tuple[float, float]:
         float(np.mean(pose.visibility[[lm.LEFT_KNEE, lm.RIGHT_KNEE]])) < FORESHORTENED_KNEE_VISIBILITY
     )
     return (
-        _smoothstep(-ratio, -FORESHORTENED_RATIO[1], -FORESHORTENED_RATIO[0]) if knees_hidden else 0.0
+        smoothstep(-ratio, -FORESHORTENED_RATIO[1], -FORESHORTENED_RATIO[0]) if knees_hidden else 0.0
     ), ratio
 
 

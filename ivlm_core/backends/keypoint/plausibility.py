@@ -14,6 +14,7 @@ import numpy as np
 
 from ivlm_core.backends.keypoint import landmarks as lm
 from ivlm_core.backends.keypoint.body_fit import BodyFit
+from ivlm_core.backends.keypoint.evidence import angle_deg
 from ivlm_core.backends.keypoint.landmarks import PersonPose
 
 SEEN = 0.5  # landmark visibility from which a landmark counts as seen
@@ -76,8 +77,7 @@ def check_fit(pose: PersonPose, fit: BodyFit, image_size: tuple[int, int]) -> Fi
                 problems.append(f"{name} {ratio:.2f} x the torso")
     shoulders = world[lm.LEFT_SHOULDER] - world[lm.RIGHT_SHOULDER]
     hips = world[lm.LEFT_HIP] - world[lm.RIGHT_HIP]
-    cos = shoulders @ hips / (np.linalg.norm(shoulders) * np.linalg.norm(hips) + 1e-9)
-    twist = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    twist = angle_deg(shoulders, hips)
     if twist > MAX_TWIST_DEG:
         problems.append(f"shoulders turned {twist:.0f} deg against the hips")
     trust = 1.0 if not problems else (DOUBT if len(problems) == 1 else 0.0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ivlm_core.backends.keypoint.body_fit import BodyFit
+from ivlm_core.backends.keypoint.evidence import angle_deg, smoothstep
 
 IMAGE_DOWN = np.array([0.0, 1.0, 0.0])  # gravity of an upright camera, in its optical frame
 REST_TOLERANCE_M = 0.08  # fit error and soft tissue: a part this close to the lowest point rests
@@ -66,14 +67,9 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / max(float(np.linalg.norm(v)), 1e-9)
 
 
-def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.degrees(np.arccos(np.clip(_unit(a) @ _unit(b), -1.0, 1.0))))
-
-
 def _smoothstep_down(x: float, lo: float, hi: float) -> float:
     """1 below lo, 0 above hi, smooth between."""
-    t = float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
-    return 1.0 - t * t * (3 - 2 * t)
+    return 1.0 - smoothstep(x, lo, hi)
 
 
 def body_support(
@@ -85,12 +81,12 @@ def body_support(
     shoulders = 0.5 * (kp["left_shoulder"] + kp["right_shoulder"])
     ankles = 0.5 * (kp["left_ankle"] + kp["right_ankle"])
     g = _unit(np.asarray(gravity, np.float64))
-    tilt = _angle_deg(shoulders - hips, -g)
+    tilt = angle_deg(shoulders - hips, -g)
     knee_bend = max(
-        _angle_deg(kp[f"{s}_knee"] - kp[f"{s}_hip"], kp[f"{s}_ankle"] - kp[f"{s}_knee"])
+        angle_deg(kp[f"{s}_knee"] - kp[f"{s}_hip"], kp[f"{s}_ankle"] - kp[f"{s}_knee"])
         for s in ("left", "right")
     )
-    legs = _angle_deg(ankles - hips, g)  # a standing body has its legs under it
+    legs = angle_deg(ankles - hips, g)  # a standing body has its legs under it
     standing = max(tilt, legs) < STANDING_TILT_DEG and knee_bend < STRAIGHT_KNEE_DEG
     if standing:  # balance: a standing body's axis is vertical
         g = _unit(ankles - shoulders)
