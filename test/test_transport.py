@@ -98,12 +98,13 @@ def test_subscription_turns_best_effort_when_a_best_effort_camera_appears(node):
 
 def test_uncalibrated_camera_info_falls_back_to_default_fov_with_a_warning(node):
     """K all zeros is what drivers of uncalibrated cameras publish: assume default_fov_deg and say so."""
-    camera = node._camera(640, 480, CameraInfo(width=640, height=480))
+    camera, warnings = node._camera(640, 480, CameraInfo(width=640, height=480))
     np.testing.assert_allclose(camera.K, CameraIntrinsics.from_fov(640, 480, 60.0).K)
-    (warning,) = node._camera_warnings
+    (warning,) = warnings
     assert "K is all zeros" in warning and "default_fov_deg = 60.0" in warning
     broken = CameraInfo(width=640, height=480, k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match=r"last row must be \[0, 0, 1\]"):  # K[2,2] = 0 is not uncalibrated
         node._camera(640, 480, broken)
     calibrated = CameraInfo(width=640, height=480, k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0])
-    assert node._camera(640, 480, calibrated).fx == 500.0 and not node._camera_warnings
+    camera, warnings = node._camera(640, 480, calibrated)
+    assert camera.fx == 500.0 and not warnings
