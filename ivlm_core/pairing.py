@@ -135,18 +135,40 @@ class FramePairer:
         self._detections.clear()
 
 
+class RateLimit:
+    """At most `rate_hz` starts per second on average, from a stream that arrives faster (0 = no limit).
+
+    Starts are scheduled one period apart (`due` advances by the period), not a period after the
+    last start: frames that arrive at 15 Hz under a 10 Hz limit are then taken at 10 Hz, where "a
+    period since the last start" takes every second one (7.5 Hz). A start is never sooner than half
+    a period after the previous one, so a late frame does not let a burst through.
+    """
+
+    def __init__(self, rate_hz: float = 0.0) -> None:
+        self.rate_hz = rate_hz
+        self._due = float("-inf")
+
+    def wait_s(self, now: float) -> float:
+        """Seconds until a start is allowed (0: now)."""
+        return max(self._due - now, 0.0) if self.rate_hz > 0 else 0.0
+
+    def start(self, now: float) -> None:
+        """Record a start at `now` (monotonic seconds)."""
+        period = 1.0 / self.rate_hz if self.rate_hz > 0 else 0.0
+        self._due = max(self._due + period, now + period / 2)
+
+
 class FrameQueue:
     """A FramePairer shared by message callbacks and one worker: rate-limited, blocking, stoppable.
 
     Counts received, dropped and unpaired frames into `stats`; an unpaired frame sets it to WARN with
-    the measured detector delay. max_rate_hz: most frames handed out per second (0 = no limit).
+    the measured detector delay. max_rate_hz: most frames handed out per second (RateLimit; 0 = no limit).
     """
 
     def __init__(self, pairer: FramePairer, stats: FrameStats, max_rate_hz: float = 0.0) -> None:
-        self.pairer, self.stats, self.max_rate_hz = pairer, stats, max_rate_hz
+        self.pairer, self.stats, self.rate = pairer, stats, RateLimit(max_rate_hz)
         self._cond = threading.Condition()
         self._running = True
-        self._last_start = 0.0
 
     def add_image(self, item: Any, stamp_ns: int) -> None:
         with self._cond:
@@ -163,7 +185,7 @@ class FrameQueue:
         """Change the settings live."""
         with self._cond:
             self.pairer.tolerance_s, self.pairer.max_wait_s = tolerance_s, max_wait_s
-            self.max_rate_hz = max_rate_hz
+            self.rate.rate_hz = max_rate_hz
 
     def next(self) -> tuple[Any, Any] | None:
         """Block until a frame is due (rate limit) and paired: (image, detections payload); None on stop.
@@ -174,10 +196,9 @@ class FrameQueue:
         """
         with self._cond:
             while self._running:
-                period = 1.0 / self.max_rate_hz if self.max_rate_hz > 0 else 0.0
-                wait_rate = self._last_start + period - time.monotonic()
+                wait_rate = self.rate.wait_s(time.monotonic())
                 if not len(self.pairer) or wait_rate > 0:
-                    self._cond.wait(timeout=max(wait_rate, 0.0) or 0.1)
+                    self._cond.wait(timeout=wait_rate or 0.1)
                     continue
                 taken = self.pairer.take(time.monotonic())
                 self.stats.dropped += taken.dropped
@@ -185,7 +206,7 @@ class FrameQueue:
                     self.stats.unpaired += taken.unpaired
                     self.stats.set(WARN, self.unpaired_message())
                 if taken.frame is not None:
-                    self._last_start = time.monotonic()
+                    self.rate.start(time.monotonic())
                     return taken.frame.item, taken.detections
                 self._cond.wait(timeout=taken.retry_in_s or 0.1)
         return None
