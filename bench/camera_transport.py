@@ -4,8 +4,10 @@ Per case (size x writer reliability) a camera process publishes a real photo (te
 resized) as rgb8 Image + CameraInfo at 15 Hz, a detector process answers every CameraInfo with a
 vision_msgs/Detection2DArray (ivlm_ros/ObjectDetectionArray without vision_msgs) of the same stamp,
 and the contact node (shipped defaults: image_qos auto, and the DDS set-up the launch file applies:
-FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA) runs in this process. Printed per case: the share of the
-published frames that reached the node's image callback, and the ContactArray rate.
+FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds_node.xml) runs in this process. Discovery range: ROS's
+default (SUBNET) unless ROS_AUTOMATIC_DISCOVERY_RANGE is set; ROS_DOMAIN_ID 101..200 (tests use 1..100).
+Printed per case: the share of the published frames that reached the node's image callback, and the
+ContactArray rate (over the camera stamps it answers; max_rate_hz 10 caps it below the camera's 15 Hz).
 
     PYTHONPATH=. .venv/bin/python bench/camera_transport.py [--seconds 20] [--sizes 1280x720,...]
 
@@ -133,8 +135,7 @@ def role_command(role: str, width: int, height: int, **options: object) -> list[
 def _run_case(node: object, contacts: list, width: int, height: int, reliable: bool, seconds: float,
               camera_dds: str, camera_profile: str) -> dict:
     """One case: camera + detector processes for `seconds`; frames sent and received, output rate."""
-    env = dict(STOCK_ENV, ROS_DOMAIN_ID=os.environ["ROS_DOMAIN_ID"],
-               ROS_AUTOMATIC_DISCOVERY_RANGE=os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"])
+    env = dict(STOCK_ENV, ROS_DOMAIN_ID=os.environ["ROS_DOMAIN_ID"])
     if camera_dds:
         env["FASTDDS_BUILTIN_TRANSPORTS"] = camera_dds
     if camera_profile:
@@ -147,10 +148,9 @@ def _run_case(node: object, contacts: list, width: int, height: int, reliable: b
         assert cam.stdout is not None
         line = cam.stdout.readline()
         assert line.startswith("ready"), line
-        received0, n0, t0 = node._stats.received, len(contacts), time.monotonic()
+        received0, n0 = node._stats.received, len(contacts)
         out, _ = cam.communicate(timeout=seconds + 60)
-        elapsed = time.monotonic() - t0
-        received, n_out = node._stats.received - received0, len(contacts) - n0
+        received, answered = node._stats.received - received0, contacts[n0:]
     finally:
         for proc in (cam, det):  # Ctrl-C (rclpy shuts down cleanly), then kill
             proc.send_signal(signal.SIGINT)
@@ -160,8 +160,11 @@ def _run_case(node: object, contacts: list, width: int, height: int, reliable: b
                 proc.kill()
                 proc.wait()
     sent = int(out.split()[-1])
+    # output rate over the stream: ContactArrays per second of the camera stamps they answer
+    stamps = sorted(m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in answered)
+    span = stamps[-1] - stamps[0] if len(stamps) > 1 else 0.0
     return {"sent": sent, "received": received, "ratio": received / max(sent, 1),
-            "output_hz": n_out / elapsed}
+            "output_hz": (len(stamps) - 1) / span if span > 0 else 0.0}
 
 
 def main() -> None:
@@ -170,12 +173,16 @@ def main() -> None:
     parser.add_argument("--size", default="1280x720", help="camera/detector roles: WxH")
     parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES))
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each case")
+    parser.add_argument("--writers", default="reliable,besteffort", help="camera writer kinds to run")
     parser.add_argument("--rate-hz", type=float, default=15.0)
     parser.add_argument("--reliable", type=int, default=1)
     parser.add_argument("--wait-s", type=float, default=30.0, help="camera: wait this long for a subscriber")
     parser.add_argument("--delay-s", type=float, default=0.03, help="detector: inference time")
-    parser.add_argument("--node-dds", default="LARGE_DATA", help="FASTDDS_BUILTIN_TRANSPORTS of the node "
-                        "(what the launch file sets; '' = Fast DDS default)")
+    parser.add_argument("--node-profile", default=str(REPO / "config" / "fastdds_node.xml"),
+                        help="FASTDDS_DEFAULT_PROFILES_FILE of the node (what the launch file sets; "
+                        "'' = none)")
+    parser.add_argument("--node-dds", default="", help="FASTDDS_BUILTIN_TRANSPORTS of the node "
+                        "('' = Fast DDS default)")
     parser.add_argument("--camera-dds", default="", help="FASTDDS_BUILTIN_TRANSPORTS of the camera and "
                         "detector processes ('' = Fast DDS default, as a stock driver)")
     parser.add_argument("--camera-profile", default="", help="FASTDDS_DEFAULT_PROFILES_FILE of the camera "
@@ -188,9 +195,11 @@ def main() -> None:
         return detector(width, height, args.delay_s)
 
     os.environ.setdefault("ROS_DOMAIN_ID", str(101 + os.getpid() % 100))  # tests use 1..100
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    if args.node_dds:
-        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = args.node_dds
+    for name, value in zip(DDS_VARIABLES, (args.node_dds, args.node_profile), strict=True):
+        if value:
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
     import threading
 
     import rclpy
@@ -208,18 +217,21 @@ def main() -> None:
     executor = SingleThreadedExecutor()  # as the node's own process spins (rclpy.spin)
     for n in (node, listener):
         executor.add_node(n)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     node.trigger_configure()
     node.trigger_activate()
     results: dict[str, float] = {}
-    dds = args.node_dds or "(default)"
-    print(f"node: image_qos {node.p['image_qos']}, FASTDDS_BUILTIN_TRANSPORTS={dds}; "
+    print(f"node: image_qos {node.p['image_qos']}, "
+          f"FASTDDS_BUILTIN_TRANSPORTS={args.node_dds or '(default)'}, "
+          f"profile {args.node_profile or '(none)'}; discovery range "
+          f"{os.environ.get('ROS_AUTOMATIC_DISCOVERY_RANGE', '(default)')}; "
           f"camera: 15 Hz rgb8, FASTDDS_BUILTIN_TRANSPORTS={args.camera_dds or '(default)'}, "
           f"profile {args.camera_profile or '(none)'}; "
           f"{args.seconds:.0f} s per case")
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
-        for reliable in (True, False):
+        for reliable in [kind == "reliable" for kind in args.writers.split(",")]:
             r = _run_case(node, contacts, w, h, reliable, args.seconds, args.camera_dds, args.camera_profile)
             kind = "reliable" if reliable else "besteffort"
             print(f"{size:>10} {kind:>10} writer: {r['received']:4d}/{r['sent']:4d} frames received "
@@ -227,9 +239,11 @@ def main() -> None:
             results[f"received_ratio_{kind}_{size}"] = round(r["ratio"], 3)
             if reliable:
                 results[f"output_hz_{size}"] = round(r["output_hz"], 2)
-    backend_ms = np.median(list(node._stats.backend_ms)) if node._stats.backend_ms else float("nan")
-    results["backend_ms_p50"] = round(float(backend_ms), 1)
+    backend_ms = node._stats.backend_ms
+    results["backend_ms_p50"] = round(float(np.median(list(backend_ms))), 1) if backend_ms else None
     executor.shutdown()
+    spinner.join(timeout=10)
+    node.trigger_shutdown()
     node.destroy_node()
     listener.destroy_node()
     rclpy.try_shutdown()

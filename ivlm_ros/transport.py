@@ -13,15 +13,18 @@ the node's own queue keeps only the newest frame for processing, so the depth ad
 
 Rate: from the header stamps of the frames that reached the callback, the rate the publisher sends
 at (the shortest regular spacing between consecutive stamps) and the rate that arrived, so a node
-that is starved by its transport says so.
+that is starved by its transport says so; a topic with publishers and nothing arriving is starved too.
+A starved best-effort input also gets the likely causes on this host (`best_effort_hints`).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +69,7 @@ class MatchedSubscription:
                  depth: int = FRAME_DEPTH) -> None:
         self._node, self._type, self._topic, self._callback = node, msg_type, topic, callback
         self._setting, self._on_change = setting, on_change
+        self.publishers, self.publishers_since = 0, time.monotonic()  # count, and since when unchanged
         self.qos = matched_qos([], setting, depth)
         self._sub = node.create_subscription(msg_type, topic, callback, self.qos)
         self.refresh()
@@ -80,10 +84,12 @@ class MatchedSubscription:
         return self.qos.reliability == ReliabilityPolicy.RELIABLE
 
     def refresh(self) -> None:
-        if self._setting != "auto" or self._sub is None:
+        if self._sub is None:
             return
         publishers = self._node.get_publishers_info_by_topic(self.topic_name)
-        if not publishers:  # the camera went away: keep what matched it, for when it comes back
+        if len(publishers) != self.publishers:
+            self.publishers, self.publishers_since = len(publishers), time.monotonic()
+        if self._setting != "auto" or not publishers:  # no publisher: keep what matched the last one
             return
         offered = [p.qos_profile.reliability for p in publishers]
         qos = matched_qos(offered, self._setting, self.qos.depth)
@@ -125,17 +131,21 @@ class StampRate:
 
     def __init__(self, window: int = 100, horizon_s: float = 10.0) -> None:
         self._frames: deque[tuple[int, float]] = deque(maxlen=window)  # (stamp ns, arrival monotonic s)
-        self._horizon_s = horizon_s
+        self.horizon_s = horizon_s
 
     def add(self, stamp_ns: int, arrived: float | None = None) -> None:
         """Record a message; stamps that are zero or not after the previous one are skipped."""
         if stamp_ns > 0 and (not self._frames or stamp_ns > self._frames[-1][0]):
             self._frames.append((stamp_ns, time.monotonic() if arrived is None else arrived))
 
+    def count(self, now: float) -> int:
+        """Messages that arrived in the last `horizon_s` seconds."""
+        return sum(now - t <= self.horizon_s for _, t in self._frames)
+
     def report(self, now: float | None = None) -> RateReport | None:
         """None until 3 frames with increasing stamps arrived within the horizon."""
         now = time.monotonic() if now is None else now
-        stamps = np.array([s for s, t in self._frames if now - t <= self._horizon_s], np.float64) * 1e-9
+        stamps = np.array([s for s, t in self._frames if now - t <= self.horizon_s], np.float64) * 1e-9
         if len(stamps) < 3:
             return None
         period = float(np.percentile(np.diff(stamps), 10))
@@ -144,6 +154,36 @@ class StampRate:
 
 
 STARVED_RATIO = 0.8  # below this share of the sent frames arriving, diagnostics warn
+HD_FRAME_BYTES = 1280 * 720 * 3  # frame size assumed for the hints while none has arrived
+NODE_PROFILE = "config/fastdds_node.xml"
+
+
+def best_effort_hints(frame_bytes: int, environ: dict[str, str] | None = None,
+                      rmem_max: Path = Path("/proc/sys/net/core/rmem_max")) -> list[str]:
+    """Why frames of `frame_bytes` from a best-effort publisher may be lost here (README "Large images").
+
+    Checks what this process can see: the discovery range (under LOCALHOST rmw_fastrtps adds the
+    shared-memory transport whose 0.5 MB segment drops big best-effort frames), whether the node runs
+    with a Fast DDS profile (contact.launch.py gives it NODE_PROFILE), and the kernel's cap on socket
+    receive buffers (Linux allocates twice the request, capped at twice net.core.rmem_max).
+    """
+    env = os.environ if environ is None else environ
+    hints = []
+    if env.get("ROS_AUTOMATIC_DISCOVERY_RANGE", "").upper() == "LOCALHOST":
+        hints.append("ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST puts shared memory under every participant "
+                     "and large best-effort frames are dropped in the camera's segment: make the camera "
+                     "publish reliable or start it with config/fastdds_camera_shm.xml")
+    if not env.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+        hints.append(f"FASTDDS_DEFAULT_PROFILES_FILE is not set: run the node with {NODE_PROFILE} "
+                     "(contact.launch.py does)")
+    try:
+        limit = int(rmem_max.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        limit = None
+    if limit is not None and 2 * limit < frame_bytes:
+        hints.append(f"net.core.rmem_max is {limit} B, the socket buffer cannot hold a {frame_bytes} B "
+                     "frame: as root, sysctl -w net.core.rmem_max=67108864")
+    return hints
 
 
 class Inputs:
@@ -153,6 +193,7 @@ class Inputs:
         self._node, self._setting = node, setting
         self._subs: dict[str, MatchedSubscription] = {}
         self._rates: dict[str, StampRate] = {}
+        self._bytes: dict[str, int] = {}  # size of the last message's data, per topic
         self._timer = node.create_timer(0.25, self.refresh)  # publishers come and go: look 4 times a second
 
     def subscribe(self, msg_type: type, topic: str, callback: Callable[[Any], None],
@@ -163,6 +204,7 @@ class Inputs:
         def on_message(msg: Any) -> None:
             stamp = msg.header.stamp
             rate.add(stamp.sec * 1_000_000_000 + stamp.nanosec)
+            self._bytes[topic] = len(getattr(msg, "data", b""))
             callback(msg)
 
         self._subs[topic] = MatchedSubscription(self._node, msg_type, topic, on_message, self._setting,
@@ -172,19 +214,32 @@ class Inputs:
         for sub in self._subs.values():
             sub.refresh()
 
-    def status(self) -> tuple[dict[str, str], list[str]]:
-        """Diagnostics values per topic ('input <topic>': rates and QoS) and the starved topics' warnings."""
+    def status(self, now: float | None = None) -> tuple[dict[str, str], list[str]]:
+        """Diagnostics values per topic ('input <topic>': rates and QoS) and the starved topics' warnings.
+
+        Starved: under STARVED_RATIO of the sent messages arrive, or publishers have been there for the
+        whole rate horizon and not one message arrived in it.
+        """
+        now = time.monotonic() if now is None else now
         values, warnings = {}, []
         for topic, sub in self._subs.items():
-            rate, qos = self._rates[topic].report(), "reliable" if sub.reliable else "best effort"
+            rates, qos = self._rates[topic], "reliable" if sub.reliable else "best effort"
+            rate, problem = rates.report(now), None
             if rate is None:
-                values[f"input {sub.topic_name}"] = f"fewer than 3 messages in the last 10 s ({qos})"
-                continue
-            values[f"input {sub.topic_name}"] = (f"{rate.received_hz:.1f} Hz received of "
-                                                 f"{rate.expected_hz:.1f} Hz sent ({qos})")
-            if rate.ratio < STARVED_RATIO:
-                warnings.append(f"{sub.topic_name}: {rate.ratio:.0%} of the sent messages arrive ({qos}); "
-                                f"see README 'Large images' (DDS set-up) or image_qos")
+                values[f"input {sub.topic_name}"] = (f"fewer than 3 messages in the last 10 s "
+                                                     f"({qos}; {sub.publishers} publisher(s))")
+                if (sub.publishers and now - sub.publishers_since >= rates.horizon_s
+                        and not rates.count(now)):
+                    problem = f"{sub.publishers} publisher(s), no message arrived in {rates.horizon_s:.0f} s"
+            else:
+                values[f"input {sub.topic_name}"] = (f"{rate.received_hz:.1f} Hz received of "
+                                                     f"{rate.expected_hz:.1f} Hz sent ({qos})")
+                if rate.ratio < STARVED_RATIO:
+                    problem = f"{rate.ratio:.0%} of the sent messages arrive"
+            if problem is not None:
+                hints = [] if sub.reliable else best_effort_hints(self._bytes.get(topic, HD_FRAME_BYTES))
+                advice = "; ".join(hints) or "see README 'Large images' (DDS set-up) or image_qos"
+                warnings.append(f"{sub.topic_name}: {problem} ({qos}); {advice}")
         return values, warnings
 
     def destroy(self) -> None:

@@ -17,6 +17,7 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.substitutions import FindPackageShare
 from lifecycle_msgs.msg import Transition
 
+NODE_PROFILE = PathJoinSubstitution([FindPackageShare("ivlm_ros"), "config", "fastdds_node.xml"])
 ARGUMENTS = {
     "backend": ("", "contact backend (keypoint, interactvlm); '' = the params file's"),
     "params_file": (PathJoinSubstitution([FindPackageShare("ivlm_ros"), "config", "contact.yaml"]),
@@ -31,9 +32,10 @@ ARGUMENTS = {
     "player_source": ("", "also start the player on this image, folder or video ('' = no player)"),
     "player_rate_hz": ("2.0", "player frame rate"),
     "player_labels": ("", "labels.json for the player ('' = <folder>/labels.json)"),
-    "fastdds_transports": (EnvironmentVariable("FASTDDS_BUILTIN_TRANSPORTS", default_value="LARGE_DATA"),
-                           "FASTDDS_BUILTIN_TRANSPORTS of the contact node: LARGE_DATA (shared memory and "
-                           "TCP for data, UDP for discovery) keeps HD frames whole; '' = Fast DDS default"),
+    "fastdds_profile": (EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", default_value=NODE_PROFILE),
+                        "FASTDDS_DEFAULT_PROFILES_FILE of the contact node: the variable if set, else the "
+                        "shipped config/fastdds_node.xml (UDP with a large receive buffer: HD frames from a "
+                        "best-effort camera arrive whole); '' = Fast DDS defaults"),
 }
 
 
@@ -42,8 +44,8 @@ def _nodes(context: LaunchContext) -> list:
     overrides = {"backend": arg["backend"]} if arg["backend"] else {}
     remaps = [("image", arg["image"]), ("image/compressed", arg["image"] + "/compressed"),
               ("camera_info", arg["camera_info"]), ("detections", arg["detections"])]
-    # large images: Fast DDS's builtin LARGE_DATA transports for the node (README "Large images")
-    env = {"FASTDDS_BUILTIN_TRANSPORTS": arg["fastdds_transports"]} if arg["fastdds_transports"] else {}
+    # large images: the node's Fast DDS profile (README "Large images")
+    env = {"FASTDDS_DEFAULT_PROFILES_FILE": arg["fastdds_profile"]} if arg["fastdds_profile"] else {}
     node = LifecycleNode(package="ivlm_ros", executable="contact_node", name=arg["node_name"],
                          namespace=arg["namespace"], output="screen", additional_env=env,
                          parameters=[arg["params_file"], overrides], remappings=remaps)

@@ -131,8 +131,13 @@ def test_ctrl_c_stops_every_process_cleanly(launched):
     assert "[player-2]: process has finished cleanly" in output, output[-3000:]
 
 
-def test_launch_applies_the_large_image_dds_setting_to_the_node(launched):
+def test_launch_applies_the_large_image_dds_profile_to_the_node(launched):
+    """The node gets the installed config/fastdds_node.xml (test_transport measures what it does)."""
     got, *_ = launched
     assert got["node_env"], "the contact node process was not found"
-    assert got["node_env"].get("FASTDDS_BUILTIN_TRANSPORTS") == os.environ.get("FASTDDS_BUILTIN_TRANSPORTS",
-                                                                               "LARGE_DATA")
+    from ament_index_python.packages import get_package_share_directory
+
+    shipped = Path(get_package_share_directory("ivlm_ros")) / "config" / "fastdds_node.xml"
+    profile = got["node_env"].get("FASTDDS_DEFAULT_PROFILES_FILE")
+    assert profile == os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", str(shipped))
+    assert Path(profile).read_bytes() == (REPO / "config" / "fastdds_node.xml").read_bytes()

@@ -1,11 +1,13 @@
 """HD frames from a camera driver in another process reach the node: QoS matched to it, rates reported.
 
 The camera is a separate process (bench/camera_transport.py's camera role) publishing a real photo at
-1280x720 rgb8 (2.8 MB a frame), reliable as most drivers do, over DDS with the stock settings.
+1280x720 rgb8 (2.8 MB a frame), reliable as most drivers do, or best effort, over DDS with the stock
+settings; the node has the Fast DDS profile the launch file gives it (config/fastdds_node.xml).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,11 +24,11 @@ pytest.importorskip("ivlm_ros.msg", reason="ivlm_ros messages are not built")
 from node_harness import running_node  # noqa: E402
 from polling import wait_for  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import ReliabilityPolicy  # noqa: E402
-from sensor_msgs.msg import CameraInfo  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from ivlm_core.types import CameraIntrinsics  # noqa: E402
-from ivlm_ros.transport import FRAME_DEPTH, StampRate, matched_qos  # noqa: E402
+from ivlm_ros.transport import FRAME_DEPTH, StampRate, best_effort_hints, matched_qos  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERA = REPO / "bench" / "camera_transport.py"
@@ -108,3 +110,52 @@ def test_uncalibrated_camera_info_falls_back_to_default_fov_with_a_warning(node)
     calibrated = CameraInfo(width=640, height=480, k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0])
     camera, warnings = node._camera(640, 480, calibrated)
     assert camera.fx == 500.0 and not warnings
+
+
+def test_best_effort_hd_camera_in_another_process_reaches_a_node_with_the_shipped_dds_profile():
+    """bench/camera_transport.py, short: camera and detector processes with stock Fast DDS settings
+    publishing 1280x720 rgb8 best effort at 15 Hz, the node with config/fastdds_node.xml (as launched),
+    ROS's default discovery range (the profile cannot act under LOCALHOST: README "Large images").
+    With Fast DDS's defaults, or LARGE_DATA (the previous launch setting), 0 of 75 frames arrived."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("FASTDDS_") and k not in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")}
+    env["PYTHONPATH"] = str(REPO)  # the bench picks a domain of its own (101..200) for its processes
+    run = subprocess.run([sys.executable, str(CAMERA), "--sizes", "1280x720", "--writers", "besteffort",
+                          "--seconds", "5"], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "profile " + str(REPO / "config" / "fastdds_node.xml") in run.stdout
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["received_ratio_besteffort_1280x720"] >= 0.8, run.stdout[-2000:]
+
+
+def test_best_effort_hints_name_what_on_this_host_loses_large_frames(tmp_path):
+    rmem = tmp_path / "rmem_max"
+    rmem.write_text("212992\n")  # Ubuntu's default
+    hints = best_effort_hints(1280 * 720 * 3, {"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"}, rmem)
+    assert len(hints) == 3
+    assert "LOCALHOST" in hints[0] and "config/fastdds_camera_shm.xml" in hints[0]
+    assert "FASTDDS_DEFAULT_PROFILES_FILE is not set" in hints[1] and "config/fastdds_node.xml" in hints[1]
+    assert "net.core.rmem_max is 212992 B" in hints[2] and "2764800 B frame" in hints[2]
+    rmem.write_text("4194304\n")
+    assert best_effort_hints(1280 * 720 * 3, {"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}, rmem) == []
+    assert best_effort_hints(10**8, {"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}, rmem)  # 100 MB frame
+    assert best_effort_hints(1, {"FASTDDS_DEFAULT_PROFILES_FILE": "/x.xml"}, tmp_path / "absent") == []
+
+
+def test_a_publisher_that_delivers_nothing_for_the_whole_horizon_is_reported_with_the_hints():
+    """A best-effort camera whose frames all get lost looks, from the node, like a silent publisher:
+    diagnostics say so once it has been there for the rate horizon (10 s), with this host's hints."""
+    overrides = [Parameter("use_detections", value=False), Parameter("publish_markers", value=False)]
+    with running_node(overrides, peer="silent_camera", threads=1) as (node, peer):
+        pub = peer.create_publisher(Image, "image", QoSProfile(depth=1, reliability=BEST_EFFORT))
+        image = node._inputs._subs["image"]
+        assert wait_for(lambda: image.publishers == 1 or None, 30.0), "the publisher was not seen"
+        since = image.publishers_since
+        _, warnings = node._inputs.status(now=since + 5.0)
+        assert not [w for w in warnings if w.startswith("/image")]  # just appeared: not yet starved
+        _, warnings = node._inputs.status(now=since + 10.5)
+        (warning,) = [w for w in warnings if w.startswith("/image")]
+        assert "1 publisher(s), no message arrived in 10 s (best effort)" in warning
+        for hint in best_effort_hints(1280 * 720 * 3):
+            assert hint in warning
+        peer.destroy_publisher(pub)
