@@ -4,13 +4,15 @@ Usage: .venv/bin/python bench/node_flood.py [--seconds 60] [--rate 30] [--backen
                                            [--image-qos sensor_data|reliable]
 
 The node runs in its own process (the installed-or-source `ivlm_ros.contact_node`, real backend,
-max_rate_hz 0 = as fast as the backend goes); this process publishes Image + CameraInfo +
+max_rate_hz 0 = as fast as the backend goes; otherwise the shipped defaults, image_qos auto, and the
+Fast DDS profile the launch file gives it, config/fastdds_node.xml; ROS's default discovery range
+unless ROS_AUTOMATIC_DISCOVERY_RANGE is set); this process publishes Image + CameraInfo +
 ObjectDetectionArray with one fresh stamp per frame (the team's cup photo scaled to 640x480, with its
 labelled boxes), listens to the contacts and reads the node's /diagnostics and /proc RSS.
 --markers also subscribes to the markers (so they are built and sent).
 Last line: one JSON object with output_rate_hz, latency p50/p95 (image stamp -> contacts received,
 ms) overall and for the first and last third of the run, frames published/received/processed/dropped
-(received < published: the best-effort camera QoS lost them in transport),
+(received < published: the transport lost them),
 backend and node-overhead p50 (from the node's diagnostics), and RSS after warm-up, peak and growth
 (MB). The machine is shared: figures are noisy, run it twice.
 """
@@ -80,17 +82,15 @@ def main() -> int:
     ap.add_argument("--backend", default="keypoint")
     ap.add_argument("--markers", action="store_true", help="subscribe to the markers too")
     ap.add_argument("--image-qos", choices=("sensor_data", "reliable"), default="sensor_data",
-                    help="camera QoS of the node and of this publisher")
+                    help="QoS of this camera publisher (the node matches it: image_qos auto)")
     args = ap.parse_args()
     ns = f"flood{os.getpid()}"
-    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               ROS_DOMAIN_ID=os.environ.get("ROS_DOMAIN_ID", str(100 + os.getpid() % 100)))
-    os.environ.update(env)
+    os.environ.setdefault("ROS_DOMAIN_ID", str(101 + os.getpid() % 100))  # tests use 1..100
+    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(REPO / "config" / "fastdds_node.xml"))
     node_proc = subprocess.Popen(
         [sys.executable, "-c", "from ivlm_ros.contact_node import main; main()", "--ros-args",
          "-r", f"__ns:=/{ns}", "-p", f"backend:={args.backend}", "-p", "max_rate_hz:=0.0",
-         "-p", "detections_type:=ivlm", "-p", "diagnostics_period_s:=0.5",
-         "-p", f"image_qos:={args.image_qos}"],
+         "-p", "detections_type:=ivlm", "-p", "diagnostics_period_s:=0.5"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     rclpy.init()
