@@ -31,7 +31,7 @@ from ivlm_core.backends.keypoint.backend import BINARY_LABEL
 from ivlm_core.backends.keypoint.landmarks import to_rgb8
 from ivlm_core.colours import contact_rgb, rgba8
 from ivlm_core.contact_report import ContactReport, ReportConfig, contact_report
-from ivlm_core.image_limits import MAX_IMAGE_PIXELS, check_encoded_image
+from ivlm_core.image_limits import MAX_IMAGE_PIXELS, check_complete, check_encoded_image
 from ivlm_core.objects import normalize_for_render
 from ivlm_core.reconstruct import scene_glb
 from ivlm_core.render import HUMAN_VIEWS, OBJECT_VIEWS, Rasterizer
@@ -61,23 +61,6 @@ def _intrinsics(text: str) -> tuple[float, ...]:
     if len(vals) != 4 or not all(np.isfinite(vals)):
         raise ValueError(f"--K takes 4 numbers fx,fy,cx,cy in pixels (CameraInfo K), got {text!r}")
     return vals
-
-
-def _truncated(path: Path) -> str:
-    """Why a JPEG or PNG file is cut short ("" when it ends as its format requires or is another format).
-
-    OpenCV decodes what is there of a truncated file and greys the rest without an error."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""  # cv2.imread reports unreadable files
-    # inside a JPEG scan 0xFF is always followed by 0x00 or a restart marker, so an end-of-image marker
-    # after the last start-of-scan is the end of the picture (data appended after it is fine)
-    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
-        return "has no JPEG end marker after its last scan"
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data:
-        return "has no PNG end chunk"
-    return ""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -209,14 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         print(f"error: --out {args.out} is a file; give a folder (it is created if missing)", file=sys.stderr)
         return 2
-    try:  # the size from the header: a small file can decode to a frame of many GB
+    try:  # the size from the header (a small file can decode to a frame of many GB), then completeness
         check_encoded_image(args.image, args.max_image_pixels, f"file {args.image}")
+        check_complete(args.image.read_bytes(), f"file {args.image}")
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    problem = _truncated(args.image)
-    if problem:
-        print(f"error: image {args.image} {problem}: it looks truncated, copy it again", file=sys.stderr)
         return 2
     bgr = cv2.imread(str(args.image), cv2.IMREAD_UNCHANGED)
     if bgr is None:

@@ -1,8 +1,10 @@
-"""How large an input image may be, checked before any pixel is decoded (node and CLI alike).
+"""What an input image must satisfy before any pixel is decoded (node and CLI alike).
 
-A small encoded file can decode to a huge frame (a 425 KB 20000x20000 PNG took the node to 3.1 GB and
-the CLI to 6.4 GB): the size is read from the encoded header first (Pillow parses headers without
-decoding) and compared with the limit, so such a file is refused before it takes memory.
+Size: a small encoded file can decode to a huge frame (a 425 KB 20000x20000 PNG took the node to
+3.1 GB and the CLI to 6.4 GB): the size is read from the encoded header first (Pillow parses headers
+without decoding) and compared with the limit, so such a file is refused before it takes memory.
+Completeness: OpenCV decodes what is there of a truncated JPEG or PNG and greys the rest without an
+error, and a half-grey frame would be answered as if it were the scene.
 """
 
 from __future__ import annotations
@@ -43,3 +45,17 @@ def check_encoded_image(data: bytes | Path, max_pixels: int, what: str) -> tuple
         raise ValueError(f"cannot read the image header ({what}): {exc}") from None
     check_image_pixels(width, height, max_pixels, what)
     return width, height
+
+
+def check_complete(data: bytes, what: str) -> None:
+    """ValueError naming `what` when a JPEG or PNG is cut short (other formats pass)."""
+    # inside a JPEG scan 0xFF is always followed by 0x00 or a restart marker, so an end-of-image marker
+    # after the last start-of-scan is the end of the picture (data appended after it is fine)
+    if data[:2] == b"\xff\xd8" and data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+        problem = "has no JPEG end marker after its last scan"
+    elif data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data:
+        problem = "has no PNG end chunk"
+    else:
+        return
+    raise ValueError(f"image {problem} ({what}): it is truncated; check the source (a partly written file, "
+                     "a cut transfer)")

@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
 from ivlm_core.contact_report import ContactReport
-from ivlm_core.image_limits import MAX_IMAGE_PIXELS, check_encoded_image, check_image_pixels
+from ivlm_core.image_limits import MAX_IMAGE_PIXELS, check_complete, check_encoded_image, check_image_pixels
 from ivlm_core.labels import ParsedDetections, RawDetection, parse_detections
 from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros.msg import Contact, ObjectDetectionArray
@@ -132,7 +132,8 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int = MAX_IMAGE_PIXELS) 
     """sensor_msgs/CompressedImage (jpeg, png, ...) -> (H, W, 3) uint8 RGB.
 
     The size is read from the encoded header first (Pillow parses headers without decoding), so a
-    small file that decodes to a huge frame (a decompression bomb) is refused before it takes memory.
+    small file that decodes to a huge frame (a decompression bomb) is refused before it takes memory;
+    a truncated JPEG or PNG is refused rather than decoded with its missing part grey.
     compressed_depth_image_transport's 'compressedDepth' frames are refused (distances, not a picture).
     """
     buf = np.frombuffer(msg.data, np.uint8)
@@ -140,7 +141,9 @@ def compressed_to_rgb(msg: CompressedImage, max_pixels: int = MAX_IMAGE_PIXELS) 
     if "compresseddepth" in msg.format.replace(" ", "").lower():
         raise ValueError(f"compressed image format '{msg.format}' is a depth image, not a camera picture; "
                          f"subscribe to the camera's colour stream")
-    check_encoded_image(buf.tobytes(), max_pixels, what)
+    data = buf.tobytes()
+    check_encoded_image(data, max_pixels, what)
+    check_complete(data, what)
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
     if bgr is None:
         raise ValueError(f"cannot decode compressed image ({what})")

@@ -142,6 +142,19 @@ def _pixels(image: np.ndarray) -> int:
     return image.shape[0] * image.shape[1]
 
 
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_truncated_compressed_frame_is_refused_not_answered_half_grey(photo, ext):
+    """A cut transfer is named as such (the same check as the CLI's, which cv2.imread would decode with
+    the missing part grey), not as an undecodable frame."""
+    _, encoded = cv2.imencode(ext, photo)
+    msg = CompressedImage(format=ext[1:])
+    msg.data = array.array("B", encoded.tobytes()[: encoded.size * 2 // 3])
+    with pytest.raises(ValueError, match=rf"has no (JPEG end marker|PNG end chunk).*compressed '{ext[1:]}'"):
+        conversions.compressed_to_rgb(msg)
+    msg.data = array.array("B", encoded.tobytes() + b"trailing")  # data after the end is fine
+    assert conversions.compressed_to_rgb(msg).shape == photo.shape
+
+
 def test_compressed_depth_is_refused():
     msg = CompressedImage(format="16UC1; compressedDepth png")
     msg.data = array.array("B", _png_header(64, 48))
