@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 import yaml
 
+from ivlm_core.labels import RawDetection, parse_detections
 from ivlm_core.types import Detection
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
@@ -71,12 +72,20 @@ def video_frames(path: Path) -> Iterator[Frame]:
 
 
 def detections_from_yaml(text: str) -> list[Detection]:
-    """'[{label: cup, box: [x0, y0, x1, y1], score: 0.9, id: a}, ...]' (YAML) -> detections."""
+    """'[{label: cup, box: [x0, y0, x1, y1], score: 0.9, id: a}, ...]' (YAML) -> detections.
+
+    A configuration: every item is checked as a detector's would be (labels.parse_detections), and any
+    bad one refuses the whole list with each item's reason, rather than playing a part of it.
+    """
     items = yaml.safe_load(text) if text.strip() else []
     if not isinstance(items, list):
         raise ValueError(f"detections must be a YAML list of {{label, box}} mappings, got {text!r}")
-    try:
-        return [Detection(str(d["label"]), np.asarray(d["box"], np.float64), float(d.get("score", 1.0)),
-                          id=str(d.get("id", ""))) for d in items]
-    except (KeyError, TypeError) as exc:
-        raise ValueError(f"each detection needs 'label' and 'box' [x0, y0, x1, y1]: {exc}") from exc
+    malformed = [f"detection {k} needs 'label' and 'box' [x0, y0, x1, y1], got {d!r}"
+                 for k, d in enumerate(items) if not (isinstance(d, dict) and "label" in d and "box" in d)]
+    if malformed:
+        raise ValueError("; ".join(malformed))
+    parsed = parse_detections(RawDetection(str(d["label"]), d["box"], d.get("score", 1.0),
+                                           str(d.get("id", ""))) for d in items)
+    if parsed.problems:
+        raise ValueError("; ".join(parsed.problems))
+    return parsed.detections

@@ -68,7 +68,7 @@ def parse_detections(raw: Iterable[RawDetection], class_names: Sequence[str] = (
             if not np.isfinite(score):
                 raise ValueError(f"score is {score}; give a finite confidence")
             out.detections.append(Detection(label, np.asarray(r.box_xyxy, np.float64), score, r.id))
-        except ValueError as exc:
+        except (ValueError, TypeError) as exc:  # TypeError: a box or score of the wrong kind (YAML)
             name = f" '{r.id}'" if r.id else ""
             out.problems.append(f"detection {k}{name} ({r.class_id!r}) dropped: {exc}")
     return out

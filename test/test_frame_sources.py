@@ -40,5 +40,17 @@ def test_yaml_detections_are_parsed_or_refused_with_the_reason():
     assert detections_from_yaml("") == []
     with pytest.raises(ValueError, match="'label' and 'box'"):
         detections_from_yaml("[{label: cup}]")
+    # each item checked as a detector's: every bad one named, with its reason
+    with pytest.raises(ValueError, match="detection 1 needs 'label' and 'box'"):
+        detections_from_yaml("[{label: cup, box: [1, 2, 30, 40]}, 7]")
+    bad = ("[{label: cup, box: [1, 2, 30, 40], score: .nan}, {label: 3, box: [0, 0, 5, 5]}, "
+           "{label: cup, box: {x: 1}}, {label: cup, box: [5, 5, 1, 1], id: b}, "
+           "{label: cup, box: [0, 0, 1, 1]}]")
+    with pytest.raises(ValueError) as refused:
+        detections_from_yaml(bad)
+    why = str(refused.value)
+    assert "detection 0 ('cup') dropped: score is nan" in why and "detection 4" not in why
+    assert "class_id '3' is a number but the parameter class_names is empty" in why
+    assert "detection 2 ('cup') dropped" in why and "detection 3 'b' ('cup') dropped: " in why
     with pytest.raises(ValueError, match="YAML list"):
         detections_from_yaml("{label: cup}")
