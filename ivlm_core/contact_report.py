@@ -4,11 +4,14 @@ One place turns a backend's per-vertex probabilities into the published answer: 
 above the contact threshold, their 3D points and normals on the posed body, the object's pose and
 the listed object vertices placed by it, and grasp points kept clear of every listed contact. The
 ROS message (`ivlm_ros.conversions.contact_to_msg`) and the CLI's result.json are both written from
-a `ContactReport`, so the two always carry the same ids, points, pose and grasp points.
+a `ContactReport`, so the two always carry the same ids, points, pose and grasp points. The objects
+placed in 3D (`placed_objects`: one per detected object, for vision_msgs/Detection3DArray) and the
+RViz markers are drawn from the same reports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +20,7 @@ from scipy.spatial import cKDTree
 
 from ivlm_core.objects.mesh import ObjectMesh
 from ivlm_core.reconstruct import ReconstructConfig
-from ivlm_core.types import ContactResult, Reconstruction
+from ivlm_core.types import ContactResult, Detection, Reconstruction
 
 
 @dataclass(frozen=True)
@@ -199,3 +202,43 @@ def contact_report(result: ContactResult, config: ReportConfig | None = None) ->
     report.grasp_points = grasp[keep]
     report.grasp_normals = np.asarray(rec.grasp_normals, np.float64).reshape(-1, 3)[keep]
     return report
+
+
+@dataclass(frozen=True)
+class PlacedObject:
+    """One detected object placed in 3D, in the camera frame (metres).
+
+    pose: (4, 4) object mesh -> camera frame, as ContactReport.object_pose; scale: the mesh's scale.
+    box_centre (3,) and box_size (3,): the bounding box of the placed mesh, centred in the camera frame,
+    sized along the object's own axes (rotated by the pose).
+    """
+
+    detection: Detection
+    pose: np.ndarray
+    scale: float
+    quality: float
+    box_centre: np.ndarray
+    box_size: np.ndarray
+
+
+def placed_objects(reports: Sequence[ContactReport]) -> list[PlacedObject]:
+    """The objects that at least one pair placed, each once: the placement of the highest
+    reconstruction quality when several people touch the same detection (same id, label and box)."""
+    best: dict[tuple, ContactReport] = {}
+    for report in reports:
+        if not report.reconstructed or report.result.object_mesh is None:
+            continue
+        obj = report.result.obj
+        key = (obj.id, obj.label, *np.round(obj.box_xyxy, 3))
+        if key not in best or report.reconstruction_quality > best[key].reconstruction_quality:
+            best[key] = report
+    placed = []
+    for report in best.values():
+        vertices = np.asarray(report.result.object_mesh.vertices, np.float64)
+        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
+        R, t = report.object_pose[:3, :3], report.object_pose[:3, 3]
+        placed.append(PlacedObject(detection=report.result.obj, pose=report.object_pose,
+                                   scale=report.object_scale, quality=report.reconstruction_quality,
+                                   box_centre=R @ (report.object_scale * (lo + hi) / 2) + t,
+                                   box_size=report.object_scale * (hi - lo)))
+    return placed

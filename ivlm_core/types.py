@@ -197,7 +197,3 @@ class ContactResult:
     # The mesh `object_probabilities` and the reconstruction refer to (id `object_mesh_id`), None when the
     # backend placed no mesh; consumers (report, markers, CLI) take it from here, never look it up again.
     object_mesh: ObjectMesh | None = None
-
-    def contact_vertex_ids(self, threshold: float) -> np.ndarray:
-        """Body vertex ids whose probability reaches `threshold`."""
-        return np.flatnonzero(self.body_probabilities >= threshold)

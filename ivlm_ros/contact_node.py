@@ -23,6 +23,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from ivlm_core.contact_report import placed_objects
 from ivlm_core.diagnostics import ERROR, WARN, FrameStats
 from ivlm_core.pairing import FramePairer, FrameQueue
 from ivlm_core.pipeline import ContactPipeline
@@ -237,9 +238,8 @@ class ContactNode(LifecycleNode):
             return out
         self._pubs["contacts"].publish(out)
         if "objects_3d" in self._pubs and self._pubs["objects_3d"].get_subscription_count():
-            meshes = [None if r.object_mesh is None else r.object_mesh.vertices for r in est.results]
-            self._pubs["objects_3d"].publish(conversions.placed_objects_to_vision_msgs(msg.header, contacts,
-                                                                                       meshes))
+            self._pubs["objects_3d"].publish(conversions.placed_objects_to_vision_msgs(
+                msg.header, placed_objects(est.reports)))
         s, stamp = self._stats, _stamp_ns(msg.header)
         overhead_ms = (time.monotonic() - t0) * 1e3 - est.backend_ms
         for warning in s.record(time.monotonic(), self.get_clock().now().nanoseconds, stamp, overhead_ms,
@@ -250,9 +250,7 @@ class ContactNode(LifecycleNode):
         if est.problems:
             self._publish_diagnostics()
         if self._markers is not None:
-            threshold = self._pipeline.report.contact_threshold
-            self._markers.offer(msg.header, est.results, est.person_ids, threshold,
-                                [r.grasp_points for r in est.reports], self.p["marker_rate_hz"])
+            self._markers.offer(msg.header, est.reports, est.person_ids, self.p["marker_rate_hz"])
         return out
 
     def _on_estimate(self, request: EstimateContact.Request, response: EstimateContact.Response

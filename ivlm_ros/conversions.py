@@ -17,7 +17,7 @@ from geometry_msgs.msg import Point, Pose, Vector3
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, RegionOfInterest
 
-from ivlm_core.contact_report import ContactReport
+from ivlm_core.contact_report import ContactReport, PlacedObject
 from ivlm_core.image_limits import MAX_IMAGE_PIXELS, check_complete, check_encoded_image, check_image_pixels
 from ivlm_core.labels import ParsedDetections, RawDetection, parse_detections
 from ivlm_core.types import CameraIntrinsics, Detection
@@ -280,43 +280,27 @@ def vision_msgs_installed() -> bool:
     return True
 
 
-def placed_objects_to_vision_msgs(header: Any, contacts: Sequence[Contact],
-                                  object_vertices: Sequence[np.ndarray | None]) -> Any:
-    """The objects placed in 3D -> vision_msgs/Detection3DArray (needs vision_msgs), for consumers of the
-    standard message.
+def placed_objects_to_vision_msgs(header: Any, placed: Sequence[PlacedObject]) -> Any:
+    """Objects placed in 3D (contact_report.placed_objects) -> vision_msgs/Detection3DArray (needs
+    vision_msgs), for consumers of the standard message.
 
-    One Detection3D per detected object that at least one contact pair reconstructed (the placement
-    with the highest reconstruction_quality when several people touch it): `id` = the 2D detection's
-    id, one hypothesis (label, score, pose = Contact.object_pose), and `bbox` = the box of the placed
-    mesh (`object_vertices[i]`: (V, 3) metres in the object frame, the mesh of contacts[i]) scaled by
-    object_scale and posed: centre and orientation in the camera frame, size in metres along the
-    object's own axes. Header = the image's.
+    Per object: `id` = the 2D detection's id, one hypothesis (label, score, pose = Contact.object_pose),
+    `bbox` = the placed mesh's box (centre and orientation in the camera frame, size in metres along
+    the object's own axes). Header = the image's.
     """
     from vision_msgs.msg import Detection3D, Detection3DArray, ObjectHypothesisWithPose
 
-    best: dict[tuple, tuple[Contact, np.ndarray]] = {}
-    for c, vertices in zip(contacts, object_vertices, strict=True):
-        if not c.reconstructed or vertices is None:
-            continue
-        r = c.object_roi
-        key = (c.object_id, c.object_label, r.x_offset, r.y_offset, r.width, r.height)
-        if key not in best or c.reconstruction_quality > best[key][0].reconstruction_quality:
-            best[key] = (c, np.asarray(vertices, np.float64))
     msg = Detection3DArray(header=header)
-    for c, vertices in best.values():
-        p, q = c.object_pose.position, c.object_pose.orientation
-        R = Rotation.from_quat([q.x, q.y, q.z, q.w]).as_matrix()
-        lo, hi = vertices.min(axis=0), vertices.max(axis=0)
-        centre = R @ (c.object_scale * (lo + hi) / 2) + np.array([p.x, p.y, p.z])
-        det = Detection3D(header=header, id=c.object_id)
+    for obj in placed:
+        pose = pose_from_matrix(obj.pose)
+        det = Detection3D(header=header, id=obj.detection.id)
         hyp = ObjectHypothesisWithPose()
-        hyp.hypothesis.class_id, hyp.hypothesis.score = c.object_label, float(c.object_score)
-        hyp.pose.pose = c.object_pose
+        hyp.hypothesis.class_id, hyp.hypothesis.score = obj.detection.label, float(obj.detection.score)
+        hyp.pose.pose = pose
         det.results.append(hyp)
-        det.bbox.center.position = Point(x=float(centre[0]), y=float(centre[1]), z=float(centre[2]))
-        det.bbox.center.orientation = c.object_pose.orientation
-        size = c.object_scale * (hi - lo)
-        det.bbox.size = Vector3(x=float(size[0]), y=float(size[1]), z=float(size[2]))
+        (det.bbox.center.position,) = _points(obj.box_centre[None])
+        det.bbox.center.orientation = pose.orientation
+        (det.bbox.size,) = _vectors(obj.box_size[None])
         msg.detections.append(det)
     return msg
 

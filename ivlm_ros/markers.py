@@ -21,6 +21,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from ivlm_core.body import BodyModel
 from ivlm_core.colours import CONTACT_RGB, GRASP_RGB, OBJECT_RGB, contact_rgb
+from ivlm_core.contact_report import ContactReport
 from ivlm_core.decimation import DecimatedMesh, decimate
 from ivlm_core.types import ContactResult
 
@@ -84,40 +85,34 @@ def grasp_marker(header: Any, marker_id: int, points: np.ndarray, diameter: floa
     return _sphere_list(header, "grasp", marker_id, points, diameter, ColorRGBA(r=r, g=g, b=b, a=1.0))
 
 
-def contact_markers(header: Any, results: list[ContactResult], person_ids: list[int], threshold: float,
+def contact_markers(header: Any, reports: Sequence[ContactReport], person_ids: Sequence[int],
                     body_mesh: DecimatedMesh | None,
-                    object_mesh: Callable[[ContactResult], tuple[np.ndarray, DecimatedMesh] | None],
-                    grasp_points: Sequence[np.ndarray] = ()) -> MarkerArray:
-    """All markers of one frame: a DELETEALL first (stale people, objects and grasp points vanish), then
-    per person the body, per reconstructed object its mesh, and per pair the body contact points and
-    the grasp points.
+                    object_mesh: Callable[[ContactResult], tuple[np.ndarray, DecimatedMesh] | None]
+                    ) -> MarkerArray:
+    """All markers of one frame, drawn from the published reports: a DELETEALL first (stale people,
+    objects and grasp points vanish), then per person the body, per placed object its mesh at the
+    report's pose, and per pair the body contact points and the grasp points of the ContactArray.
 
     object_mesh: result -> its object mesh's vertices (Vo, 3) and their decimation, or None when unknown.
-    grasp_points: per pair, the published grasp points (N, 3) metres (empty for a pair that was not
-    reconstructed, which then gets no grasp marker); () draws none.
     """
-    if grasp_points and len(grasp_points) != len(results):
-        raise ValueError(f"grasp_points has {len(grasp_points)} entries for {len(results)} contact pairs")
     out = MarkerArray(markers=[Marker(header=header, action=Marker.DELETEALL)])
     drawn_people = set()
-    for k, (result, pid) in enumerate(zip(results, person_ids, strict=True)):
+    for k, (report, pid) in enumerate(zip(reports, person_ids, strict=True)):
+        result = report.result
         if result.body_vertices is not None and body_mesh is not None and pid not in drawn_people:
-            same_person = [r for r, q in zip(results, person_ids, strict=True) if q == pid]
+            same_person = [r.result for r, q in zip(reports, person_ids, strict=True) if q == pid]
             p = np.max([np.asarray(r.body_probabilities, np.float32) for r in same_person], axis=0)
             if len(p) == len(body_mesh.cluster) == len(result.body_vertices):
                 out.markers.append(body_marker(header, pid, result.body_vertices, p, body_mesh))
                 drawn_people.add(pid)
-        rec = result.reconstruction
-        mesh = object_mesh(result) if rec is not None and rec.ok else None
+        mesh = object_mesh(result) if report.reconstructed else None
         if mesh is not None:
             out.markers.append(object_marker(header, k, mesh[0], mesh[1], result.object_probabilities,
-                                             rec.object_pose, rec.object_scale))
-        if result.body_vertices is not None:
-            ids = result.contact_vertex_ids(threshold)
-            if ids.size:
-                out.markers.append(points_marker(header, k, np.asarray(result.body_vertices)[ids]))
-        if grasp_points and rec is not None and rec.ok and len(grasp_points[k]):
-            out.markers.append(grasp_marker(header, k, grasp_points[k]))
+                                             report.object_pose, report.object_scale))
+        if len(report.body_contact_points):
+            out.markers.append(points_marker(header, k, report.body_contact_points))
+        if len(report.grasp_points):
+            out.markers.append(grasp_marker(header, k, report.grasp_points))
     return out
 
 
@@ -144,15 +139,15 @@ class MarkerWorker:
         self._thread = threading.Thread(target=self._run, name="ivlm_marker_worker", daemon=True)
         self._thread.start()
 
-    def offer(self, header: Any, results: list[ContactResult], person_ids: list[int], threshold: float,
-              grasp: list[np.ndarray], rate_hz: float) -> None:
+    def offer(self, header: Any, reports: Sequence[ContactReport], person_ids: Sequence[int],
+              rate_hz: float) -> None:
         """Queue the frame (replacing an undrawn one) when markers are due."""
         now = time.monotonic()
         if self._pub.get_subscription_count() == 0 or now - self._last < 1.0 / rate_hz:
             return
         self._last = now
         with self._cond:
-            self._job = (header, results, person_ids, threshold, grasp)
+            self._job = (header, reports, person_ids)
             self._cond.notify_all()
 
     def stop(self) -> None:
@@ -175,9 +170,9 @@ class MarkerWorker:
                     self._cond.wait(timeout=0.5)
                 if not self._running:
                     return
-                (header, results, person_ids, threshold, grasp), self._job = self._job, None
+                (header, reports, person_ids), self._job = self._job, None
             try:
-                self._pub.publish(contact_markers(header, results, person_ids, threshold, self._body_mesh,
-                                                  self._object_mesh, grasp))
+                self._pub.publish(contact_markers(header, reports, person_ids, self._body_mesh,
+                                                  self._object_mesh))
             except Exception as exc:  # markers are for people watching; never let them stop the node
                 self._on_error(header, RuntimeError(f"markers: {exc}"))

@@ -14,7 +14,8 @@ import pytest
 from scenes import book_result, book_scene, reconstruct_scene
 from scipy.spatial import cKDTree
 
-from ivlm_core.contact_report import ReportConfig, contact_report
+from ivlm_core.contact_report import ReportConfig, contact_report, placed_objects
+from ivlm_core.types import Detection
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +98,21 @@ def test_failed_reconstruction_is_never_reported_as_a_pose(book):
         result = book_result(scene, book[1])
         cut = replace(result.object_mesh, vertices=scene.obj.vertices[:-1])
         contact_report(replace(result, object_mesh=cut))
+
+
+def test_placed_objects_lists_each_detection_once_with_its_best_placement_and_the_mesh_box(book):
+    scene, rec = book
+    result = book_result(scene, rec)
+    worse = replace(rec, quality=rec.quality / 2, object_pose=rec.object_pose @ np.diag([1, -1, -1, 1]))
+    other_person = replace(result, person_index=1, reconstruction=worse)
+    failed = replace(result, obj=Detection("book", scene.box + 50.0, id="book-2"), reconstruction=None)
+    reports = [contact_report(r) for r in (other_person, result, failed)]
+    (placed,) = placed_objects(reports)  # the failed pair's book is not placed; the first once
+    assert placed.detection is result.obj and placed.quality == pytest.approx(rec.quality)
+    np.testing.assert_allclose(placed.pose, rec.object_pose)
+    # the box holds the placed mesh: its vertices, in the object's axes around the centre, fill it
+    R, t, s = rec.object_pose[:3, :3], rec.object_pose[:3, 3], rec.object_scale
+    local = (s * scene.obj.vertices @ R.T + t - placed.box_centre) @ R
+    np.testing.assert_allclose(local.max(axis=0), placed.box_size / 2, atol=1e-9)
+    np.testing.assert_allclose(local.min(axis=0), -placed.box_size / 2, atol=1e-9)
+    assert placed_objects([contact_report(replace(result, object_mesh=None))]) == []  # no mesh, no box

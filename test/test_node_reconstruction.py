@@ -68,13 +68,12 @@ def test_grasp_marker_draws_the_published_grasp_points_and_only_for_reconstructe
     header = Header(frame_id="camera_optical")
     c, half = 0.5 * (scene.box[:2] + scene.box[2:]), 2.5 * (scene.box[2:] - scene.box[:2])
     failed = reconstruct_scene(scene, box=np.concatenate([c - half, c + half]))
-    results = [book_result(scene, rec), book_result(scene, failed)]
-    msgs = [conversions.contact_to_msg(contact_report(r, ReportConfig(0.5)), 0) for r in results]
-    grasp = [_xyz(m.grasp_points) for m in msgs]
+    reports = [contact_report(book_result(scene, r), ReportConfig(0.5)) for r in (rec, failed)]
+    grasp = [_xyz(conversions.contact_to_msg(r, 0).grasp_points) for r in reports]
     assert len(grasp[0]) and not len(grasp[1])
 
     book_mesh = (scene.obj.vertices, decimate(scene.obj.vertices, scene.obj.faces, 500))
-    out = contact_markers(header, results, [0, 0], 0.5, None, lambda r: book_mesh, grasp)
+    out = contact_markers(header, reports, [0, 0], None, lambda r: book_mesh)
     assert out.markers[0].action == Marker.DELETEALL  # last frame's grasp points vanish
     marks = [m for m in out.markers if m.ns == "grasp"]
     assert len(marks) == 1 and marks[0].id == 0 and marks[0].header.frame_id == "camera_optical"
@@ -86,10 +85,9 @@ def test_grasp_marker_draws_the_published_grasp_points_and_only_for_reconstructe
     assert len(objects) == 1 and objects[0].id == 0 and len(objects[0].points) <= 3 * 500
 
     # the next frame without a reconstruction: everything cleared, no grasp marker drawn again
-    later = contact_markers(header, [results[1]], [0], 0.5, None, lambda r: None, [grasp[1]])
+    later = contact_markers(header, [reports[1]], [0], None, lambda r: book_mesh)
     assert later.markers[0].action == Marker.DELETEALL and not [m for m in later.markers if m.ns == "grasp"]
-    with pytest.raises(ValueError, match="grasp_points has 1 entries for 2"):
-        contact_markers(header, results, [0, 0], 0.5, None, lambda r: None, grasp[:1])
+    assert not [m for m in later.markers if m.ns == "object"]  # a failed pose is never drawn
 
 
 @pytest.fixture(scope="module")

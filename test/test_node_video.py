@@ -13,6 +13,7 @@ from visualization_msgs.msg import Marker  # noqa: E402
 
 from ivlm_core.body import load_body_model  # noqa: E402
 from ivlm_core.colours import CONTACT_RGB, NO_CONTACT_RGB  # noqa: E402
+from ivlm_core.contact_report import contact_report  # noqa: E402
 from ivlm_core.decimation import decimate  # noqa: E402
 from ivlm_core.objects import ObjectRegistry  # noqa: E402
 from ivlm_core.types import ContactResult, Detection  # noqa: E402
@@ -54,7 +55,7 @@ def test_markers_start_with_deleteall_and_draw_each_person_once(anny):
     results = [_result(p, "cup"), _result(p, "bottle")]
     for r in results:
         r.body_vertices = anny.canonical_vertices
-    out = contact_markers(None, results, [4, 4], 0.5, mesh, lambda r: None)
+    out = contact_markers(None, [contact_report(r) for r in results], [4, 4], mesh, lambda r: None)
     assert out.markers[0].action == Marker.DELETEALL
     assert [m.ns for m in out.markers[1:]].count("body") == 1
     points = [m for m in out.markers if m.ns == "contact_points"]
