@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import smplx
 import torch
+from scipy import sparse
 from synthetic_smpl import SMPL_JOINTS, SMPL_PARENTS, smplh_skeleton, write_synthetic_smpl
 from tiny_models import always_answer, stub_13b_checkpoint
 
@@ -129,6 +130,17 @@ def test_contact_reaches_another_body_only_through_a_vertex_correspondence(
     assert on_anny.body_model == "anny"
     np.testing.assert_allclose(on_anny.body_probabilities, reference.body_probabilities[source], atol=1e-6)
 
+    assert mapped.transfer.matrix.nnz == anny.num_vertices  # kept sparse: one weight per row here
+    sparse.save_npz(tmp_path / "smplh_to_anny_sparse.npz", sparse.csr_array(matrix))  # the other format
+    from_sparse = InteractVLMBackend(localizer=loc, body_model_path=str(models), body_model="anny",
+                                     body_correspondence=str(tmp_path / "smplh_to_anny_sparse.npz"))
+    np.testing.assert_array_equal(from_sparse.estimate(photo, [BENCH])[0].body_probabilities,
+                                  on_anny.body_probabilities)
+    matrix[0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", matrix=matrix)
+    with pytest.raises(ValueError, match=r"nan\.npz: matrix has non-finite weights"):
+        InteractVLMBackend(localizer=loc, body_model_path=str(models), body_model="anny",
+                           body_correspondence=str(tmp_path / "nan.npz"))  # fmt: skip
     np.savez(tmp_path / "wrong.npz", matrix=matrix[:, :100])
     with pytest.raises(ValueError, match=rf"wrong\.npz: matrix is \({anny.num_vertices}, 100\), expected"):
         InteractVLMBackend(localizer=loc, body_model_path=str(models), body_model="anny",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy import sparse
 
 from ivlm_core.backends.interactvlm.model import MVLocArchitecture
 from ivlm_core.body import BodyModel
@@ -123,12 +124,22 @@ class VertexTransfer:
 
     source: str
     target: str
-    matrix: np.ndarray | None  # (V_target, V_source) float32, or None for the identity
+    # (V_target, V_source) float32, sparse (a correspondence has a few weights per row: SMPL -> SMPL-X
+    # dense would hold 10475 x 6890 floats, 289 MB), or None for the identity
+    matrix: sparse.csr_array | None
 
     def __call__(self, probabilities: np.ndarray) -> np.ndarray:
         if self.matrix is None:
             return probabilities
         return np.clip(self.matrix @ probabilities, 0.0, 1.0).astype(np.float32)
+
+
+def _load_correspondence(path: Path) -> sparse.csr_array:
+    """A .npz with a dense `matrix`, or scipy.sparse.save_npz's format; no pickles either way."""
+    with np.load(path, allow_pickle=False) as npz:
+        if "matrix" in npz.files:
+            return sparse.csr_array(np.asarray(npz["matrix"], dtype=np.float32))
+    return sparse.csr_array(sparse.load_npz(path), dtype=np.float32)
 
 
 def vertex_transfer(
@@ -137,24 +148,25 @@ def vertex_transfer(
     """How contact on `source` (the trained body) becomes contact on `target` (the requested output).
 
     correspondence: a .npz with `matrix` (V_target, V_source), e.g. InteractVLM's smpl_to_smplx mapping
-    saved with numpy (`np.savez(f, matrix=joblib.load('data/smpl_to_smplx.pkl')['matrix'])`). ValueError
-    when no documented correspondence exists.
+    saved with numpy (`np.savez(f, matrix=joblib.load('data/smpl_to_smplx.pkl')['matrix'])`), or the
+    same matrix saved with scipy.sparse.save_npz. ValueError when no documented correspondence exists.
     """
     if correspondence:
         path = Path(correspondence).expanduser()
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                matrix = np.asarray(npz["matrix"], dtype=np.float32)
-        except (OSError, ValueError, KeyError) as error:
+            matrix = _load_correspondence(path)
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise ValueError(
                 f"body_correspondence {str(path)!r} must be a .npz holding 'matrix' "
-                f"({target.num_vertices}, {source.num_vertices}): {error}"
+                f"({target.num_vertices}, {source.num_vertices}) or a scipy.sparse.save_npz file: {error}"
             ) from error
         if matrix.shape != (target.num_vertices, source.num_vertices):
             raise ValueError(
                 f"body_correspondence {path}: matrix is {matrix.shape}, expected ({target.num_vertices}, "
                 f"{source.num_vertices}): ({target.name} vertices, {source.name} vertices)"
             )
+        if not np.all(np.isfinite(matrix.data)):
+            raise ValueError(f"body_correspondence {path}: matrix has non-finite weights; re-export it")
         return VertexTransfer(source.name, target.name, matrix)
     if source.name == target.name or frozenset({source.name, target.name}) in SAME_MESH:
         if source.num_vertices != target.num_vertices:
