@@ -25,7 +25,7 @@ from visualization_msgs.msg import MarkerArray
 
 from ivlm_core.contact_report import placed_objects
 from ivlm_core.diagnostics import ERROR, WARN, FrameStats
-from ivlm_core.pairing import FramePairer, FrameQueue
+from ivlm_core.pairing import FramePairer, FrameQueue, RateLimit
 from ivlm_core.pipeline import ContactPipeline
 from ivlm_core.settings import SETTINGS, Setting, check_changes, check_settings, unknown_names
 from ivlm_core.types import CameraIntrinsics, Detection
@@ -64,6 +64,7 @@ class ContactNode(LifecycleNode):
         self._camera_warnings: list[str] = []
         self._pubs: dict[str, Any] = {}
         self._diag_timer = None
+        self._problem_rate = RateLimit()
         self._stats = FrameStats()
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -89,6 +90,8 @@ class ContactNode(LifecycleNode):
 
             self._pubs["objects_3d"] = self.create_lifecycle_publisher(Detection3DArray, "objects_3d", 10)
         self._diag_timer = self.create_timer(self.p["diagnostics_period_s"], self._publish_diagnostics)
+        # a problem frame is published at once, but a stream of them at most once per period
+        self._problem_rate = RateLimit(1.0 / self.p["diagnostics_period_s"])
         self._stats = FrameStats()
         self.get_logger().info(f"configured in {time.monotonic() - t0:.1f} s: backend '{p['backend']}' on "
                                f"{p['device']}")
@@ -202,7 +205,7 @@ class ContactNode(LifecycleNode):
         else:
             self.get_logger().error(f"{self._stats.last_error}\n{traceback.format_exc()}",
                                     throttle_duration_sec=5.0)
-        self._publish_diagnostics()
+        self._publish_problem()
 
     def _camera(self, width: int, height: int, info: CameraInfo | None) -> tuple[CameraIntrinsics, list[str]]:
         """The frame's intrinsics and, for an uncalibrated CameraInfo (K all zeros), the warning why
@@ -248,7 +251,7 @@ class ContactNode(LifecycleNode):
         s.outcome(stamp, est.problems, sorted({r.reason for r in est.results if r.reason}), len(est.results),
                   ERROR if self.p["unknown_label_policy"] == "error" else WARN)
         if est.problems:
-            self._publish_diagnostics()
+            self._publish_problem()
         if self._markers is not None:
             self._markers.offer(msg.header, est.reports, est.person_ids, self.p["marker_rate_hz"])
         return out
@@ -270,6 +273,14 @@ class ContactNode(LifecycleNode):
         except Exception as exc:  # answered, never raised into the executor
             response.message = f"estimate failed: {exc}"
         return response
+
+    def _publish_problem(self) -> None:
+        """Diagnostics now for a problem frame, unless one went out within the period (the periodic
+        message then carries the error count and the last error)."""
+        now = time.monotonic()
+        if self._problem_rate.wait_s(now) == 0.0:
+            self._problem_rate.start(now)
+            self._publish_diagnostics()
 
     def _publish_diagnostics(self) -> None:
         pub = self._pubs.get("diagnostics")

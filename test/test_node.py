@@ -24,6 +24,7 @@ keypoint = pytest.importorskip("ivlm_core.backends.keypoint", reason="keypoint b
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import State, Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
+from node_harness import running_node  # noqa: E402
 from polling import wait_for  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
@@ -359,3 +360,29 @@ def test_unstamped_frames_stay_out_of_the_latency_and_an_empty_frame_id_is_kept(
     assert wait_for(lambda: stats.processed > processed or None, 5.0)
     assert stats.unstamped == unstamped + 1
     assert len(stats.latency_ms) == latencies, "a zero stamp went into the latency (56 years of it)"
+
+
+def test_a_stream_of_bad_frames_is_reported_at_once_but_not_once_per_frame(photo):
+    """The first bad frame's diagnostics go out at once; the next ones within diagnostics_period_s are
+    counted (errors, last_error) for the periodic message instead of flooding /diagnostics per frame."""
+    rgb, _ = photo
+    overrides = [Parameter("use_detections", value=False), Parameter("publish_markers", value=False),
+                 Parameter("diagnostics_period_s", value=60.0), Parameter("max_rate_hz", value=0.0),
+                 Parameter("image_qos", value="reliable")]
+    with running_node(overrides, peer="bad_camera", threads=1) as (node, peer):
+        got: list[DiagnosticStatus] = []
+        peer.create_subscription(DiagnosticArray, "/diagnostics",
+                                 lambda m: got.extend(s for s in m.status if "contact" in s.name), 50)
+        pub = peer.create_publisher(Image, "image", 10)
+        assert wait_for(lambda: pub.get_subscription_count() or None, 30.0)
+        image = conversions.rgb_to_image(rgb, Header(frame_id="camera_optical"))
+        image.encoding = "32FC1"  # refused: a depth image
+        for k in range(5):
+            image.header.stamp.sec = 100 + k
+            pub.publish(image)
+            assert wait_for(lambda k=k: node._stats.errors > k or None, 30.0), "the bad frame was not seen"
+        assert wait_for(lambda: got or None, 10.0), "no diagnostics for the first bad frame"
+        time.sleep(0.5)  # what else was on its way arrives
+        errors = [s for s in got if s.level == DiagnosticStatus.ERROR]
+        assert len(errors) == 1 and "frame 100.000" in errors[0].message, [s.message for s in got]
+        assert node._stats.errors == 5 and "frame 104.000" in node._stats.last_error
