@@ -33,7 +33,7 @@ from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray
 from ivlm_ros.spin import limit_malloc_arenas, spin_until_shutdown
 from ivlm_ros.srv import EstimateContact
-from ivlm_ros.transport import TRANSPORT_SETTINGS, Inputs
+from ivlm_ros.transport import TRANSPORT_SETTINGS, Inputs, apply_dds_profile
 
 PARAMETERS: dict[str, Setting] = SETTINGS | TRANSPORT_SETTINGS  # each is also in config/contact.yaml
 
@@ -302,8 +302,11 @@ def _stamp_ns(header: Any) -> int:
 
 
 def main(args: list[str] | None = None) -> None:
-    """`ros2 run ivlm_ros contact_node`: the node, unconfigured (launch files drive the lifecycle)."""
+    """`ros2 run ivlm_ros contact_node`: the node, unconfigured (launch files drive the lifecycle), in a
+    process with the shipped Fast DDS profile unless FASTDDS_DEFAULT_PROFILES_FILE says otherwise."""
     limit_malloc_arenas()  # cleanup then gives back what configure took (see bench/lifecycle_churn.py)
+    dds = apply_dds_profile()  # full-size frames from best-effort cameras arrive whole
     rclpy.init(args=args)
     node = ContactNode()
+    node.get_logger().info(dds)
     spin_until_shutdown(node, node._release)

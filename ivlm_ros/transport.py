@@ -156,6 +156,39 @@ class StampRate:
 STARVED_RATIO = 0.8  # below this share of the sent frames arriving, diagnostics warn
 HD_FRAME_BYTES = 1280 * 720 * 3  # frame size assumed for the hints while none has arrived
 NODE_PROFILE = "config/fastdds_node.xml"
+PROFILE_VARIABLE = "FASTDDS_DEFAULT_PROFILES_FILE"
+
+
+def shipped_dds_profile() -> Path | None:
+    """The installed share/ivlm_ros/config/fastdds_node.xml, else the source tree's; None if neither."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        candidates = [Path(get_package_share_directory("ivlm_ros")) / NODE_PROFILE]
+    except (ImportError, PackageNotFoundError):
+        candidates = []
+    candidates.append(Path(__file__).resolve().parents[1] / NODE_PROFILE)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def apply_dds_profile(environ: dict[str, str] | None = None) -> str:
+    """Give this process the shipped Fast DDS profile for large frames (README "Large images") unless
+    FASTDDS_DEFAULT_PROFILES_FILE is already set (a user's profile, or '' for Fast DDS's defaults) or
+    the middleware is not Fast DDS. Call before rclpy.init. Returns what was decided, for the log."""
+    env = os.environ if environ is None else environ
+    rmw = env.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    if not rmw.startswith("rmw_fastrtps"):
+        return f"DDS profile: none ({rmw} is not Fast DDS)"
+    if env.get(PROFILE_VARIABLE) == "":  # '' = none; Fast DDS itself would log an error for it
+        del env[PROFILE_VARIABLE]
+        return f"DDS profile: none ({PROFILE_VARIABLE}='': Fast DDS's defaults)"
+    if PROFILE_VARIABLE in env:
+        return f"DDS profile: {env[PROFILE_VARIABLE]} (from {PROFILE_VARIABLE})"
+    profile = shipped_dds_profile()
+    if profile is None:
+        return f"DDS profile: none ({NODE_PROFILE} is not installed)"
+    env[PROFILE_VARIABLE] = str(profile)
+    return f"DDS profile: {profile} (shipped; set {PROFILE_VARIABLE} to choose another, '' for none)"
 
 
 def best_effort_hints(frame_bytes: int, environ: dict[str, str] | None = None,

@@ -35,7 +35,8 @@ ARGUMENTS = {
     "fastdds_profile": (EnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", default_value=NODE_PROFILE),
                         "FASTDDS_DEFAULT_PROFILES_FILE of the contact node: the variable if set, else the "
                         "shipped config/fastdds_node.xml (UDP with a large receive buffer: HD frames from a "
-                        "best-effort camera arrive whole); '' = Fast DDS defaults"),
+                        "best-effort camera arrive whole; the node's executable applies the same default); "
+                        "'' = Fast DDS defaults"),
 }
 
 
@@ -44,8 +45,8 @@ def _nodes(context: LaunchContext) -> list:
     overrides = {"backend": arg["backend"]} if arg["backend"] else {}
     remaps = [("image", arg["image"]), ("image/compressed", arg["image"] + "/compressed"),
               ("camera_info", arg["camera_info"]), ("detections", arg["detections"])]
-    # large images: the node's Fast DDS profile (README "Large images")
-    env = {"FASTDDS_DEFAULT_PROFILES_FILE": arg["fastdds_profile"]} if arg["fastdds_profile"] else {}
+    # large images: the node's Fast DDS profile (README "Large images"; '' reaches the node as "none")
+    env = {"FASTDDS_DEFAULT_PROFILES_FILE": arg["fastdds_profile"]}
     node = LifecycleNode(package="ivlm_ros", executable="contact_node", name=arg["node_name"],
                          namespace=arg["namespace"], output="screen", additional_env=env,
                          parameters=[arg["params_file"], overrides], remappings=remaps)

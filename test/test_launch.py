@@ -133,7 +133,7 @@ def test_ctrl_c_stops_every_process_cleanly(launched):
 
 def test_launch_applies_the_large_image_dds_profile_to_the_node(launched):
     """The node gets the installed config/fastdds_node.xml (test_transport measures what it does)."""
-    got, *_ = launched
+    got, _, _, output = launched
     assert got["node_env"], "the contact node process was not found"
     from ament_index_python.packages import get_package_share_directory
 
@@ -141,3 +141,4 @@ def test_launch_applies_the_large_image_dds_profile_to_the_node(launched):
     profile = got["node_env"].get("FASTDDS_DEFAULT_PROFILES_FILE")
     assert profile == os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", str(shipped))
     assert Path(profile).read_bytes() == (REPO / "config" / "fastdds_node.xml").read_bytes()
+    assert f"DDS profile: {profile} (from FASTDDS_DEFAULT_PROFILES_FILE)" in output  # the node took it

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,14 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from ivlm_core.types import CameraIntrinsics  # noqa: E402
-from ivlm_ros.transport import FRAME_DEPTH, StampRate, best_effort_hints, matched_qos  # noqa: E402
+from ivlm_ros.transport import (  # noqa: E402
+    FRAME_DEPTH,
+    StampRate,
+    apply_dds_profile,
+    best_effort_hints,
+    matched_qos,
+    shipped_dds_profile,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CAMERA = REPO / "bench" / "camera_transport.py"
@@ -159,3 +167,37 @@ def test_a_publisher_that_delivers_nothing_for_the_whole_horizon_is_reported_wit
         for hint in best_effort_hints(1280 * 720 * 3):
             assert hint in warning
         peer.destroy_publisher(pub)
+
+
+def test_the_node_process_takes_the_shipped_dds_profile_unless_told_otherwise():
+    shipped = shipped_dds_profile()
+    assert shipped is not None and shipped.read_bytes() == (REPO / "config" / "fastdds_node.xml").read_bytes()
+    env: dict[str, str] = {}
+    assert "shipped" in apply_dds_profile(env) and env == {"FASTDDS_DEFAULT_PROFILES_FILE": str(shipped)}
+    env = {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_dds.xml"}  # the user's own profile stays
+    assert "/etc/my_dds.xml" in apply_dds_profile(env)
+    assert env == {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_dds.xml"}
+    env = {"FASTDDS_DEFAULT_PROFILES_FILE": ""}  # '' = none: removed, Fast DDS would log an XML error for it
+    assert "Fast DDS's defaults" in apply_dds_profile(env) and env == {}
+    env = {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}
+    assert "not Fast DDS" in apply_dds_profile(env) and "FASTDDS_DEFAULT_PROFILES_FILE" not in env
+
+
+def test_ros2_run_contact_node_applies_the_profile_itself():
+    """An integrator's own launch file starts the executable without our launch file's environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FASTDDS_")}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.Popen([sys.executable, "-c", "from ivlm_ros.contact_node import main; main()"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "DDS profile:" in line or len(lines) > 200:
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    (logged,) = [line for line in lines if "DDS profile:" in line] or ["".join(lines)[-2000:]]
+    assert f"DDS profile: {shipped_dds_profile()} (shipped" in logged
