@@ -208,14 +208,13 @@ def contact_report(result: ContactResult, config: ReportConfig | None = None) ->
 class PlacedObject:
     """One detected object placed in 3D, in the camera frame (metres).
 
-    pose: (4, 4) object mesh -> camera frame, as ContactReport.object_pose; scale: the mesh's scale.
-    box_centre (3,) and box_size (3,): the bounding box of the placed mesh, centred in the camera frame,
-    sized along the object's own axes (rotated by the pose).
+    pose: (4, 4) object mesh -> camera frame, as ContactReport.object_pose; quality: its
+    reconstruction_quality. box_centre (3,) and box_size (3,): the bounding box of the placed (scaled)
+    mesh, centred in the camera frame, sized along the object's own axes (rotated by the pose).
     """
 
     detection: Detection
     pose: np.ndarray
-    scale: float
     quality: float
     box_centre: np.ndarray
     box_size: np.ndarray
@@ -238,7 +237,7 @@ def placed_objects(reports: Sequence[ContactReport]) -> list[PlacedObject]:
         lo, hi = vertices.min(axis=0), vertices.max(axis=0)
         R, t = report.object_pose[:3, :3], report.object_pose[:3, 3]
         placed.append(PlacedObject(detection=report.result.obj, pose=report.object_pose,
-                                   scale=report.object_scale, quality=report.reconstruction_quality,
+                                   quality=report.reconstruction_quality,
                                    box_centre=R @ (report.object_scale * (lo + hi) / 2) + t,
                                    box_size=report.object_scale * (hi - lo)))
     return placed

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ivlm_core.diagnostics import WARN, FrameStats
+from ivlm_core.rate_limit import RateLimit
 
 # The adaptive wait never drops below this: a fast detector's delay jitters (a loaded machine, a burst of
 # objects), and a frame given up too early is a frame lost; it only delays the "no detections" report.
@@ -133,29 +134,6 @@ class FramePairer:
         """Forget waiting images and detections (deactivate); measured delays are kept."""
         self._images.clear()
         self._detections.clear()
-
-
-class RateLimit:
-    """At most `rate_hz` starts per second on average, from a stream that arrives faster (0 = no limit).
-
-    Starts are scheduled one period apart (`due` advances by the period), not a period after the
-    last start: frames that arrive at 15 Hz under a 10 Hz limit are then taken at 10 Hz, where "a
-    period since the last start" takes every second one (7.5 Hz). A start is never sooner than half
-    a period after the previous one, so a late frame does not let a burst through.
-    """
-
-    def __init__(self, rate_hz: float = 0.0) -> None:
-        self.rate_hz = rate_hz
-        self._due = float("-inf")
-
-    def wait_s(self, now: float) -> float:
-        """Seconds until a start is allowed (0: now)."""
-        return max(self._due - now, 0.0) if self.rate_hz > 0 else 0.0
-
-    def start(self, now: float) -> None:
-        """Record a start at `now` (monotonic seconds)."""
-        period = 1.0 / self.rate_hz if self.rate_hz > 0 else 0.0
-        self._due = max(self._due + period, now + period / 2)
 
 
 class FrameQueue:

@@ -25,8 +25,9 @@ from visualization_msgs.msg import MarkerArray
 
 from ivlm_core.contact_report import placed_objects
 from ivlm_core.diagnostics import ERROR, WARN, FrameStats
-from ivlm_core.pairing import FramePairer, FrameQueue, RateLimit
+from ivlm_core.pairing import FramePairer, FrameQueue
 from ivlm_core.pipeline import ContactPipeline
+from ivlm_core.rate_limit import RateLimit
 from ivlm_core.settings import SETTINGS, Setting, check_changes, check_settings, unknown_names
 from ivlm_core.types import CameraIntrinsics, Detection
 from ivlm_ros import conversions, markers

@@ -23,6 +23,7 @@ from ivlm_core.body import BodyModel
 from ivlm_core.colours import CONTACT_RGB, GRASP_RGB, OBJECT_RGB, contact_rgb
 from ivlm_core.contact_report import ContactReport
 from ivlm_core.decimation import DecimatedMesh, decimate
+from ivlm_core.rate_limit import RateLimit
 from ivlm_core.types import ContactResult
 
 
@@ -134,7 +135,7 @@ class MarkerWorker:
         self._on_error = on_error
         self._cond = threading.Condition()
         self._job: tuple[Any, ...] | None = None
-        self._last = 0.0
+        self._rate = RateLimit()  # marker_rate_hz, set per offer (a live parameter)
         self._running = True
         self._thread = threading.Thread(target=self._run, name="ivlm_marker_worker", daemon=True)
         self._thread.start()
@@ -143,9 +144,10 @@ class MarkerWorker:
               rate_hz: float) -> None:
         """Queue the frame (replacing an undrawn one) when markers are due."""
         now = time.monotonic()
-        if self._pub.get_subscription_count() == 0 or now - self._last < 1.0 / rate_hz:
+        self._rate.rate_hz = rate_hz
+        if self._pub.get_subscription_count() == 0 or self._rate.wait_s(now) > 0:
             return
-        self._last = now
+        self._rate.start(now)
         with self._cond:
             self._job = (header, reports, person_ids)
             self._cond.notify_all()

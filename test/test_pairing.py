@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import threading
 
-import numpy as np
 import pytest
 
 from ivlm_core.diagnostics import ERROR, FrameStats
-from ivlm_core.pairing import MIN_WAIT_S, FramePairer, RateLimit
+from ivlm_core.pairing import MIN_WAIT_S, FramePairer
 
 
 def _run(pairer: FramePairer, delay_s: float, frames: int = 20, period_s: float = 0.1,
@@ -111,22 +110,3 @@ def test_a_published_status_and_its_last_error_agree_while_the_worker_reports():
         torn += level == ERROR and message != values["last_error"]
     thread.join()
     assert torn == 0
-
-
-@pytest.mark.parametrize(("input_hz", "limit_hz", "expected_hz"), [(15.0, 10.0, 10.0), (30.0, 10.0, 10.0),
-                                                                  (15.0, 4.0, 4.0), (5.0, 10.0, 5.0)])
-def test_rate_limit_takes_the_limit_from_a_faster_stream_and_everything_from_a_slower_one(
-        input_hz: float, limit_hz: float, expected_hz: float) -> None:
-    """A 15 Hz camera under max_rate_hz 10 is answered at 10 Hz (a period-since-last-start rule takes
-    every second frame: 7.5 Hz); never two starts closer than half a period; 0 = no limit."""
-    rate, starts = RateLimit(limit_hz), []
-    for i in range(int(20 * input_hz)):  # 20 s of frames, each taken at once if allowed
-        now = i / input_hz
-        if rate.wait_s(now) == 0.0:
-            rate.start(now)
-            starts.append(now)
-    assert len(starts) / 20.0 == pytest.approx(expected_hz, rel=0.02)
-    assert float(np.diff(starts).min()) >= 0.5 / limit_hz - 1e-9
-    unlimited = RateLimit(0.0)
-    unlimited.start(1.0)
-    assert unlimited.wait_s(1.0) == 0.0
