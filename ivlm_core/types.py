@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from ivlm_core.objects.mesh import ObjectMesh
 
 
+# Distortion models of sensor_msgs/CameraInfo (sensor_msgs/distortion_models.hpp) this code can evaluate
+DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant")
+# Below this shift of the image border (px) a lens is as good as a pinhole for boxes and keypoints
+DISTORTION_WARN_PX = 5.0
+
 # Field of view (per image axis) a pinhole camera can plausibly have: below 1 degree is a telescope,
 # above 170 degrees a fisheye that no pinhole K describes. Outside it, K is a unit or typing mistake
 # (fx = 1e-6 put contact points 80 km away; fx = 1e9 at 1.6e6 m).
@@ -129,6 +134,38 @@ class CameraIntrinsics:
                 f"camera is {self.width}x{self.height} but the {what} is {int(width)}x{int(height)}; "
                 "pass the CameraInfo of this image stream (or resize to the calibrated size)"
             )
+
+    def distortion_px(self, D: np.ndarray, model: str) -> float:
+        """How far (px) lens distortion `D` of `model` (sensor_msgs/CameraInfo) moves the image border
+        from where this pinhole K would see it: the largest shift, over the corners and edge midpoints,
+        between a ray's pinhole pixel and the pixel the lens model projects it to.
+
+        0 for no distortion (D all zero; an equidistant fisheye is never a pinhole); inf for a model
+        not in DISTORTION_MODELS, or coefficients OpenCV cannot use. This code treats images as
+        undistorted (pinhole K).
+        """
+        d = np.asarray(D, np.float64).ravel()
+        if model == "equidistant":
+            d = np.concatenate([d, np.zeros(4)])[:4]  # fisheye k1..k4; all zero is still a fisheye
+        elif not d.size or not np.any(d):
+            return 0.0
+        if model not in DISTORTION_MODELS or not np.all(np.isfinite(d)):
+            return float("inf")
+        import cv2
+
+        w, h = self.width, self.height
+        border = np.array([[0, 0], [w / 2, 0], [w, 0], [w, h / 2], [w, h], [w / 2, h], [0, h], [0, h / 2]],
+                          np.float64)
+        rays = self.backproject(border, np.ones(len(border))).reshape(-1, 1, 3)  # z = 1
+        zero = np.zeros(3)
+        try:  # where the lens puts the rays that a pinhole K puts on the border
+            if model == "equidistant":
+                seen, _ = cv2.fisheye.projectPoints(rays, zero, zero, self.K, d)
+            else:
+                seen, _ = cv2.projectPoints(rays, zero, zero, self.K, d)
+        except cv2.error:
+            return float("inf")
+        return float(np.max(np.linalg.norm(seen.reshape(-1, 2) - border, axis=-1)))
 
 
 @dataclass

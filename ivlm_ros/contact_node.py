@@ -8,6 +8,7 @@ Callbacks only store messages; one worker takes the newest image paired with its
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
@@ -29,7 +30,7 @@ from ivlm_core.pairing import FramePairer, FrameQueue
 from ivlm_core.pipeline import ContactPipeline
 from ivlm_core.rate_limit import RateLimit
 from ivlm_core.settings import SETTINGS, Setting, check_changes, check_settings, unknown_names
-from ivlm_core.types import CameraIntrinsics, Detection
+from ivlm_core.types import DISTORTION_MODELS, DISTORTION_WARN_PX, CameraIntrinsics, Detection
 from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray
 from ivlm_ros.spin import limit_malloc_arenas, spin_until_shutdown
@@ -214,7 +215,8 @@ class ContactNode(LifecycleNode):
         camera = None if info is None else conversions.camera_from_info(info)
         if camera is not None:
             camera.check_image_size(width, height)
-            return camera, []
+            topic = self._inputs.image_topic if self._inputs is not None else "image"
+            return camera, distortion_warnings(camera, info, topic)
         warnings = [] if info is None else [
             f"camera_info K is all zeros (an uncalibrated driver): using default_fov_deg = "
             f"{self.p['default_fov_deg']} deg; calibrate the camera for metric 3D"]
@@ -296,6 +298,19 @@ class ContactNode(LifecycleNode):
                                   hardware_id=f"ivlm_ros/{self.p['backend']}",
                                   values=[KeyValue(key=k, value=str(v)) for k, v in values.items()])
         pub.publish(DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()), status=[status]))
+
+
+def distortion_warnings(camera: CameraIntrinsics, info: CameraInfo, topic: str) -> list[str]:
+    """A warning when camera_info says the lens distorts the image noticeably and the image `topic` is
+    not a rectified one (image_proc names those image_rect*): the node sees images as pinhole K."""
+    shift = camera.distortion_px(info.d, info.distortion_model)
+    if shift <= DISTORTION_WARN_PX or "rect" in topic.rsplit("/", 1)[-1]:
+        return []
+    how = (f"moves the image border by up to {shift:.0f} px" if math.isfinite(shift) else
+           f"is not one this node can evaluate ({', '.join(DISTORTION_MODELS)})")
+    return [f"camera_info's '{info.distortion_model}' distortion {how}, but the node treats {topic} as "
+            f"undistorted (pinhole K): remap image to the rectified image (image_proc's image_rect) "
+            f"for accurate 3D"]
 
 
 def _stamp_ns(header: Any) -> int:

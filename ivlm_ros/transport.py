@@ -247,6 +247,12 @@ class Inputs:
         for sub in self._subs.values():
             sub.refresh()
 
+    @property
+    def image_topic(self) -> str:
+        """The resolved image topic (raw or compressed) the node subscribes to."""
+        sub = self._subs.get("image") or self._subs.get("image/compressed")
+        return sub.topic_name if sub is not None else "image"
+
     def status(self, now: float | None = None) -> tuple[dict[str, str], list[str]]:
         """Diagnostics values per topic ('input <topic>': rates and QoS) and the starved topics' warnings.
 

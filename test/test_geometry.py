@@ -86,3 +86,19 @@ def test_plausible_intrinsics_pass_and_all_zero_k_reads_as_uncalibrated():
     assert not CameraIntrinsics.is_uncalibrated(CameraIntrinsics.from_fov(640, 480).K)
     with pytest.raises(ValueError, match="field of view must be 1 to 170 deg"):
         CameraIntrinsics.from_fov(640, 480, 0.0)
+
+
+def test_distortion_px_is_how_far_the_lens_moves_the_image_border():
+    camera = CameraIntrinsics.from_fov(640, 480, 60.0)  # f = 554 px
+    assert camera.distortion_px([0.0] * 5, "plumb_bob") == 0.0 and camera.distortion_px([], "") == 0.0
+    # barrel distortion k1 = -0.3: the corner ray 400 px from the centre (r = 0.722 in K's units) lands at
+    # r_d = r (1 + k1 r^2) = 0.609, 62.6 px nearer the centre than a pinhole puts it
+    corner = camera.distortion_px([-0.3, 0.0, 0.0, 0.0, 0.0], "plumb_bob")
+    assert corner == pytest.approx(400.0 * 0.3 * (400.0 / camera.fx) ** 2, rel=1e-6)
+    assert camera.distortion_px([-0.01, 0.0, 0.0, 0.0, 0.0], "plumb_bob") < corner / 10  # mild lens
+    assert camera.distortion_px([-0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "rational_polynomial") == \
+        pytest.approx(corner)
+    assert camera.distortion_px([0.0] * 4, "equidistant") > 20.0  # a fisheye is never a pinhole
+    assert camera.distortion_px([0.1, 0.2, 0.3], "plumb_bob") == np.inf  # 3 coefficients: no model
+    assert camera.distortion_px([0.1], "kannala_brandt_unknown") == np.inf
+    assert camera.distortion_px([np.nan] * 5, "plumb_bob") == np.inf

@@ -29,6 +29,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from ivlm_core.types import CameraIntrinsics  # noqa: E402
+from ivlm_ros.contact_node import distortion_warnings  # noqa: E402
 from ivlm_ros.transport import (  # noqa: E402
     FRAME_DEPTH,
     StampRate,
@@ -118,6 +119,22 @@ def test_uncalibrated_camera_info_falls_back_to_default_fov_with_a_warning(node)
     calibrated = CameraInfo(width=640, height=480, k=[500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0])
     camera, warnings = node._camera(640, 480, calibrated)
     assert camera.fx == 500.0 and not warnings
+
+
+def test_a_distorting_lens_on_a_raw_image_topic_is_warned_a_rectified_topic_is_not(node):
+    """camera_info's K and D describe the raw image; the node uses K as a pinhole, so a raw image from a
+    lens that bends its border by tens of pixels is named, with what to do (image_proc's image_rect)."""
+    k = [500.0, 0.0, 320.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
+    wide = CameraInfo(width=640, height=480, k=k, distortion_model="plumb_bob", d=[-0.3, 0.09, 0.0, 0.0, 0.0])
+    camera, (warning,) = node._camera(640, 480, wide)  # the node's image topic: /image
+    assert "'plumb_bob' distortion moves the image border by up to" in warning
+    assert "treats /image as undistorted" in warning and "image_rect" in warning
+    assert not distortion_warnings(camera, wide, "/camera/image_rect_color")
+    mild = CameraInfo(width=640, height=480, k=k, distortion_model="plumb_bob", d=[-0.005, 0.0, 0.0, 0.0])
+    assert not node._camera(640, 480, mild)[1]
+    odd = CameraInfo(width=640, height=480, k=k, distortion_model="kannala_brandt", d=[0.1, 0.0, 0.0, 0.0])
+    (warning,) = node._camera(640, 480, odd)[1]
+    assert "'kannala_brandt' distortion is not one this node can evaluate (plumb_bob" in warning
 
 
 def test_best_effort_hd_camera_in_another_process_reaches_a_node_with_the_shipped_dds_profile():
