@@ -109,7 +109,8 @@ class ContactNode(LifecycleNode):
         self._inputs.subscribe(CameraInfo, "camera_info", self._on_camera_info)
         if p["use_detections"]:
             msg_type, self._convert_detections, _ = conversions.detection_messages(p["detections_type"])
-            self._inputs.subscribe(msg_type, "detections", self._on_detections, depth=10)
+            # a detector may skip frames without objects: the pairing reports frames left unpaired
+            self._inputs.subscribe(msg_type, "detections", self._on_detections, depth=10, streams=False)
         pairer = FramePairer(p["pairing_tolerance_s"], p["detection_wait_s"],
                              use_detections=p["use_detections"])
         self._queue = FrameQueue(pairer, self._stats, p["max_rate_hz"])

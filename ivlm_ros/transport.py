@@ -227,12 +227,20 @@ class Inputs:
         self._subs: dict[str, MatchedSubscription] = {}
         self._rates: dict[str, StampRate] = {}
         self._bytes: dict[str, int] = {}  # size of the last message's data, per topic
+        self._quiet: set[str] = set()  # topics that may fall silent (see subscribe)
         self._timer = node.create_timer(0.25, self.refresh)  # publishers come and go: look 4 times a second
 
     def subscribe(self, msg_type: type, topic: str, callback: Callable[[Any], None],
-                  depth: int = FRAME_DEPTH) -> None:
-        """Subscribe `callback` to `topic`, keeping the last `depth` messages until it takes them."""
+                  depth: int = FRAME_DEPTH, streams: bool = True) -> None:
+        """Subscribe `callback` to `topic`, keeping the last `depth` messages until it takes them.
+
+        streams: its publishers send every message (a camera), so gaps and silence are starvation;
+        False for topics that may rightly skip messages (a detector that publishes only when it sees
+        something): their rates are shown, never warned about.
+        """
         rate = self._rates[topic] = StampRate()
+        if not streams:
+            self._quiet.add(topic)
 
         def on_message(msg: Any) -> None:
             stamp = msg.header.stamp
@@ -275,7 +283,7 @@ class Inputs:
                                                      f"{rate.expected_hz:.1f} Hz sent ({qos})")
                 if rate.ratio < STARVED_RATIO:
                     problem = f"{rate.ratio:.0%} of the sent messages arrive"
-            if problem is not None:
+            if problem is not None and topic not in self._quiet:
                 hints = [] if sub.reliable else best_effort_hints(self._bytes.get(topic, HD_FRAME_BYTES))
                 advice = "; ".join(hints) or "see README 'Large images' (DDS set-up) or image_qos"
                 warnings.append(f"{sub.topic_name}: {problem} ({qos}); {advice}")
@@ -285,7 +293,7 @@ class Inputs:
         self._node.destroy_timer(self._timer)
         for sub in self._subs.values():
             sub.destroy()
-        self._subs, self._rates = {}, {}
+        self._subs, self._rates, self._quiet = {}, {}, set()
 
 
 # The node's input settings (see ivlm_core.settings), owned next to what they configure.

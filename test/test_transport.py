@@ -30,6 +30,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from ivlm_core.types import CameraIntrinsics  # noqa: E402
 from ivlm_ros.contact_node import distortion_warnings  # noqa: E402
+from ivlm_ros.msg import ObjectDetectionArray  # noqa: E402
 from ivlm_ros.transport import (  # noqa: E402
     FRAME_DEPTH,
     StampRate,
@@ -174,20 +175,23 @@ def test_best_effort_hints_name_what_on_this_host_loses_large_frames(tmp_path):
 def test_a_publisher_that_delivers_nothing_for_the_whole_horizon_is_reported_with_the_hints():
     """A best-effort camera whose frames all get lost looks, from the node, like a silent publisher:
     diagnostics say so once it has been there for the rate horizon (10 s), with this host's hints."""
-    overrides = [Parameter("use_detections", value=False), Parameter("publish_markers", value=False)]
+    overrides = [Parameter("detections_type", value="ivlm"), Parameter("publish_markers", value=False)]
     with running_node(overrides, peer="silent_camera", threads=1) as (node, peer):
         pub = peer.create_publisher(Image, "image", QoSProfile(depth=1, reliability=BEST_EFFORT))
-        image = node._inputs._subs["image"]
-        assert wait_for(lambda: image.publishers == 1 or None, 30.0), "the publisher was not seen"
-        since = image.publishers_since
+        detector = peer.create_publisher(ObjectDetectionArray, "detections", 10)  # may rightly be quiet
+        image, detections = node._inputs._subs["image"], node._inputs._subs["detections"]
+        assert wait_for(lambda: (image.publishers == 1 and detections.publishers == 1) or None, 30.0)
+        since = max(image.publishers_since, detections.publishers_since)
         _, warnings = node._inputs.status(now=since + 5.0)
         assert not [w for w in warnings if w.startswith("/image")]  # just appeared: not yet starved
         _, warnings = node._inputs.status(now=since + 10.5)
         (warning,) = [w for w in warnings if w.startswith("/image")]
         assert "1 publisher(s), no message arrived in 10 s (best effort)" in warning
+        assert not [w for w in warnings if w.startswith("/detections")]  # a detector may skip frames
         for hint in best_effort_hints(1280 * 720 * 3):
             assert hint in warning
         peer.destroy_publisher(pub)
+        peer.destroy_publisher(detector)
 
 
 def test_the_node_process_takes_the_shipped_dds_profile_unless_told_otherwise():
