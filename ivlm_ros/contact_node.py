@@ -35,7 +35,7 @@ from ivlm_ros import conversions, markers
 from ivlm_ros.msg import ContactArray
 from ivlm_ros.spin import limit_malloc_arenas, spin_until_shutdown
 from ivlm_ros.srv import EstimateContact
-from ivlm_ros.transport import TRANSPORT_SETTINGS, Inputs, apply_dds_profile
+from ivlm_ros.transport import TRANSPORT_SETTINGS, Inputs, apply_dds_profile, rectified_topic
 
 PARAMETERS: dict[str, Setting] = SETTINGS | TRANSPORT_SETTINGS  # each is also in config/contact.yaml
 
@@ -211,12 +211,12 @@ class ContactNode(LifecycleNode):
         self._publish_problem()
 
     def _camera(self, width: int, height: int, info: CameraInfo | None) -> tuple[CameraIntrinsics, list[str]]:
-        """The frame's intrinsics and, for an uncalibrated CameraInfo (K all zeros), the warning why
-        default_fov_deg is used."""
-        camera = None if info is None else conversions.camera_from_info(info)
+        """The frame's intrinsics (P for a rectified image topic, else K) and the warnings that go with
+        them: an uncalibrated CameraInfo (K all zeros; default_fov_deg is used), a distorting lens."""
+        topic = self._inputs.image_topic if self._inputs is not None else "image"
+        camera = None if info is None else conversions.camera_from_info(info, rectified_topic(topic))
         if camera is not None:
             camera.check_image_size(width, height)
-            topic = self._inputs.image_topic if self._inputs is not None else "image"
             return camera, distortion_warnings(camera, info, topic)
         warnings = [] if info is None else [
             f"camera_info K is all zeros (an uncalibrated driver): using default_fov_deg = "
@@ -304,8 +304,10 @@ class ContactNode(LifecycleNode):
 def distortion_warnings(camera: CameraIntrinsics, info: CameraInfo, topic: str) -> list[str]:
     """A warning when camera_info says the lens distorts the image noticeably and the image `topic` is
     not a rectified one (image_proc names those image_rect*): the node sees images as pinhole K."""
+    if rectified_topic(topic):
+        return []
     shift = camera.distortion_px(info.d, info.distortion_model)
-    if shift <= DISTORTION_WARN_PX or "rect" in topic.rsplit("/", 1)[-1]:
+    if shift <= DISTORTION_WARN_PX:
         return []
     how = (f"moves the image border by up to {shift:.0f} px" if math.isfinite(shift) else
            f"is not one this node can evaluate ({', '.join(DISTORTION_MODELS)})")

@@ -171,16 +171,21 @@ def rgb_to_image(rgb: np.ndarray, header: Any, encoding: str = "rgb8") -> Image:
     return msg
 
 
-def camera_from_info(msg: CameraInfo) -> CameraIntrinsics | None:
-    """sensor_msgs/CameraInfo -> CameraIntrinsics (K only; rectified images are assumed).
+def camera_from_info(msg: CameraInfo, rectified: bool = False) -> CameraIntrinsics | None:
+    """sensor_msgs/CameraInfo -> pinhole CameraIntrinsics of the image it goes with.
 
-    None when K is all zeros: what drivers of uncalibrated cameras publish (sensor_msgs/CameraInfo:
-    "K = 0 ... indicates an uncalibrated camera"); the caller falls back to an assumed field of view.
-    Raises ValueError for other implausible intrinsics or an empty size, as CameraIntrinsics checks.
+    K describes the raw image; for a `rectified` image (image_proc's image_rect) the intrinsics are the
+    left 3x3 of P (sensor_msgs/CameraInfo: P holds "the intrinsic (camera) matrix of the processed
+    (rectified) image"), or K where a driver leaves P all zeros. None when K is all zeros: what drivers
+    of uncalibrated cameras publish ("K = 0 ... indicates an uncalibrated camera"); the caller falls
+    back to an assumed field of view. ValueError for other implausible intrinsics or an empty size.
     """
     K = np.asarray(msg.k, np.float64).reshape(3, 3)
     if CameraIntrinsics.is_uncalibrated(K):
         return None
+    P = np.asarray(msg.p, np.float64).reshape(3, 4)[:, :3]
+    if rectified and not CameraIntrinsics.is_uncalibrated(P):
+        K = P
     return CameraIntrinsics(K=K, width=int(msg.width), height=int(msg.height))
 
 

@@ -153,6 +153,14 @@ class StampRate:
         return RateReport(expected_hz=1.0 / period, received_hz=received)
 
 
+def rectified_topic(topic: str) -> bool:
+    """Whether an image topic carries rectified images, by image_proc's names (image_rect,
+    image_rect_color, and their compressed sub-topics)."""
+    parts = topic.rstrip("/").split("/")
+    name = parts[-2] if parts[-1] in ("compressed", "theora", "zstd") and len(parts) > 1 else parts[-1]
+    return name.startswith("image_rect")
+
+
 STARVED_RATIO = 0.8  # below this share of the sent frames arriving, diagnostics warn
 HD_FRAME_BYTES = 1280 * 720 * 3  # frame size assumed for the hints while none has arrived
 NODE_PROFILE = "config/fastdds_node.xml"

@@ -112,6 +112,19 @@ def test_camera_info_round_trip_and_nan_rejected():
         conversions.camera_from_info(bad)
 
 
+def test_a_rectified_image_takes_p_a_raw_one_k():
+    """sensor_msgs/CameraInfo: K is the raw image's camera, P's left 3x3 the rectified image's (a
+    calibration's P differs from K by the rectification's new camera matrix)."""
+    k = [520.0, 0.0, 322.0, 0.0, 518.0, 243.0, 0.0, 0.0, 1.0]
+    p = [480.0, 0.0, 318.0, 0.0, 0.0, 479.0, 240.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info = CameraInfo(width=640, height=480, k=k, p=p, distortion_model="plumb_bob", d=[-0.3, 0.1, 0, 0, 0])
+    np.testing.assert_allclose(conversions.camera_from_info(info).K.ravel(), k)
+    rect = conversions.camera_from_info(info, rectified=True)
+    assert (rect.fx, rect.fy, rect.cx, rect.cy) == (480.0, 479.0, 318.0, 240.0)
+    info.p = [0.0] * 12  # a driver that leaves P empty: K it is
+    np.testing.assert_allclose(conversions.camera_from_info(info, rectified=True).K.ravel(), k)
+
+
 def _detections() -> list[Detection]:
     return [Detection("person", np.array([10.0, 20.0, 110.0, 220.0]), 0.9, id="7"),
             Detection("cup", np.array([50.0, 60.0, 80.0, 100.0]), 0.6)]

@@ -37,6 +37,7 @@ from ivlm_ros.transport import (  # noqa: E402
     apply_dds_profile,
     best_effort_hints,
     matched_qos,
+    rectified_topic,
     shipped_dds_profile,
 )
 
@@ -131,6 +132,10 @@ def test_a_distorting_lens_on_a_raw_image_topic_is_warned_a_rectified_topic_is_n
     assert "'plumb_bob' distortion moves the image border by up to" in warning
     assert "treats /image as undistorted" in warning and "image_rect" in warning
     assert not distortion_warnings(camera, wide, "/camera/image_rect_color")
+    for topic, rectified in (("/camera/image_rect", True), ("/camera/image_rect_color/compressed", True),
+                             ("image_rect", True), ("/camera/image_raw", False), ("/image", False),
+                             ("/camera/rect/image_raw", False), ("/camera/image_raw/compressed", False)):
+        assert rectified_topic(topic) is rectified, topic
     mild = CameraInfo(width=640, height=480, k=k, distortion_model="plumb_bob", d=[-0.005, 0.0, 0.0, 0.0])
     assert not node._camera(640, 480, mild)[1]
     odd = CameraInfo(width=640, height=480, k=k, distortion_model="kannala_brandt", d=[0.1, 0.0, 0.0, 0.0])
