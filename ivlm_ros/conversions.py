@@ -179,14 +179,26 @@ def camera_from_info(msg: CameraInfo, rectified: bool = False) -> CameraIntrinsi
     (rectified) image"), or K where a driver leaves P all zeros. None when K is all zeros: what drivers
     of uncalibrated cameras publish ("K = 0 ... indicates an uncalibrated camera"); the caller falls
     back to an assumed field of view. ValueError for other implausible intrinsics or an empty size.
+
+    Binning and region of interest (REP 104): K and P describe the full sensor; an image binned by
+    binning_x/y (0 = 1) or cut to a non-zero `roi` gets them shifted by the ROI's offset and divided by
+    the binning, and its size is the ROI's (else width x height) over the binning (as image_geometry's
+    PinholeCameraModel.fromCameraInfo).
     """
     K = np.asarray(msg.k, np.float64).reshape(3, 3)
     if CameraIntrinsics.is_uncalibrated(K):
         return None
     P = np.asarray(msg.p, np.float64).reshape(3, 4)[:, :3]
-    if rectified and not CameraIntrinsics.is_uncalibrated(P):
-        K = P
-    return CameraIntrinsics(K=K, width=int(msg.width), height=int(msg.height))
+    M = (P if rectified and not CameraIntrinsics.is_uncalibrated(P) else K).copy()
+    bx, by = max(1, int(msg.binning_x)), max(1, int(msg.binning_y))
+    roi = msg.roi
+    if roi.x_offset or roi.y_offset or roi.width or roi.height:
+        x0, y0, width, height = roi.x_offset, roi.y_offset, roi.width, roi.height
+    else:
+        x0, y0, width, height = 0, 0, msg.width, msg.height
+    M[0, :3] = [M[0, 0] / bx, M[0, 1] / bx, (M[0, 2] - x0) / bx]
+    M[1, 1:3] = [M[1, 1] / by, (M[1, 2] - y0) / by]
+    return CameraIntrinsics(K=M, width=int(width) // bx, height=int(height) // by)
 
 
 def camera_to_info(camera: CameraIntrinsics, header: Any) -> CameraInfo:

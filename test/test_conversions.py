@@ -182,3 +182,22 @@ def test_contact_message_lists_vertices_above_threshold_with_their_points():
     assert q.w == pytest.approx(np.cos(np.pi / 4)) and q.z == pytest.approx(np.sin(np.pi / 4))
     assert (msg.person_roi.x_offset, msg.person_roi.width) == (10, 100)
     assert msg.body_parts == ["right_hand"] and msg.evidence == ["prior:cup->hands"]
+
+
+def test_binning_and_roi_give_the_intrinsics_of_the_image_that_was_sent():
+    """REP 104: K describes the full sensor; a 2x2-binned or ROI-cut image (a driver's binning and roi
+    fields) has its principal point shifted and focal length divided, as image_geometry computes."""
+    k = [1000.0, 0.0, 640.0, 0.0, 1000.0, 360.0, 0.0, 0.0, 1.0]
+    binned = conversions.camera_from_info(CameraInfo(width=1280, height=720, k=k, binning_x=2, binning_y=2))
+    assert (binned.width, binned.height, binned.fx, binned.fy, binned.cx, binned.cy) == (
+        640, 360, 500.0, 500.0, 320.0, 180.0)
+    info = CameraInfo(width=1280, height=720, k=k)
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 320, 120, 640, 480
+    cut = conversions.camera_from_info(info)
+    assert (cut.width, cut.height, cut.fx, cut.cx, cut.cy) == (640, 480, 1000.0, 320.0, 240.0)
+    info.binning_x = info.binning_y = 2
+    both = conversions.camera_from_info(info)
+    assert (both.width, both.height, both.fx, both.cx, both.cy) == (320, 240, 500.0, 160.0, 120.0)
+    info.binning_x = 5000  # a binning larger than the image leaves nothing
+    with pytest.raises(ValueError, match="camera size must be positive"):
+        conversions.camera_from_info(info)
