@@ -123,6 +123,16 @@ def test_uncalibrated_camera_info_falls_back_to_default_fov_with_a_warning(node)
     assert camera.fx == 500.0 and not warnings
 
 
+def test_a_binned_camera_is_answered_at_the_size_it_sends(node):
+    """A driver that bins 2x2 sends 640x360 frames with the full sensor's 1280x720 CameraInfo."""
+    k = [1000.0, 0.0, 640.0, 0.0, 1000.0, 360.0, 0.0, 0.0, 1.0]
+    binned = CameraInfo(width=1280, height=720, k=k, binning_x=2, binning_y=2)
+    camera, warnings = node._camera(640, 360, binned)
+    assert (camera.width, camera.height, camera.fx, camera.cx) == (640, 360, 500.0, 320.0) and not warnings
+    with pytest.raises(ValueError, match="camera is 1280x720 but the image is 640x360"):
+        node._camera(640, 360, CameraInfo(width=1280, height=720, k=k))  # binning not said: refused
+
+
 def test_a_distorting_lens_on_a_raw_image_topic_is_warned_a_rectified_topic_is_not(node):
     """camera_info's K and D describe the raw image; the node uses K as a pinhole, so a raw image from a
     lens that bends its border by tens of pixels is named, with what to do (image_proc's image_rect)."""
