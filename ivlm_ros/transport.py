@@ -205,7 +205,7 @@ def best_effort_hints(frame_bytes: int, environ: dict[str, str] | None = None,
 
     Checks what this process can see: the discovery range (under LOCALHOST rmw_fastrtps adds the
     shared-memory transport whose 0.5 MB segment drops big best-effort frames), whether the node runs
-    with a Fast DDS profile (contact.launch.py gives it NODE_PROFILE), and the kernel's cap on socket
+    with a Fast DDS profile (`apply_dds_profile` gives it NODE_PROFILE), and the kernel's cap on socket
     receive buffers (Linux allocates twice the request, capped at twice net.core.rmem_max).
     """
     env = os.environ if environ is None else environ
@@ -214,9 +214,9 @@ def best_effort_hints(frame_bytes: int, environ: dict[str, str] | None = None,
         hints.append("ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST puts shared memory under every participant "
                      "and large best-effort frames are dropped in the camera's segment: make the camera "
                      "publish reliable or start it with config/fastdds_camera_shm.xml")
-    if not env.get("FASTDDS_DEFAULT_PROFILES_FILE"):
-        hints.append(f"FASTDDS_DEFAULT_PROFILES_FILE is not set: run the node with {NODE_PROFILE} "
-                     "(contact.launch.py does)")
+    if not env.get(PROFILE_VARIABLE):
+        hints.append(f"{PROFILE_VARIABLE} is not set: run the node with {NODE_PROFILE} (the contact_node "
+                     "executable and contact.launch.py do)")
     try:
         limit = int(rmem_max.read_text().split()[0])
     except (OSError, ValueError, IndexError):
