@@ -27,12 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-PHOTO = REPO / "test" / "data" / "player" / "man_holding_drink_glass.jpg"
-LABELS = REPO / "test" / "data" / "player" / "labels.json"
 SIZES = ((640, 480), (1280, 720), (1920, 1080))
 DDS_VARIABLES = ("FASTDDS_BUILTIN_TRANSPORTS", "FASTDDS_DEFAULT_PROFILES_FILE")
 STOCK_ENV = {k: v for k, v in os.environ.items() if k not in DDS_VARIABLES}  # a stock camera driver's
@@ -54,6 +51,7 @@ def camera(width: int, height: int, rate_hz: float, seconds: float, reliable: bo
     from sensor_msgs.msg import CameraInfo, Image
     from std_msgs.msg import Header
 
+    from bench.node_flood import photo_frame
     from ivlm_core.types import CameraIntrinsics
     from ivlm_ros import conversions
 
@@ -61,8 +59,7 @@ def camera(width: int, height: int, rate_hz: float, seconds: float, reliable: bo
     node = rclpy.create_node("bench_camera")
     image_pub = node.create_publisher(Image, "image", _qos(reliable))
     info_pub = node.create_publisher(CameraInfo, "camera_info", _qos(True, 10))
-    rgb = cv2.resize(cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB), (width, height),
-                     interpolation=cv2.INTER_AREA)
+    rgb, _ = photo_frame(width, height)
     image = conversions.rgb_to_image(rgb, Header(frame_id="camera_optical"), "rgb8")
     info = conversions.camera_to_info(CameraIntrinsics.from_fov(width, height, 60.0), image.header)
     deadline = time.monotonic() + wait_s
@@ -88,14 +85,10 @@ def detector(width: int, height: int, delay_s: float) -> None:
     """Answer every CameraInfo with detections of the photo's person and cup (boxes scaled), same stamp."""
     import rclpy
 
-    from ivlm_core.types import Detection
+    from bench.node_flood import photo_frame
     from ivlm_ros import conversions
 
-    pair = json.loads(LABELS.read_text())[0]["pairs"][0]
-    sx, sy = width / 375.0, height / 500.0
-    scale = np.array([sx, sy, sx, sy])
-    dets = [Detection("person", np.array(pair["person_box_xyxy"], float) * scale, 0.9, id="p1"),
-            Detection(pair["object"], np.array(pair["box_xyxy"], float) * scale, 0.8, id="o1")]
+    _, dets = photo_frame(width, height)
     try:
         from vision_msgs.msg import Detection2DArray
 

@@ -34,8 +34,8 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
-from bench.node_flood import _frame  # the flood bench's 640x480 cup frame and its labelled boxes
 from bench.node_flood import _rss_mb as rss_mb
+from bench.node_flood import photo_frame  # the flood bench's 640x480 cup frame and its labelled boxes
 from ivlm_core.types import CameraIntrinsics
 from ivlm_ros import conversions
 from ivlm_ros.contact_node import ContactNode
@@ -68,7 +68,7 @@ def main() -> None:
 
     if not args.default_arenas:
         limit_malloc_arenas()  # as the contact_node executable does
-    rgb, detections = _frame()
+    rgb, detections = photo_frame()
     rclpy.init()
     node = ContactNode(parameter_overrides=[
         Parameter("backend", value=args.backend), Parameter("detections_type", value="ivlm"),

@@ -49,13 +49,14 @@ PHOTO = REPO / "test" / "data" / "player" / "man_holding_drink_glass.jpg"
 WARMUP_S = 5.0
 
 
-def _frame() -> tuple[np.ndarray, list[Detection]]:
+def photo_frame(width: int = 640, height: int = 480) -> tuple[np.ndarray, list[Detection]]:
+    """The team's cup photo as a (height, width, 3) RGB frame, with its labelled boxes scaled to it."""
     rgb = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
-    sx, sy = 640 / rgb.shape[1], 480 / rgb.shape[0]
+    sx, sy = width / rgb.shape[1], height / rgb.shape[0]
     scale = np.array([sx, sy, sx, sy])
     dets = [Detection(d.label, d.box_xyxy * scale, d.score, d.id)
             for d in load_labels(str(PHOTO.with_name("labels.json")))[PHOTO.name]]
-    return cv2.resize(rgb, (640, 480), interpolation=cv2.INTER_AREA), dets
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), dets
 
 
 def _rss_mb(pid: int) -> float:
@@ -114,7 +115,7 @@ def main() -> int:
         {kv.key: kv.value for s in m.status if s.name.startswith("contact_node") for kv in s.values}), 10)
     if args.markers:
         node.create_subscription(MarkerArray, f"/{ns}/contact_markers", lambda m: None, 1)
-    rgb, dets = _frame()
+    rgb, dets = photo_frame()
     camera = CameraIntrinsics.from_fov(640, 480, 60.0)
     try:
         t0 = time.monotonic()
