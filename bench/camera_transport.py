@@ -87,6 +87,7 @@ def detector(width: int, height: int, delay_s: float) -> None:
 
     from bench.node_flood import photo_frame
     from ivlm_ros import conversions
+    from ivlm_ros.spin import spin_until_shutdown
 
     _, dets = photo_frame(width, height)
     try:
@@ -108,13 +109,7 @@ def detector(width: int, height: int, delay_s: float) -> None:
         pub.publish(convert(dets, info.header))
 
     node.create_subscription(CameraInfo, "camera_info", on_info, _qos(True, 10))
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_until_shutdown(node)  # Ctrl-C ends it cleanly
 
 
 def role_command(role: str, width: int, height: int, **options: object) -> list[str]:
